@@ -1,0 +1,109 @@
+"""Per-kind channel settings: what an operator configures for each platform.
+
+Each kind names the field that routes webhooks to the channel (its routing key)
+and the fields that are secrets (write-only: accepted, stored, never shown).
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+
+
+class ChannelSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    routing_field: ClassVar[str | None] = None
+    secret_fields: ClassVar[frozenset[str]] = frozenset()
+
+    def routing_key(self) -> str | None:
+        if self.routing_field is None:
+            return None
+        value = getattr(self, self.routing_field)
+        return str(value) if value is not None else None
+
+    def stored(self) -> dict[str, Any]:
+        """Every value, secrets revealed: what goes into the database."""
+        out: dict[str, Any] = {}
+        for name, value in self:
+            if isinstance(value, SecretStr):
+                out[name] = value.get_secret_value()
+            elif isinstance(value, list):
+                out[name] = [v.get_secret_value() if isinstance(v, SecretStr) else v for v in value]
+            else:
+                out[name] = value
+        return out
+
+    def public(self) -> dict[str, Any]:
+        """The non-secret values: what the API may show."""
+        return {
+            name: value for name, value in self.stored().items() if name not in self.secret_fields
+        }
+
+    def configured_secrets(self) -> list[str]:
+        return sorted(name for name in self.secret_fields if getattr(self, name))
+
+
+class WhatsAppSettings(ChannelSettings):
+    routing_field: ClassVar[str | None] = "phone_number_id"
+    secret_fields: ClassVar[frozenset[str]] = frozenset(
+        {"access_token", "app_secret", "previous_app_secrets", "verify_token"}
+    )
+
+    phone_number_id: str = Field(min_length=1, max_length=64, pattern=r"^\d+$")
+    access_token: SecretStr
+    app_secret: SecretStr
+    verify_token: SecretStr
+    # Secrets still accepted while a rotation is rolled out.
+    previous_app_secrets: list[SecretStr] = Field(default_factory=list, max_length=5)
+
+
+class InstagramSettings(ChannelSettings):
+    routing_field: ClassVar[str | None] = "account_id"
+    secret_fields: ClassVar[frozenset[str]] = frozenset(
+        {"access_token", "app_secret", "previous_app_secrets", "verify_token"}
+    )
+
+    account_id: str = Field(min_length=1, max_length=64, pattern=r"^\d+$")
+    access_token: SecretStr
+    app_secret: SecretStr
+    verify_token: SecretStr
+    previous_app_secrets: list[SecretStr] = Field(default_factory=list, max_length=5)
+
+
+class SmsSettings(ChannelSettings):
+    routing_field: ClassVar[str | None] = "phone_number"
+    secret_fields: ClassVar[frozenset[str]] = frozenset({"auth_token", "previous_auth_tokens"})
+
+    phone_number: str = Field(min_length=2, max_length=32)
+    account_sid: str = Field(pattern=r"^AC[0-9a-fA-F]{32}$")
+    auth_token: SecretStr
+    previous_auth_tokens: list[SecretStr] = Field(default_factory=list, max_length=5)
+
+    @field_validator("phone_number")
+    @classmethod
+    def _e164(cls, value: str) -> str:
+        digits = value.replace(" ", "").replace("-", "")
+        if not digits.startswith("+") or not digits[1:].isdigit() or len(digits) < 8:
+            raise ValueError("must be an E.164 number such as +15550123456")
+        return digits
+
+
+class GenericSettings(ChannelSettings):
+    """A source that posts normalized JSON with an organization API key."""
+
+
+SETTINGS_BY_KIND: dict[str, type[ChannelSettings]] = {
+    "whatsapp": WhatsAppSettings,
+    "instagram": InstagramSettings,
+    "sms": SmsSettings,
+    "generic": GenericSettings,
+}
+
+KINDS: tuple[str, ...] = tuple(SETTINGS_BY_KIND)
+
+
+def settings_model(kind: str) -> type[ChannelSettings]:
+    """The settings model of a channel kind; KeyError for an unknown kind."""
+    return SETTINGS_BY_KIND[kind]

@@ -1,0 +1,10 @@
+"""REST endpoints, one module per resource."""
+
+from ..web.endpoint import Operation
+from . import api_keys, auth, channels, contacts, conversations, leads, organization, users
+
+OPERATIONS: list[Operation] = [
+    op
+    for module in (auth, organization, users, api_keys, channels, contacts, leads, conversations)
+    for op in module.api.operations
+]

@@ -1,0 +1,128 @@
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import ValidationError
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import col, select
+
+from connectors.settings import ChannelSettings, settings_model
+
+from ..errors import Conflict, validation_failed
+from ..models import Channel, Conversation
+from ..schemas.channels import ChannelCreate, ChannelPatch, ChannelPublic
+from ..schemas.common import Page, PageQuery
+from ..web.endpoint import Context, Endpoints
+from .common import apply_changes, count, get_owned
+
+api = Endpoints("channels")
+
+
+def parse_settings(kind: str, values: dict[str, Any]) -> ChannelSettings:
+    try:
+        return settings_model(kind).model_validate(values)
+    except ValidationError as exc:
+        raise validation_failed(exc, prefix=("settings",)) from None
+
+
+def channel_public(channel: Channel) -> ChannelPublic:
+    parsed = settings_model(channel.kind).model_validate(channel.settings)
+    return ChannelPublic(
+        id=channel.id,  # type: ignore[arg-type]
+        organization_id=channel.organization_id,
+        kind=channel.kind,  # type: ignore[arg-type]
+        name=channel.name,
+        routing_key=channel.routing_key,
+        settings=parsed.public(),
+        configured_secrets=parsed.configured_secrets(),
+        is_active=channel.is_active,
+        created_at=channel.created_at,
+        updated_at=channel.updated_at,
+    )
+
+
+def _routing_conflict(channel: Channel) -> Conflict:
+    return Conflict(
+        f"Another {channel.kind} channel already uses {channel.routing_key!r}",
+        {"routing_key": channel.routing_key},
+    )
+
+
+@api.get("/api/channels", summary="List channels (admin)", query=PageQuery,
+         response=Page[ChannelPublic], role="admin")
+async def list_channels(ctx: Context[PageQuery, None]) -> Page[ChannelPublic]:
+    q = ctx.query
+    stmt = select(Channel).where(Channel.organization_id == ctx.org_id)
+    async with ctx.state.db.session() as session:
+        total = await count(session, stmt)
+        rows = await session.exec(stmt.order_by(col(Channel.id)).limit(q.limit).offset(q.offset))
+        items = [channel_public(r) for r in rows]
+    return Page.of(items, total=total, limit=q.limit, offset=q.offset)
+
+
+@api.post("/api/channels", summary="Connect a channel (admin)", body=ChannelCreate,
+          response=ChannelPublic, status=201, role="admin")
+async def create_channel(ctx: Context[None, ChannelCreate]) -> ChannelPublic:
+    body = ctx.body
+    parsed = parse_settings(body.kind, body.settings)
+    channel = Channel(
+        organization_id=ctx.org_id,
+        kind=body.kind,
+        name=body.name,
+        routing_key=parsed.routing_key(),
+        settings=parsed.stored(),
+        is_active=body.is_active,
+    )
+    async with ctx.state.db.session() as session:
+        session.add(channel)
+        try:
+            await session.commit()
+        except IntegrityError:
+            raise _routing_conflict(channel) from None
+    return channel_public(channel)
+
+
+@api.get("/api/channels/{channel_id:int}", summary="Get a channel (admin)",
+         response=ChannelPublic, role="admin")
+async def get_channel(ctx: Context[None, None]) -> ChannelPublic:
+    async with ctx.state.db.session() as session:
+        channel = await get_owned(session, Channel, ctx.path["channel_id"], ctx.org_id)
+    return channel_public(channel)
+
+
+@api.patch("/api/channels/{channel_id:int}",
+           summary="Update a channel; settings merge, omitted secrets are kept (admin)",
+           body=ChannelPatch, response=ChannelPublic, role="admin")
+async def update_channel(ctx: Context[None, ChannelPatch]) -> ChannelPublic:
+    changes = ctx.body.model_dump(include=ctx.body_fields, exclude={"settings"})
+    async with ctx.state.db.session() as session:
+        channel = await get_owned(session, Channel, ctx.path["channel_id"], ctx.org_id)
+        if ctx.body.settings is not None:
+            parsed = parse_settings(channel.kind, {**channel.settings, **ctx.body.settings})
+            changes["settings"] = parsed.stored()
+            changes["routing_key"] = parsed.routing_key()
+        changes = {k: v for k, v in changes.items() if v is not None}
+        if apply_changes(channel, changes):
+            session.add(channel)
+            try:
+                await session.commit()
+            except IntegrityError:
+                raise _routing_conflict(channel) from None
+    return channel_public(channel)
+
+
+@api.delete("/api/channels/{channel_id:int}",
+            summary="Delete a channel without conversations; deactivate one that has some (admin)",
+            role="admin")
+async def delete_channel(ctx: Context[None, None]) -> None:
+    async with ctx.state.db.session() as session:
+        channel = await get_owned(session, Channel, ctx.path["channel_id"], ctx.org_id)
+        used = await session.exec(
+            select(Conversation.id).where(Conversation.channel_id == channel.id).limit(1)
+        )
+        if used.first() is not None:
+            raise Conflict(
+                "This channel has conversations; deactivate it instead (is_active: false)"
+            )
+        await session.delete(channel)
+        await session.commit()

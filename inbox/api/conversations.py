@@ -1,0 +1,182 @@
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Select
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from ..errors import field_error
+from ..models import Channel, Contact, Conversation, Message, User
+from ..schemas.common import Page
+from ..schemas.conversations import (
+    ChannelRef,
+    ContactRef,
+    ConversationPatch,
+    ConversationPublic,
+    ConversationQuery,
+    CursorPagination,
+    LastMessage,
+    MessagePage,
+    MessagePublic,
+    MessageQuery,
+)
+from ..web.endpoint import Context, Endpoints
+from .common import apply_changes, count, dialect_of, get_owned, json_array_contains
+
+api = Endpoints("conversations")
+
+
+def _with_refs() -> Select[Any]:
+    return (
+        select(Conversation, Contact.name, Channel.kind, Channel.name)
+        .join(Contact, col(Contact.id) == Conversation.contact_id)
+        .join(Channel, col(Channel.id) == Conversation.channel_id)
+    )
+
+
+def conversation_public(
+    conv: Conversation, contact_name: str | None, channel_kind: str, channel_name: str
+) -> ConversationPublic:
+    return ConversationPublic(
+        id=conv.id,  # type: ignore[arg-type]
+        organization_id=conv.organization_id,
+        status=conv.status,  # type: ignore[arg-type]
+        contact_id=conv.contact_id,
+        contact=ContactRef(id=conv.contact_id, name=contact_name),
+        channel_id=conv.channel_id,
+        channel=ChannelRef(id=conv.channel_id, kind=channel_kind, name=channel_name),
+        assignee_id=conv.assignee_id,
+        labels=conv.labels,
+        unread_count=conv.unread_count,
+        last_message_at=conv.last_message_at,
+        last_message=LastMessage(preview=conv.last_message_preview, at=conv.last_message_at),
+        first_response_seconds=conv.first_response_seconds,
+        created_at=conv.created_at,
+        updated_at=conv.updated_at,
+    )
+
+
+async def load_conversation(
+    session: AsyncSession, conversation_id: int, org_id: int
+) -> ConversationPublic:
+    row = (
+        await session.exec(
+            _with_refs().where(
+                Conversation.id == conversation_id, Conversation.organization_id == org_id
+            )
+        )
+    ).first()
+    if row is None:
+        await get_owned(session, Conversation, conversation_id, org_id)  # raises NotFound
+    return conversation_public(*row)
+
+
+@api.get("/api/conversations", summary="List conversations, newest activity first",
+         query=ConversationQuery, response=Page[ConversationPublic])
+async def list_conversations(ctx: Context[ConversationQuery, None]) -> Page[ConversationPublic]:
+    q = ctx.query
+    stmt = _with_refs().where(Conversation.organization_id == ctx.org_id)
+    if q.status:
+        stmt = stmt.where(Conversation.status == q.status)
+    if q.assignee == "me":
+        stmt = stmt.where(Conversation.assignee_id == ctx.principal.user_id)
+    elif q.assignee == "none":
+        stmt = stmt.where(col(Conversation.assignee_id).is_(None))
+    if q.assignee_id is not None:
+        stmt = stmt.where(Conversation.assignee_id == q.assignee_id)
+    if q.channel_id is not None:
+        stmt = stmt.where(Conversation.channel_id == q.channel_id)
+    if q.contact_id is not None:
+        stmt = stmt.where(Conversation.contact_id == q.contact_id)
+    if q.unread is True:
+        stmt = stmt.where(Conversation.unread_count > 0)
+    elif q.unread is False:
+        stmt = stmt.where(Conversation.unread_count == 0)
+    async with ctx.state.db.session() as session:
+        if q.label:
+            stmt = stmt.where(json_array_contains(dialect_of(session), Conversation.labels, q.label))
+        total = await count(session, stmt)
+        ordered = stmt.order_by(
+            col(Conversation.last_message_at).desc().nulls_last(), col(Conversation.id).desc()
+        )
+        rows = await session.exec(ordered.limit(q.limit).offset(q.offset))
+        items = [conversation_public(*row) for row in rows]
+    return Page.of(items, total=total, limit=q.limit, offset=q.offset)
+
+
+@api.get("/api/conversations/{conversation_id:int}", summary="Get a conversation",
+         response=ConversationPublic)
+async def get_conversation(ctx: Context[None, None]) -> ConversationPublic:
+    async with ctx.state.db.session() as session:
+        return await load_conversation(session, ctx.path["conversation_id"], ctx.org_id)
+
+
+async def _change(ctx: Context[Any, Any], changes: dict[str, Any]) -> ConversationPublic:
+    conversation_id = ctx.path["conversation_id"]
+    async with ctx.tx() as tx:
+        conv = await get_owned(tx.session, Conversation, conversation_id, ctx.org_id)
+        assignee_id = changes.get("assignee_id")
+        if assignee_id is not None:
+            user = await tx.session.get(User, assignee_id)
+            if user is None or user.organization_id != ctx.org_id or not user.is_active:
+                raise field_error("assignee_id", f"no active user {assignee_id} in this organization")
+        if apply_changes(conv, changes):
+            tx.session.add(conv)
+            await tx.session.flush()
+            public = await load_conversation(tx.session, conversation_id, ctx.org_id)
+            tx.emit("conversation.updated", public.model_dump(mode="json"))
+            return public
+    async with ctx.state.db.session() as session:
+        return await load_conversation(session, conversation_id, ctx.org_id)
+
+
+@api.patch("/api/conversations/{conversation_id:int}",
+           summary="Change status, assignee or labels", body=ConversationPatch,
+           response=ConversationPublic)
+async def update_conversation(ctx: Context[None, ConversationPatch]) -> ConversationPublic:
+    changes = ctx.body.model_dump(include=ctx.body_fields)
+    for name in ("status", "labels"):
+        if changes.get(name, ...) is None:
+            changes.pop(name)
+    return await _change(ctx, changes)
+
+
+@api.post("/api/conversations/{conversation_id:int}/read",
+          summary="Mark a conversation read (unread count to zero)", response=ConversationPublic)
+async def mark_read(ctx: Context[None, None]) -> ConversationPublic:
+    return await _change(ctx, {"unread_count": 0})
+
+
+@api.get("/api/conversations/{conversation_id:int}/messages",
+         summary="Messages of a conversation, oldest first, by cursor",
+         query=MessageQuery, response=MessagePage)
+async def list_messages(ctx: Context[MessageQuery, None]) -> MessagePage:
+    """Without a cursor: the latest `limit` messages. `before`: older ones; `after`: newer ones."""
+    q = ctx.query
+    async with ctx.state.db.session() as session:
+        conv = await get_owned(session, Conversation, ctx.path["conversation_id"], ctx.org_id)
+        base = select(Message).where(Message.conversation_id == conv.id)
+        total = await count(session, base)
+        if q.after is not None:
+            stmt = base.where(col(Message.id) > q.after).order_by(col(Message.id).asc())
+        else:
+            stmt = base.order_by(col(Message.id).desc())
+            if q.before is not None:
+                stmt = stmt.where(col(Message.id) < q.before)
+        rows = list(await session.exec(stmt.limit(q.limit + 1)))
+    has_more = len(rows) > q.limit
+    rows = rows[: q.limit]
+    if q.after is None:
+        rows.reverse()
+    items = [MessagePublic.model_validate(m) for m in rows]
+    return MessagePage(
+        data=items,
+        pagination=CursorPagination(
+            total=total,
+            limit=q.limit,
+            has_more=has_more,
+            before=items[0].id if items else None,
+            after=items[-1].id if items else q.after,
+        ),
+    )

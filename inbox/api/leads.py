@@ -1,0 +1,140 @@
+from __future__ import annotations
+
+from typing import Any
+
+from sqlmodel import col, select
+
+from ..errors import field_error
+from ..models import Contact, Lead, utcnow
+from ..schemas.common import Page
+from ..schemas.contacts import ContactPublic
+from ..schemas.leads import LeadCreate, LeadPatch, LeadPublic, LeadQuery, LeadReplace
+from ..services.outbox import Transaction
+from ..web.endpoint import Context, Endpoints
+from .common import apply_changes, count, get_owned, search_any
+
+api = Endpoints("leads")
+
+
+def lead_data(lead: Lead) -> dict[str, Any]:
+    return LeadPublic.model_validate(lead).model_dump(mode="json")
+
+
+async def _check_contact(tx: Transaction, contact_id: int | None) -> None:
+    if contact_id is not None:
+        await get_owned(tx.session, Contact, contact_id, tx.organization_id)
+
+
+@api.get("/api/leads", summary="List leads", query=LeadQuery, response=Page[LeadPublic])
+async def list_leads(ctx: Context[LeadQuery, None]) -> Page[LeadPublic]:
+    q = ctx.query
+    stmt = select(Lead).where(Lead.organization_id == ctx.org_id)
+    if q.status:
+        stmt = stmt.where(Lead.status == q.status)
+    if q.source:
+        stmt = stmt.where(Lead.source == q.source)
+    if q.q:
+        stmt = stmt.where(search_any(q.q, Lead.name, Lead.email, Lead.phone, Lead.company))
+    column = col(getattr(Lead, q.sort))
+    order = column.asc() if q.order == "asc" else column.desc()
+    tiebreak = col(Lead.id).asc() if q.order == "asc" else col(Lead.id).desc()
+    async with ctx.state.db.session() as session:
+        total = await count(session, stmt)
+        rows = await session.exec(stmt.order_by(order, tiebreak).limit(q.limit).offset(q.offset))
+        items = [LeadPublic.model_validate(r) for r in rows]
+    return Page.of(items, total=total, limit=q.limit, offset=q.offset)
+
+
+@api.post("/api/leads", summary="Create a lead", body=LeadCreate, response=LeadPublic, status=201)
+async def create_lead(ctx: Context[None, LeadCreate]) -> LeadPublic:
+    async with ctx.tx() as tx:
+        await _check_contact(tx, ctx.body.contact_id)
+        lead = Lead(organization_id=ctx.org_id, **ctx.body.model_dump())
+        tx.session.add(lead)
+        await tx.session.flush()
+        tx.emit("lead.created", lead_data(lead))
+    return LeadPublic.model_validate(lead)
+
+
+@api.get("/api/leads/{lead_id:int}", summary="Get a lead", response=LeadPublic)
+async def get_lead(ctx: Context[None, None]) -> LeadPublic:
+    async with ctx.state.db.session() as session:
+        lead = await get_owned(session, Lead, ctx.path["lead_id"], ctx.org_id)
+    return LeadPublic.model_validate(lead)
+
+
+async def _update(ctx: Context[Any, Any], changes: dict[str, Any]) -> LeadPublic:
+    async with ctx.tx() as tx:
+        lead = await get_owned(tx.session, Lead, ctx.path["lead_id"], ctx.org_id)
+        if "contact_id" in changes:
+            await _check_contact(tx, changes["contact_id"])
+        if changes.get("status") == "converted" and lead.converted_at is None:
+            changes["converted_at"] = utcnow()
+        if apply_changes(lead, changes):
+            if not lead.name and not lead.email:
+                raise field_error("name", "a lead needs a name or an email")
+            tx.session.add(lead)
+            await tx.session.flush()
+            tx.emit("lead.updated", lead_data(lead))
+    return LeadPublic.model_validate(lead)
+
+
+@api.put(
+    "/api/leads/{lead_id:int}", summary="Replace a lead", body=LeadReplace, response=LeadPublic
+)
+async def replace_lead(ctx: Context[None, LeadReplace]) -> LeadPublic:
+    return await _update(ctx, ctx.body.model_dump())
+
+
+@api.patch(
+    "/api/leads/{lead_id:int}", summary="Update a lead", body=LeadPatch, response=LeadPublic
+)
+async def update_lead(ctx: Context[None, LeadPatch]) -> LeadPublic:
+    return await _update(ctx, ctx.body.model_dump(include=ctx.body_fields))
+
+
+@api.delete("/api/leads/{lead_id:int}", summary="Delete a lead")
+async def delete_lead(ctx: Context[None, None]) -> None:
+    async with ctx.tx() as tx:
+        lead = await get_owned(tx.session, Lead, ctx.path["lead_id"], ctx.org_id)
+        await tx.session.delete(lead)
+        tx.emit("lead.deleted", {"id": lead.id})
+
+
+@api.post(
+    "/api/leads/{lead_id:int}/convert",
+    summary="Convert a lead: mark it converted and make its contact a customer",
+    response=LeadPublic,
+)
+async def convert_lead(ctx: Context[None, None]) -> LeadPublic:
+    async with ctx.tx() as tx:
+        lead = await get_owned(tx.session, Lead, ctx.path["lead_id"], ctx.org_id)
+        now = utcnow()
+        contact = None
+        if lead.contact_id is not None:
+            contact = await tx.session.get(Contact, lead.contact_id)
+        if contact is None:
+            contact = Contact(
+                organization_id=ctx.org_id,
+                name=lead.name,
+                email=lead.email,
+                phone=lead.phone,
+                company=lead.company,
+                status="customer",
+            )
+            tx.session.add(contact)
+            await tx.session.flush()
+            tx.emit("contact.created", ContactPublic.model_validate(contact).model_dump(mode="json"))
+        elif apply_changes(contact, {"status": "customer"}):
+            tx.session.add(contact)
+            await tx.session.flush()
+            tx.emit("contact.updated", ContactPublic.model_validate(contact).model_dump(mode="json"))
+        apply_changes(
+            lead,
+            {"status": "converted", "contact_id": contact.id,
+             "converted_at": lead.converted_at or now},
+        )
+        tx.session.add(lead)
+        await tx.session.flush()
+        tx.emit("lead.updated", lead_data(lead))
+    return LeadPublic.model_validate(lead)

@@ -1,0 +1,100 @@
+from __future__ import annotations
+
+from typing import Any
+
+from sqlmodel import col, func, select
+
+from ..errors import AuthorizationFailed, Conflict
+from ..models import User
+from ..schemas.common import Page
+from ..schemas.users import UserCreate, UserPatch, UserPublic, UserQuery
+from ..security import hash_password
+from ..services.accounts import create_user
+from ..web.endpoint import Context, Endpoints
+from .common import apply_changes, count, get_owned
+
+api = Endpoints("users")
+
+
+@api.get("/api/users", summary="List users (admin)", query=UserQuery, response=Page[UserPublic],
+         role="admin")
+async def list_users(ctx: Context[UserQuery, None]) -> Page[UserPublic]:
+    q = ctx.query
+    stmt = select(User).where(User.organization_id == ctx.org_id)
+    if q.role:
+        stmt = stmt.where(User.role == q.role)
+    if q.active is not None:
+        stmt = stmt.where(User.is_active == q.active)
+    async with ctx.state.db.session() as session:
+        total = await count(session, stmt)
+        rows = await session.exec(stmt.order_by(col(User.id)).limit(q.limit).offset(q.offset))
+        items = [UserPublic.model_validate(r) for r in rows]
+    return Page.of(items, total=total, limit=q.limit, offset=q.offset)
+
+
+@api.post("/api/users", summary="Create a user (admin)", body=UserCreate, response=UserPublic,
+          status=201, role="admin")
+async def create_user(ctx: Context[None, UserCreate]) -> UserPublic:
+    if ctx.body.role == "owner":
+        ctx.principal.require("owner")
+    user = await create_user(
+        ctx.state.db, ctx.org_id, email=ctx.body.email, password=ctx.body.password,
+        role=ctx.body.role, name=ctx.body.name,
+    )
+    return UserPublic.model_validate(user)
+
+
+@api.get("/api/users/{user_id:int}", summary="Get a user (admin)", response=UserPublic,
+         role="admin")
+async def get_user(ctx: Context[None, None]) -> UserPublic:
+    async with ctx.state.db.session() as session:
+        user = await get_owned(session, User, ctx.path["user_id"], ctx.org_id)
+    return UserPublic.model_validate(user)
+
+
+async def _change_user(ctx: Context[Any, Any], changes: dict[str, Any]) -> UserPublic:
+    principal = ctx.principal
+    async with ctx.state.db.session() as session:
+        user = await get_owned(session, User, ctx.path["user_id"], ctx.org_id)
+        # Only an owner may touch an owner or make one.
+        if (user.role == "owner" or changes.get("role") == "owner") and not principal.has_role(
+            "owner"
+        ):
+            raise AuthorizationFailed("Only an owner can change an owner or grant ownership")
+        if user.id == principal.user_id and (
+            changes.get("is_active") is False or changes.get("role", user.role) != user.role
+        ):
+            raise Conflict("You cannot deactivate yourself or change your own role")
+        losing_owner = user.role == "owner" and (
+            changes.get("role", "owner") != "owner" or changes.get("is_active") is False
+        )
+        if losing_owner:
+            owners = await session.exec(
+                select(func.count()).where(
+                    User.organization_id == ctx.org_id, User.role == "owner", User.is_active
+                )
+            )
+            if owners.one() <= 1:
+                raise Conflict("The organization must keep at least one active owner")
+        if "password" in changes:
+            password = changes.pop("password")
+            if password is not None:
+                changes["password_hash"] = hash_password(password)
+        changes = {k: v for k, v in changes.items() if v is not None}
+        if apply_changes(user, changes):
+            session.add(user)
+            await session.commit()
+    return UserPublic.model_validate(user)
+
+
+@api.patch("/api/users/{user_id:int}", summary="Update a user (admin)", body=UserPatch,
+           response=UserPublic, role="admin")
+async def update_user(ctx: Context[None, UserPatch]) -> UserPublic:
+    return await _change_user(ctx, ctx.body.model_dump(include=ctx.body_fields))
+
+
+@api.post("/api/users/{user_id:int}/deactivate",
+          summary="Deactivate a user: their tokens stop working at once (admin)",
+          response=UserPublic, role="admin")
+async def deactivate_user(ctx: Context[None, None]) -> UserPublic:
+    return await _change_user(ctx, {"is_active": False})

@@ -1,0 +1,86 @@
+"""The composition root: builds the service's parts and wires them together."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import orjson
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
+from starlette.routing import Route
+
+from . import __version__
+from .api import OPERATIONS
+from .db import Database
+from .errors import ApiError, api_error_handler, http_error_handler, unhandled_error_handler
+from .settings import Settings, load_settings
+from .state import AppState
+from .web import health
+from .web.endpoint import as_route
+from .web.middleware import AccessLogMiddleware, BodyLimitMiddleware
+from .web.openapi import DOCS_HTML, HEALTH_PATHS, build_openapi
+
+log = logging.getLogger("inbox.app")
+
+
+def create_app(settings: Settings | None = None) -> Starlette:
+    settings = settings or load_settings()
+    state = AppState(settings=settings, db=Database(settings.database_url))
+    openapi = orjson.dumps(
+        build_openapi(
+            OPERATIONS, title="Unified Inbox API", version=__version__, extra_paths=HEALTH_PATHS
+        )
+    )
+
+    async def openapi_json(_request: Request) -> Response:
+        return Response(openapi, media_type="application/json")
+
+    async def docs(_request: Request) -> HTMLResponse:
+        return HTMLResponse(DOCS_HTML)
+
+    @asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        settings.signing_key  # noqa: B018 - resolve (and warn about) the key before serving
+        try:
+            yield
+        finally:
+            state.draining = True
+            await state.db.dispose()
+
+    middleware = [
+        Middleware(AccessLogMiddleware),
+        Middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes),
+    ]
+    if settings.allowed_origins:
+        middleware.append(
+            Middleware(
+                CORSMiddleware,
+                allow_origins=settings.allowed_origins,
+                allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+                allow_headers=["Authorization", "Content-Type", "X-Api-Key", "Idempotency-Key"],
+                max_age=600,
+            )
+        )
+    app = Starlette(
+        routes=[
+            *health.routes,
+            Route("/openapi.json", openapi_json, methods=["GET"]),
+            Route("/docs", docs, methods=["GET"]),
+            *(as_route(op) for op in OPERATIONS),
+        ],
+        middleware=middleware,
+        exception_handlers={
+            ApiError: api_error_handler,
+            HTTPException: http_error_handler,
+            Exception: unhandled_error_handler,
+        },
+        lifespan=lifespan,
+    )
+    app.state.inbox = state
+    return app

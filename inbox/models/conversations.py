@@ -1,0 +1,90 @@
+"""Channels, the conversations held on them, and their messages."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Column, Index, Text, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+from .types import BigIntId, JSONType, UTCDateTime, utcnow
+
+
+class Channel(SQLModel, table=True):
+    __tablename__ = "channels"
+    __table_args__ = (
+        # Webhooks find their channel by this key before they know the tenant.
+        UniqueConstraint("kind", "routing_key", name="uq_channel_routing"),
+        Index("ix_channels_org", "organization_id"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    organization_id: int = Field(foreign_key="organizations.id", ondelete="CASCADE")
+    kind: str = Field(max_length=16)
+    name: str = Field(max_length=200)
+    routing_key: str | None = Field(default=None, max_length=200)
+    settings: dict[str, Any] = Field(
+        default_factory=dict, sa_column=Column(JSONType, nullable=False)
+    )
+    is_active: bool = Field(default=True)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class Conversation(SQLModel, table=True):
+    __tablename__ = "conversations"
+    __table_args__ = (
+        Index("ix_conversations_org_activity", "organization_id", "last_message_at"),
+        Index("ix_conversations_org_status", "organization_id", "status"),
+        Index("ix_conversations_contact_channel", "contact_id", "channel_id"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    organization_id: int = Field(foreign_key="organizations.id", ondelete="CASCADE")
+    contact_id: int = Field(foreign_key="contacts.id", ondelete="CASCADE")
+    channel_id: int = Field(foreign_key="channels.id", ondelete="RESTRICT")
+    status: str = Field(default="open", max_length=16)
+    assignee_id: int | None = Field(default=None, foreign_key="users.id", ondelete="SET NULL")
+    labels: list[str] = Field(default_factory=list, sa_column=Column(JSONType, nullable=False))
+    unread_count: int = Field(default=0)
+    last_message_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    last_message_preview: str | None = Field(default=None, max_length=280)
+    first_response_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    first_response_seconds: float | None = Field(default=None)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class Message(SQLModel, table=True):
+    __tablename__ = "messages"
+    __table_args__ = (
+        # Platforms retry deliveries; this key turns a retry into a no-op.
+        UniqueConstraint("channel_id", "external_id", name="uq_message_external"),
+        Index("ix_messages_conversation", "conversation_id", "id"),
+        Index("ix_messages_org_created", "organization_id", "created_at"),
+        {"sqlite_autoincrement": True},
+    )
+
+    id: int | None = Field(default=None, sa_column=Column(BigIntId, primary_key=True))
+    organization_id: int = Field(foreign_key="organizations.id", ondelete="CASCADE")
+    conversation_id: int = Field(foreign_key="conversations.id", ondelete="CASCADE")
+    channel_id: int = Field(foreign_key="channels.id", ondelete="RESTRICT")
+    direction: str = Field(max_length=16)
+    sender_contact_id: int | None = Field(
+        default=None, foreign_key="contacts.id", ondelete="SET NULL"
+    )
+    sender_user_id: int | None = Field(default=None, foreign_key="users.id", ondelete="SET NULL")
+    content: str | None = Field(default=None, sa_column=Column(Text))
+    content_type: str = Field(default="text", max_length=32)
+    attachments: list[dict[str, Any]] = Field(
+        default_factory=list, sa_column=Column(JSONType, nullable=False)
+    )
+    private: bool = Field(default=False)
+    external_id: str | None = Field(default=None, max_length=255)
+    status: str = Field(max_length=16)
+    error_code: str | None = Field(default=None, max_length=64)
+    error: str | None = Field(default=None, sa_column=Column(Text))
+    platform_timestamp: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)

@@ -1,0 +1,1 @@
+"""The API's shapes: what requests may carry and what responses show."""

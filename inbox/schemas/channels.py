@@ -1,0 +1,38 @@
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import Field
+
+from .common import Input, Output
+
+ChannelKind = Literal["whatsapp", "instagram", "sms", "generic"]
+
+
+class ChannelCreate(Input):
+    kind: ChannelKind
+    name: str = Field(min_length=1, max_length=200)
+    settings: dict[str, Any] = Field(default_factory=dict)
+    is_active: bool = True
+
+
+class ChannelPatch(Input):
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    settings: dict[str, Any] | None = Field(
+        default=None, description="Merged into the stored settings; omitted secrets are kept."
+    )
+    is_active: bool | None = None
+
+
+class ChannelPublic(Output):
+    id: int
+    organization_id: int
+    kind: ChannelKind
+    name: str
+    routing_key: str | None
+    settings: dict[str, Any] = Field(description="Non-secret settings only.")
+    configured_secrets: list[str] = Field(description="Names of the secrets that are set.")
+    is_active: bool
+    created_at: datetime
+    updated_at: datetime

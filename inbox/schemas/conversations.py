@@ -1,0 +1,116 @@
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from .common import Input, Output, PageQuery
+from .fields import Tag
+
+ConversationStatus = Literal["open", "pending", "closed"]
+MessageDirection = Literal["inbound", "outbound"]
+MessageStatus = Literal["received", "queued", "sent", "delivered", "read", "failed"]
+
+
+class ContactRef(Output):
+    id: int
+    name: str | None
+
+
+class ChannelRef(Output):
+    id: int
+    kind: str
+    name: str
+
+
+class LastMessage(Output):
+    preview: str | None
+    at: datetime | None
+
+
+class ConversationPublic(Output):
+    id: int
+    organization_id: int
+    status: ConversationStatus
+    contact_id: int
+    contact: ContactRef
+    channel_id: int
+    channel: ChannelRef
+    assignee_id: int | None
+    labels: list[str]
+    unread_count: int
+    last_message_at: datetime | None
+    last_message: LastMessage
+    first_response_seconds: float | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class ConversationPatch(Input):
+    status: ConversationStatus | None = None
+    assignee_id: int | None = Field(default=None, ge=1, description="null unassigns.")
+    labels: list[Tag] | None = Field(default=None, max_length=50)
+
+    @field_validator("labels")
+    @classmethod
+    def _labels(cls, labels: list[str] | None) -> list[str] | None:
+        return list(dict.fromkeys(labels)) if labels is not None else None
+
+
+class ConversationQuery(PageQuery):
+    status: ConversationStatus | None = None
+    assignee_id: int | None = Field(default=None, ge=1)
+    assignee: Literal["me", "none"] | None = Field(
+        default=None, description="'me': assigned to the caller; 'none': unassigned."
+    )
+    channel_id: int | None = Field(default=None, ge=1)
+    contact_id: int | None = Field(default=None, ge=1)
+    unread: bool | None = None
+    label: str | None = Field(default=None, max_length=64)
+
+
+class MessagePublic(Output):
+    id: int
+    conversation_id: int
+    channel_id: int
+    direction: MessageDirection
+    sender_contact_id: int | None
+    sender_user_id: int | None
+    content: str | None
+    content_type: str
+    attachments: list[dict[str, Any]]
+    private: bool
+    external_id: str | None
+    status: MessageStatus
+    error_code: str | None
+    error: str | None
+    platform_timestamp: datetime | None
+    created_at: datetime
+
+
+class MessageQuery(Input):
+    before: int | None = Field(default=None, ge=1, description="Messages older than this id.")
+    after: int | None = Field(default=None, ge=0, description="Messages newer than this id.")
+    limit: int = Field(default=50, ge=1, le=200)
+
+    model_config = Input.model_config | {"extra": "ignore"}
+
+    @model_validator(mode="after")
+    def _one_cursor(self) -> MessageQuery:
+        if self.before is not None and self.after is not None:
+            raise ValueError("use either before or after, not both")
+        return self
+
+
+class CursorPagination(Output):
+    total: int
+    limit: int
+    has_more: bool
+    before: int | None = Field(description="Pass as ?before= for older messages.")
+    after: int | None = Field(description="Pass as ?after= for newer messages.")
+
+
+class MessagePage(Output):
+    data: list[MessagePublic]
+    pagination: CursorPagination

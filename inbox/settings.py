@@ -1,0 +1,135 @@
+"""Configuration, read once from the environment (``INBOX_`` prefix)."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from functools import cached_property
+from pathlib import Path
+from typing import Annotated, Literal
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from pydantic import AliasChoices, Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+log = logging.getLogger("inbox.settings")
+
+DEV_SECRET_FILE = ".inbox-secret-key"
+
+
+class ConfigError(Exception):
+    """A configuration value is missing or wrong; the message names the variable."""
+
+
+def async_database_url(url: str) -> str:
+    """Map the URL forms people paste (``postgres://``, ``sqlite:///x``) to async drivers."""
+    parts = urlsplit(url)
+    scheme = parts.scheme
+    if scheme in ("postgres", "postgresql", "postgresql+asyncpg"):
+        # asyncpg speaks ``ssl``, not libpq's ``sslmode``; PaaS URLs carry the latter.
+        query = [("ssl" if k == "sslmode" else k, v) for k, v in parse_qsl(parts.query)]
+        return urlunsplit(("postgresql+asyncpg", parts.netloc, parts.path, urlencode(query), ""))
+    if scheme in ("sqlite", "sqlite+aiosqlite"):
+        # Not through urlunsplit: it would fold sqlite:////abs/path into a host name.
+        return "sqlite+aiosqlite:" + url.split(":", 1)[1]
+    raise ValueError("must start with sqlite:///, postgresql:// or postgres://")
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="INBOX_", extra="ignore", frozen=True)
+
+    env: Literal["production", "development", "test"] = "production"
+    database_url: str = Field(
+        default="sqlite:///inbox.db",
+        validation_alias=AliasChoices("INBOX_DATABASE_URL", "DATABASE_URL"),
+    )
+    redis_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("INBOX_REDIS_URL", "REDIS_URL")
+    )
+    secret_key: str | None = Field(default=None, min_length=16)
+    public_url: str | None = None
+    allowed_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    access_token_ttl: int = Field(default=3600, ge=60, le=30 * 24 * 3600)
+    host: str = "127.0.0.1"
+    port: int = Field(
+        default=8000, ge=1, le=65535, validation_alias=AliasChoices("INBOX_PORT", "PORT")
+    )
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, value: str) -> str:
+        return async_database_url(value)
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        if urlsplit(value).scheme not in ("redis", "rediss", "unix"):
+            raise ValueError("must start with redis://, rediss:// or unix://")
+        return value
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_url(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValueError("must be an absolute http(s) URL, e.g. https://inbox.example.com")
+        return value.rstrip("/")
+
+    @field_validator("allowed_origins", mode="before")
+    @classmethod
+    def _origins(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [o.strip().rstrip("/") for o in value.split(",") if o.strip()]
+        return value
+
+    @model_validator(mode="after")
+    def _secret_required_outside_development(self) -> Settings:
+        if self.secret_key is None and self.env == "production":
+            raise ValueError(
+                "INBOX_SECRET_KEY is required (set INBOX_ENV=development to use a generated one)"
+            )
+        return self
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    @cached_property
+    def signing_key(self) -> str:
+        """The JWT key: configured, or in development a generated one kept on disk."""
+        if self.secret_key:
+            return self.secret_key
+        path = Path(DEV_SECRET_FILE)
+        if path.exists():
+            key = path.read_text().strip()
+        else:
+            key = secrets.token_urlsafe(48)
+            path.write_text(key + "\n")
+            path.chmod(0o600)
+        log.warning(
+            "INBOX_SECRET_KEY is not set: using the development key in %s. "
+            "Set INBOX_SECRET_KEY in production.",
+            path.resolve(),
+        )
+        return key
+
+
+def load_settings() -> Settings:
+    """Read the environment; raise ConfigError with one line naming the variable."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        loc = error["loc"][0] if error["loc"] else ""
+        # Fields read through an alias report the variable's own name.
+        name = str(loc) if str(loc).isupper() else f"INBOX_{str(loc).upper()}"
+        message = str(error["msg"]).removeprefix("Value error, ")
+        if not loc and message.startswith("INBOX_"):
+            raise ConfigError(message) from None
+        raise ConfigError(f"{name}: {message}") from None

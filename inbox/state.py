@@ -1,0 +1,20 @@
+"""The parts one running service shares, built once by the app factory."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from .db import Database
+from .services.outbox import EventSink, NullSink
+from .settings import Settings
+
+
+@dataclass
+class AppState:
+    settings: Settings
+    db: Database
+    events: EventSink = field(default_factory=NullSink)
+    draining: bool = False
+    # Extra /readyz checks by name, e.g. the broker when one is configured.
+    readiness_checks: dict[str, Callable[[], Awaitable[object]]] = field(default_factory=dict)

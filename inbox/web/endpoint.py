@@ -1,0 +1,186 @@
+"""Typed endpoints: one declaration gives validation, auth, the route and its OpenAPI entry."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+import orjson
+from pydantic import BaseModel, ValidationError
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from ..auth import Principal, Role, authenticate, credentials_from_headers
+from ..errors import MalformedRequest, UnsupportedMediaType, validation_failed
+from ..services.outbox import Transaction, transaction
+from ..state import AppState
+
+Q = TypeVar("Q", bound=BaseModel | None)
+B = TypeVar("B", bound=BaseModel | None)
+
+
+class Context(Generic[Q, B]):
+    """What an endpoint gets: the caller, validated input and the service's parts."""
+
+    def __init__(
+        self,
+        request: Request,
+        state: AppState,
+        principal: Principal | None,
+        query: Q,
+        body: B,
+        body_fields: frozenset[str],
+    ) -> None:
+        self.request = request
+        self.state = state
+        self._principal = principal
+        self.query = query
+        self.body = body
+        self.body_fields = body_fields
+        self.path: dict[str, Any] = dict(request.path_params)
+
+    @property
+    def principal(self) -> Principal:
+        assert self._principal is not None, "public endpoints have no principal"
+        return self._principal
+
+    @property
+    def org_id(self) -> int:
+        return self.principal.organization_id
+
+    @asynccontextmanager
+    async def tx(self) -> AsyncIterator[Transaction]:
+        async with transaction(self.state.db, self.org_id, self.state.events) as tx:
+            yield tx
+
+
+Handler = Callable[[Context[Any, Any]], Awaitable[Any]]
+
+
+@dataclass(frozen=True)
+class Operation:
+    method: str
+    path: str
+    handler: Handler
+    summary: str
+    tag: str
+    role: Role | None
+    query: type[BaseModel] | None
+    body: type[BaseModel] | None
+    response: type[BaseModel] | None
+    status: int
+    description: str | None = None
+
+    @property
+    def openapi_path(self) -> str:
+        return re.sub(r"{(\w+):\w+}", r"{\1}", self.path)
+
+    @property
+    def operation_id(self) -> str:
+        return self.handler.__name__
+
+
+class Endpoints:
+    """A group of operations under one OpenAPI tag."""
+
+    def __init__(self, tag: str) -> None:
+        self.tag = tag
+        self.operations: list[Operation] = []
+
+    def route(
+        self,
+        method: str,
+        path: str,
+        *,
+        summary: str,
+        response: type[BaseModel] | None = None,
+        query: type[BaseModel] | None = None,
+        body: type[BaseModel] | None = None,
+        status: int = 200,
+        role: Role | None = "agent",
+    ) -> Callable[[Handler], Handler]:
+        def register(handler: Handler) -> Handler:
+            doc = (handler.__doc__ or "").strip() or None
+            self.operations.append(
+                Operation(
+                    method, path, handler, summary, self.tag, role, query, body, response,
+                    status, doc,
+                )
+            )
+            return handler
+
+        return register
+
+    def get(self, path: str, **kw: Any) -> Callable[[Handler], Handler]:
+        return self.route("GET", path, **kw)
+
+    def post(self, path: str, **kw: Any) -> Callable[[Handler], Handler]:
+        return self.route("POST", path, **kw)
+
+    def put(self, path: str, **kw: Any) -> Callable[[Handler], Handler]:
+        return self.route("PUT", path, **kw)
+
+    def patch(self, path: str, **kw: Any) -> Callable[[Handler], Handler]:
+        return self.route("PATCH", path, **kw)
+
+    def delete(self, path: str, **kw: Any) -> Callable[[Handler], Handler]:
+        return self.route("DELETE", path, status=204, **kw)
+
+
+def json_response(model: BaseModel, status: int = 200) -> Response:
+    return Response(model.model_dump_json(), status_code=status, media_type="application/json")
+
+
+async def read_json_object(request: Request) -> dict[str, Any]:
+    content_type = request.headers.get("content-type", "application/json")
+    if "json" not in content_type:
+        raise UnsupportedMediaType("Send the body as JSON with Content-Type: application/json")
+    raw = await request.body()
+    if not raw.strip():
+        raise MalformedRequest("Request body is empty; expected a JSON object")
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise MalformedRequest(f"Request body is not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise MalformedRequest("Request body must be a JSON object")
+    return data
+
+
+def as_route(op: Operation) -> Route:
+    async def endpoint(request: Request) -> Response:
+        state: AppState = request.app.state.inbox
+        principal = None
+        if op.role is not None:
+            credential = credentials_from_headers(
+                request.headers.get("authorization"), request.headers.get("x-api-key")
+            )
+            principal = await authenticate(state.db, state.settings.signing_key, credential)
+            principal.require(op.role)
+        query = None
+        if op.query is not None:
+            try:
+                query = op.query.model_validate(dict(request.query_params))
+            except ValidationError as exc:
+                raise validation_failed(exc) from None
+        body, fields = None, frozenset[str]()
+        if op.body is not None:
+            data = await read_json_object(request)
+            try:
+                body = op.body.model_validate(data)
+            except ValidationError as exc:
+                raise validation_failed(exc) from None
+            fields = frozenset(body.model_fields_set)
+        result = await op.handler(Context(request, state, principal, query, body, fields))
+        if isinstance(result, Response):
+            return result
+        if result is None:
+            return Response(status_code=204)
+        return json_response(result, op.status)
+
+    endpoint.__name__ = op.operation_id
+    return Route(op.path, endpoint, methods=[op.method], name=op.operation_id)
