@@ -1,0 +1,189 @@
+"""The service under test: one migrated database and one live server per backend.
+
+Every test makes its own organizations, so tests share a server without sharing data.
+"""
+
+from __future__ import annotations
+
+import itertools
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from inbox import migrate
+from inbox.app import create_app
+from inbox.db import Database
+from inbox.models import Channel, Contact, Conversation, Message, utcnow
+from inbox.security import issue_token
+from inbox.services import accounts
+from inbox.settings import Settings, async_database_url
+from servers import create_database, drop_database
+from support import Api, BackgroundLoop, LiveServer
+
+SECRET = "test-signing-key-that-is-long-enough"
+BACKENDS = ["sqlite", "postgres"]
+_seq = itertools.count(1)
+
+
+@pytest.fixture(scope="session")
+def loop() -> Iterator[BackgroundLoop]:
+    background = BackgroundLoop()
+    yield background
+    background.close()
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+def database_url(request: pytest.FixtureRequest) -> Iterator[str]:
+    """A migrated, empty database of each backend."""
+    if request.param == "sqlite":
+        directory = tempfile.mkdtemp(prefix="inbox-sqlite-")
+        url = async_database_url(f"sqlite:///{Path(directory) / 'inbox.db'}")
+        migrate.upgrade(url)
+        yield url
+        return
+    server_url = request.getfixturevalue("postgres_server_url")
+    url, name = create_database(server_url)
+    url = async_database_url(url)
+    migrate.upgrade(url)
+    yield url
+    drop_database(server_url, name)
+
+
+def make_settings(database_url: str, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "env": "test",
+        "database_url": database_url,
+        "secret_key": SECRET,
+        "redis_url": None,
+        "allowed_origins": [],
+        **overrides,
+    }
+    return Settings(**values)
+
+
+@dataclass
+class Service:
+    """A running service and the ways a test reaches it."""
+
+    url: str
+    ws_url: str
+    settings: Settings
+    db: Database
+    loop: BackgroundLoop
+    dialect: str
+    clients: list[Api] = field(default_factory=list)
+
+    def client(self, token: str | None = None, **kw: Any) -> Api:
+        api = Api(self.url, token, **kw)
+        self.clients.append(api)
+        return api
+
+    def run(self, coro: Any) -> Any:
+        return self.loop.run(coro)
+
+    def token_for(self, user: Any, ttl: int = 3600) -> str:
+        return issue_token(
+            user_id=user.id, organization_id=user.organization_id, role=user.role, key=SECRET,
+            ttl_seconds=ttl,
+        )
+
+    def new_tenant(self, name: str | None = None) -> Tenant:
+        n = next(_seq)
+        org = self.run(accounts.create_organization(self.db, name or f"Org {n}"))
+        owner = self.run(
+            accounts.create_user(
+                self.db, org.id, email=f"owner{n}@t{n}.example", password="owner-password",
+                role="owner", name=f"Owner {n}",
+            )
+        )
+        return Tenant(self, org.id, owner, self.client(self.token_for(owner)))
+
+
+@dataclass
+class Tenant:
+    """One organization with an owner; makes more users and keys on demand."""
+
+    service: Service
+    org_id: int
+    owner: Any
+    api: Api
+
+    def user(self, role: str = "agent", password: str = "user-password") -> tuple[Any, Api]:
+        n = next(_seq)
+        user = self.service.run(
+            accounts.create_user(
+                self.service.db, self.org_id, email=f"{role}{n}@t{self.org_id}.example",
+                password=password, role=role, name=f"{role.title()} {n}",
+            )
+        )
+        return user, self.service.client(self.service.token_for(user))
+
+    def conversation(
+        self, *, messages: int = 1, kind: str = "whatsapp", unread: int | None = None,
+        name: str = "Sam Sender",
+    ) -> Any:
+        """A contact writing in on a channel of this tenant, with inbound messages."""
+        return self.service.run(
+            seed_conversation(self.service.db, self.org_id, messages=messages, kind=kind,
+                              unread=unread, name=name)
+        )
+
+    def api_key(self, role: str = "agent") -> str:
+        _row, key = self.service.run(
+            accounts.create_api_key(self.service.db, self.org_id, name="test key", role=role)
+        )
+        return key
+
+
+async def seed_conversation(
+    db: Database, org_id: int, *, messages: int, kind: str, unread: int | None, name: str
+) -> Conversation:
+    n = next(_seq)
+    now = utcnow()
+    async with db.session() as session:
+        channel = Channel(organization_id=org_id, kind="generic", name=f"{kind} {n}",
+                          routing_key=None, settings={})
+        contact = Contact(organization_id=org_id, name=name, phone=f"+1415555{n:04d}")
+        session.add_all([channel, contact])
+        await session.flush()
+        conv = Conversation(organization_id=org_id, contact_id=contact.id, channel_id=channel.id,
+                            unread_count=messages if unread is None else unread,
+                            last_message_at=now, last_message_preview=f"message {messages}")
+        session.add(conv)
+        await session.flush()
+        for i in range(1, messages + 1):
+            session.add(Message(organization_id=org_id, conversation_id=conv.id,
+                                channel_id=channel.id, direction="inbound",
+                                sender_contact_id=contact.id, content=f"message {i}",
+                                status="received", external_id=f"ext-{n}-{i}",
+                                platform_timestamp=now))
+        await session.commit()
+    return conv
+
+
+@pytest.fixture(scope="session")
+def service(database_url: str, loop: BackgroundLoop) -> Iterator[Service]:
+    settings = make_settings(database_url)
+    server = LiveServer(create_app(settings), loop)
+    server.start()
+    db = Database(database_url)
+    svc = Service(server.url, server.ws_url, settings, db, loop, db.dialect)
+    yield svc
+    for client in svc.clients:
+        client.close()
+    loop.run(db.dispose())
+    server.stop()
+
+
+@pytest.fixture()
+def tenant(service: Service) -> Tenant:
+    return service.new_tenant()
+
+
+@pytest.fixture()
+def other_tenant(service: Service) -> Tenant:
+    return service.new_tenant()
