@@ -80,11 +80,20 @@ class RedisServer:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
+def postgres_binary(name: str) -> str | None:
+    """From PATH, or where Debian's packages keep them (not on PATH)."""
+    found = shutil.which(name)
+    if found:
+        return found
+    candidates = sorted(Path("/usr/lib/postgresql").glob(f"*/bin/{name}"), reverse=True)
+    return str(candidates[0]) if candidates else None
+
+
 class PostgresServer:
     """A throwaway PostgreSQL cluster in a temporary directory."""
 
     def __init__(self) -> None:
-        initdb, postgres = shutil.which("initdb"), shutil.which("postgres")
+        initdb, postgres = postgres_binary("initdb"), postgres_binary("postgres")
         if initdb is None or postgres is None:
             unavailable("initdb/postgres are not on PATH")
         self.initdb, self.postgres = str(initdb), str(postgres)

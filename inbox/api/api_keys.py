@@ -5,7 +5,7 @@ from sqlmodel import col, select
 from ..models import ApiKey
 from ..schemas.auth import ApiKeyCreate, ApiKeyCreated, ApiKeyPublic
 from ..schemas.common import Page, PageQuery
-from ..services.accounts import create_api_key
+from ..services import accounts
 from ..web.endpoint import Context, Endpoints
 from .common import count, get_owned
 
@@ -27,7 +27,7 @@ async def list_api_keys(ctx: Context[PageQuery, None]) -> Page[ApiKeyPublic]:
 @api.post("/api/api-keys", summary="Create an API key; the key is shown once (admin)",
           body=ApiKeyCreate, response=ApiKeyCreated, status=201, role="admin")
 async def create_api_key(ctx: Context[None, ApiKeyCreate]) -> ApiKeyCreated:
-    row, key = await create_api_key(
+    row, key = await accounts.create_api_key(
         ctx.state.db, ctx.org_id, name=ctx.body.name, role=ctx.body.role,
         created_by_id=ctx.principal.user_id,
     )

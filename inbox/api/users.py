@@ -9,7 +9,7 @@ from ..models import User
 from ..schemas.common import Page
 from ..schemas.users import UserCreate, UserPatch, UserPublic, UserQuery
 from ..security import hash_password
-from ..services.accounts import create_user
+from ..services import accounts
 from ..web.endpoint import Context, Endpoints
 from .common import apply_changes, count, get_owned
 
@@ -37,7 +37,7 @@ async def list_users(ctx: Context[UserQuery, None]) -> Page[UserPublic]:
 async def create_user(ctx: Context[None, UserCreate]) -> UserPublic:
     if ctx.body.role == "owner":
         ctx.principal.require("owner")
-    user = await create_user(
+    user = await accounts.create_user(
         ctx.state.db, ctx.org_id, email=ctx.body.email, password=ctx.body.password,
         role=ctx.body.role, name=ctx.body.name,
     )
