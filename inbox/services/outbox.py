@@ -7,16 +7,14 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, Protocol
 
-from sqlalchemy import text
+from sqlalchemy import update
+from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from ..db import Database
-from ..models import Event, utcnow
+from ..models import Event, Organization, utcnow
 
 log = logging.getLogger("inbox.outbox")
-
-# Namespace of the advisory locks that order event ids by commit, per organization.
-_EVENT_LOCK_NAMESPACE = 0x1B0C
 
 
 class EventSink(Protocol):
@@ -37,21 +35,23 @@ class Transaction:
         self.events: list[Event] = []
 
     def emit(self, type: str, data: dict[str, Any]) -> None:
-        self.events.append(Event(organization_id=self.organization_id, type=type, data=data))
+        self.events.append(Event(organization_id=self.organization_id, id=0, type=type, data=data))
 
     async def _append_events(self) -> None:
         if not self.events:
             return
-        bind = self.session.bind
-        if bind is not None and bind.dialect.name == "postgresql":
-            # Held until commit, so a later id is never visible before an earlier one
-            # of the same organization: a reader resuming "after id N" misses nothing.
-            await self.session.exec(  # type: ignore[call-overload]
-                text("SELECT pg_advisory_xact_lock(:ns, :org)"),
-                params={"ns": _EVENT_LOCK_NAMESPACE, "org": self.organization_id},
-            )
+        # The row lock taken here is held until commit: event ids of one organization
+        # are handed out, and become visible, strictly in order.
+        bump = (
+            update(Organization)
+            .where(col(Organization.id) == self.organization_id)
+            .values(last_event_id=col(Organization.last_event_id) + len(self.events))
+            .returning(col(Organization.last_event_id))
+        )
+        last = (await self.session.exec(bump)).scalar_one()
         now = utcnow()
-        for event in self.events:
+        for offset, event in enumerate(self.events, start=last - len(self.events) + 1):
+            event.id = offset
             event.created_at = now
         self.session.add_all(self.events)
         await self.session.flush()

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-22 07:15:10.916560
+Create Date: 2026-11-22 07:18:47.168860
 """
 from collections.abc import Sequence
 
@@ -24,6 +24,7 @@ def upgrade() -> None:
     op.create_table('organizations',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('name', sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
+    sa.Column('last_event_id', sa.BigInteger(), server_default='0', nullable=False),
     sa.Column('created_at', inbox.models.types.UTCDateTime(timezone=True), nullable=False),
     sa.Column('updated_at', inbox.models.types.UTCDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('id')
@@ -68,18 +69,16 @@ def upgrade() -> None:
         batch_op.create_index('ix_contacts_org_status', ['organization_id', 'status'], unique=False)
 
     op.create_table('events',
-    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
     sa.Column('organization_id', sa.Integer(), nullable=False),
+    sa.Column('id', sa.BigInteger(), autoincrement=False, nullable=False),
     sa.Column('type', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
     sa.Column('data', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
     sa.Column('created_at', inbox.models.types.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['organization_id'], ['organizations.id'], ondelete='CASCADE'),
-    sa.PrimaryKeyConstraint('id'),
-    sqlite_autoincrement=True
+    sa.PrimaryKeyConstraint('organization_id', 'id')
     )
     with op.batch_alter_table('events', schema=None) as batch_op:
-        batch_op.create_index(batch_op.f('ix_events_created_at'), ['created_at'], unique=False)
-        batch_op.create_index('ix_events_org_id', ['organization_id', 'id'], unique=False)
+        batch_op.create_index('ix_events_created', ['created_at'], unique=False)
 
     op.create_table('users',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -249,8 +248,7 @@ def downgrade() -> None:
 
     op.drop_table('users')
     with op.batch_alter_table('events', schema=None) as batch_op:
-        batch_op.drop_index('ix_events_org_id')
-        batch_op.drop_index(batch_op.f('ix_events_created_at'))
+        batch_op.drop_index('ix_events_created')
 
     op.drop_table('events')
     with op.batch_alter_table('contacts', schema=None) as batch_op:
