@@ -16,14 +16,11 @@ from ..schemas.contacts import (
     IdentityPublic,
 )
 from ..schemas.leads import LeadPublic
+from ..views import contact_data
 from ..web.endpoint import Context, Endpoints
 from .common import apply_changes, count, dialect_of, get_owned, json_array_contains, search_any
 
 api = Endpoints("contacts")
-
-
-def contact_data(contact: Contact) -> dict[str, Any]:
-    return ContactPublic.model_validate(contact).model_dump(mode="json")
 
 
 async def _list(ctx: Context[ContactQuery, None], status: str | None) -> Page[ContactPublic]:

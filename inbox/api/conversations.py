@@ -2,84 +2,38 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Select
 from sqlmodel import col, select
-from sqlmodel.ext.asyncio.session import AsyncSession
 
 from ..errors import field_error
-from ..models import Channel, Contact, Conversation, Message, User
+from ..models import Conversation, Message, User
 from ..schemas.common import Page
 from ..schemas.conversations import (
-    ChannelRef,
-    ContactRef,
     ConversationPatch,
     ConversationPublic,
     ConversationQuery,
     CursorPagination,
-    LastMessage,
     MessagePage,
     MessagePublic,
     MessageQuery,
 )
+from ..views import conversation_public, conversations_with_refs, load_conversation
 from ..web.endpoint import Context, Endpoints
 from .common import apply_changes, count, dialect_of, get_owned, json_array_contains
 
 api = Endpoints("conversations")
 
 
-def _with_refs() -> Select[Any]:
-    return (
-        select(Conversation, Contact.name, Channel.kind, Channel.name)
-        .join(Contact, col(Contact.id) == Conversation.contact_id)
-        .join(Channel, col(Channel.id) == Conversation.channel_id)
-    )
-
-
-def conversation_public(
-    conv: Conversation, contact_name: str | None, channel_kind: str, channel_name: str
-) -> ConversationPublic:
-    return ConversationPublic(
-        id=conv.id,  # type: ignore[arg-type]
-        organization_id=conv.organization_id,
-        status=conv.status,  # type: ignore[arg-type]
-        contact_id=conv.contact_id,
-        contact=ContactRef(id=conv.contact_id, name=contact_name),
-        channel_id=conv.channel_id,
-        channel=ChannelRef(id=conv.channel_id, kind=channel_kind, name=channel_name),
-        assignee_id=conv.assignee_id,
-        labels=conv.labels,
-        unread_count=conv.unread_count,
-        last_message_at=conv.last_message_at,
-        last_message=LastMessage(preview=conv.last_message_preview, at=conv.last_message_at),
-        first_response_seconds=conv.first_response_seconds,
-        created_at=conv.created_at,
-        updated_at=conv.updated_at,
-    )
-
-
-async def load_conversation(
-    session: AsyncSession, conversation_id: int, org_id: int
-) -> ConversationPublic:
-    row = (
-        await session.exec(
-            _with_refs().where(
-                Conversation.id == conversation_id, Conversation.organization_id == org_id
-            )
-        )
-    ).first()
-    if row is None:
-        await get_owned(session, Conversation, conversation_id, org_id)  # raises NotFound
-    return conversation_public(*row)
-
-
 @api.get("/api/conversations", summary="List conversations, newest activity first",
          query=ConversationQuery, response=Page[ConversationPublic])
 async def list_conversations(ctx: Context[ConversationQuery, None]) -> Page[ConversationPublic]:
     q = ctx.query
-    stmt = _with_refs().where(Conversation.organization_id == ctx.org_id)
+    stmt = conversations_with_refs().where(Conversation.organization_id == ctx.org_id)
     if q.status:
         stmt = stmt.where(Conversation.status == q.status)
     if q.assignee == "me":
+        # An API key is nobody: comparing with its missing user id would mean "unassigned".
+        if ctx.principal.user_id is None:
+            raise field_error("assignee", "'me' needs a user's access token, not an API key")
         stmt = stmt.where(Conversation.assignee_id == ctx.principal.user_id)
     elif q.assignee == "none":
         stmt = stmt.where(col(Conversation.assignee_id).is_(None))

@@ -7,17 +7,13 @@ from sqlmodel import col, select
 from ..errors import field_error
 from ..models import Contact, Lead, utcnow
 from ..schemas.common import Page
-from ..schemas.contacts import ContactPublic
 from ..schemas.leads import LeadCreate, LeadPatch, LeadPublic, LeadQuery, LeadReplace
 from ..services.outbox import Transaction
+from ..views import contact_data, lead_data
 from ..web.endpoint import Context, Endpoints
 from .common import apply_changes, count, get_owned, search_any
 
 api = Endpoints("leads")
-
-
-def lead_data(lead: Lead) -> dict[str, Any]:
-    return LeadPublic.model_validate(lead).model_dump(mode="json")
 
 
 async def _check_contact(tx: Transaction, contact_id: int | None) -> None:
@@ -124,11 +120,11 @@ async def convert_lead(ctx: Context[None, None]) -> LeadPublic:
             )
             tx.session.add(contact)
             await tx.session.flush()
-            tx.emit("contact.created", ContactPublic.model_validate(contact).model_dump(mode="json"))
+            tx.emit("contact.created", contact_data(contact))
         elif apply_changes(contact, {"status": "customer"}):
             tx.session.add(contact)
             await tx.session.flush()
-            tx.emit("contact.updated", ContactPublic.model_validate(contact).model_dump(mode="json"))
+            tx.emit("contact.updated", contact_data(contact))
         apply_changes(
             lead,
             {"status": "converted", "contact_id": contact.id,

@@ -61,6 +61,9 @@ class Message(SQLModel, table=True):
     __table_args__ = (
         # Platforms retry deliveries; this key turns a retry into a no-op.
         UniqueConstraint("channel_id", "external_id", name="uq_message_external"),
+        # A client retrying a send with the same Idempotency-Key gets the first message.
+        UniqueConstraint("organization_id", "idempotency_key", name="uq_message_idempotency"),
+        Index("ix_messages_delivery", "status", "next_attempt_at"),
         Index("ix_messages_conversation", "conversation_id", "id"),
         Index("ix_messages_org_created", "organization_id", "created_at"),
         {"sqlite_autoincrement": True},
@@ -86,5 +89,10 @@ class Message(SQLModel, table=True):
     error_code: str | None = Field(default=None, max_length=64)
     error: str | None = Field(default=None, sa_column=Column(Text))
     platform_timestamp: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    idempotency_key: str | None = Field(default=None, max_length=200)
+    # Outbound delivery bookkeeping: an attempt is recorded before the platform is called.
+    attempts: int = Field(default=0)
+    next_attempt_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    attempt_started_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)

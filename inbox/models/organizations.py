@@ -16,7 +16,13 @@ class Organization(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     name: str = Field(max_length=200)
     # The id of the organization's newest event; bumped in the event's transaction.
-    last_event_id: int = Field(default=0, sa_column=Column(BigInteger, nullable=False, server_default="0"))
+    last_event_id: int = Field(
+        default=0, sa_column=Column(BigInteger, nullable=False, server_default="0")
+    )
+    # Publishable: web forms embed it; it can only create leads.
+    lead_form_key: str | None = Field(
+        default=None, sa_column=Column(String(64), unique=True, nullable=True)
+    )
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 

@@ -1,0 +1,83 @@
+"""The wire format of each resource: one function per model, used by REST and events alike."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Select
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from .errors import NotFound
+from .models import Channel, Contact, Conversation, Lead, Message
+from .schemas.contacts import ContactPublic
+from .schemas.conversations import (
+    ChannelRef,
+    ContactRef,
+    ConversationPublic,
+    LastMessage,
+    MessagePublic,
+)
+from .schemas.leads import LeadPublic
+
+
+def lead_data(lead: Lead) -> dict[str, Any]:
+    return LeadPublic.model_validate(lead).model_dump(mode="json")
+
+
+def contact_data(contact: Contact) -> dict[str, Any]:
+    return ContactPublic.model_validate(contact).model_dump(mode="json")
+
+
+def message_data(message: Message) -> dict[str, Any]:
+    return MessagePublic.model_validate(message).model_dump(mode="json")
+
+
+def conversations_with_refs() -> Select[Any]:
+    return (
+        select(Conversation, Contact.name, Channel.kind, Channel.name)
+        .join(Contact, col(Contact.id) == col(Conversation.contact_id))
+        .join(Channel, col(Channel.id) == col(Conversation.channel_id))
+    )
+
+
+def conversation_public(
+    conv: Conversation, contact_name: str | None, channel_kind: str, channel_name: str
+) -> ConversationPublic:
+    return ConversationPublic(
+        id=conv.id,  # type: ignore[arg-type]
+        organization_id=conv.organization_id,
+        status=conv.status,  # type: ignore[arg-type]
+        contact_id=conv.contact_id,
+        contact=ContactRef(id=conv.contact_id, name=contact_name),
+        channel_id=conv.channel_id,
+        channel=ChannelRef(id=conv.channel_id, kind=channel_kind, name=channel_name),
+        assignee_id=conv.assignee_id,
+        labels=conv.labels,
+        unread_count=conv.unread_count,
+        last_message_at=conv.last_message_at,
+        last_message=LastMessage(preview=conv.last_message_preview, at=conv.last_message_at),
+        first_response_seconds=conv.first_response_seconds,
+        created_at=conv.created_at,
+        updated_at=conv.updated_at,
+    )
+
+
+async def load_conversation(
+    session: AsyncSession, conversation_id: int, org_id: int
+) -> ConversationPublic:
+    row = (
+        await session.exec(
+            conversations_with_refs().where(
+                col(Conversation.id) == conversation_id,
+                col(Conversation.organization_id) == org_id,
+            )
+        )
+    ).first()
+    if row is None:
+        raise NotFound(f"Conversation {conversation_id} not found")
+    return conversation_public(*row)
+
+
+async def conversation_data(session: AsyncSession, conversation_id: int, org_id: int) -> dict[str, Any]:
+    return (await load_conversation(session, conversation_id, org_id)).model_dump(mode="json")
