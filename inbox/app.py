@@ -21,7 +21,7 @@ from .db import Database
 from .errors import ApiError, api_error_handler, http_error_handler, unhandled_error_handler
 from .settings import Settings, load_settings
 from .state import AppState
-from .web import health
+from .web import health, webhooks
 from .web.endpoint import as_route
 from .web.middleware import AccessLogMiddleware, BodyLimitMiddleware
 from .web.openapi import DOCS_HTML, HEALTH_PATHS, build_openapi
@@ -73,6 +73,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             Route("/openapi.json", openapi_json, methods=["GET"]),
             Route("/docs", docs, methods=["GET"]),
             *(as_route(op) for op in OPERATIONS),
+            *webhooks.routes,
         ],
         middleware=middleware,
         exception_handlers={

@@ -54,6 +54,11 @@ class Settings(BaseSettings):
     port: int = Field(
         default=8000, ge=1, le=65535, validation_alias=AliasChoices("INBOX_PORT", "PORT")
     )
+    graph_api_url: str = "https://graph.facebook.com/v21.0"
+    twilio_api_url: str = "https://api.twilio.com"
+    delivery_max_attempts: int = Field(default=8, ge=1, le=50)
+    delivery_timeout: float = Field(default=15.0, gt=0, le=120)
+    event_retention_days: int = Field(default=7, ge=1, le=365)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
 
@@ -79,6 +84,13 @@ class Settings(BaseSettings):
         parts = urlsplit(value)
         if parts.scheme not in ("http", "https") or not parts.netloc:
             raise ValueError("must be an absolute http(s) URL, e.g. https://inbox.example.com")
+        return value.rstrip("/")
+
+    @field_validator("graph_api_url", "twilio_api_url")
+    @classmethod
+    def _api_url(cls, value: str) -> str:
+        if urlsplit(value).scheme not in ("http", "https"):
+            raise ValueError("must be an http(s) URL")
         return value.rstrip("/")
 
     @field_validator("allowed_origins", mode="before")

@@ -6,6 +6,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from .db import Database
+from .services.delivery import DeliveryWorker
 from .services.outbox import EventSink, NullSink
 from .settings import Settings
 
@@ -15,6 +16,8 @@ class AppState:
     settings: Settings
     db: Database
     events: EventSink = field(default_factory=NullSink)
+    # The outbound delivery worker, when this process runs one.
+    delivery: DeliveryWorker | None = None
     draining: bool = False
     # Extra /readyz checks by name, e.g. the broker when one is configured.
     readiness_checks: dict[str, Callable[[], Awaitable[object]]] = field(default_factory=dict)

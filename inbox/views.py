@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Select
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -33,7 +32,7 @@ def message_data(message: Message) -> dict[str, Any]:
     return MessagePublic.model_validate(message).model_dump(mode="json")
 
 
-def conversations_with_refs() -> Select[Any]:
+def conversations_with_refs() -> Any:
     return (
         select(Conversation, Contact.name, Channel.kind, Channel.name)
         .join(Contact, col(Contact.id) == col(Conversation.contact_id))
@@ -79,5 +78,7 @@ async def load_conversation(
     return conversation_public(*row)
 
 
-async def conversation_data(session: AsyncSession, conversation_id: int, org_id: int) -> dict[str, Any]:
+async def conversation_data(
+    session: AsyncSession, conversation_id: int, org_id: int
+) -> dict[str, Any]:
     return (await load_conversation(session, conversation_id, org_id)).model_dump(mode="json")

@@ -1,10 +1,22 @@
 """REST endpoints, one module per resource."""
 
 from ..web.endpoint import Operation
-from . import api_keys, auth, channels, contacts, conversations, leads, organization, users
+from . import (
+    api_keys,
+    auth,
+    channels,
+    contacts,
+    conversations,
+    leads,
+    messages,
+    organization,
+    users,
+)
 
 OPERATIONS: list[Operation] = [
     op
-    for module in (auth, organization, users, api_keys, channels, contacts, leads, conversations)
+    for module in (
+        auth, organization, users, api_keys, channels, contacts, leads, conversations, messages
+    )
     for op in module.api.operations
 ]

@@ -1,22 +1,20 @@
 from __future__ import annotations
 
-from ..models import Organization
+import secrets
+
+from ..models import Organization, utcnow
 from ..schemas.auth import OrganizationPatch, OrganizationPublic
 from ..web.endpoint import Context, Endpoints
-from .common import apply_changes, get_owned
+from .common import apply_changes
 
 api = Endpoints("organization")
 
 
-async def _get(ctx: Context[None, None]) -> OrganizationPublic:
+@api.get("/api/organization", summary="The caller's organization", response=OrganizationPublic)
+async def get_organization(ctx: Context[None, None]) -> OrganizationPublic:
     async with ctx.state.db.session() as session:
         org = await session.get(Organization, ctx.org_id)
     return OrganizationPublic.model_validate(org)
-
-
-@api.get("/api/organization", summary="The caller's organization", response=OrganizationPublic)
-async def get_organization(ctx: Context[None, None]) -> OrganizationPublic:
-    return await _get(ctx)
 
 
 @api.patch(
@@ -36,4 +34,19 @@ async def update_organization(ctx: Context[None, OrganizationPatch]) -> Organiza
     return OrganizationPublic.model_validate(org)
 
 
-__all__ = ["api", "get_owned"]
+
+@api.post(
+    "/api/organization/lead-form-key",
+    summary="Create or rotate the publishable lead form key (admin); the old one stops working",
+    response=OrganizationPublic,
+    role="admin",
+)
+async def rotate_lead_form_key(ctx: Context[None, None]) -> OrganizationPublic:
+    async with ctx.state.db.session() as session:
+        org = await session.get(Organization, ctx.org_id)
+        assert org is not None
+        org.lead_form_key = "lf_" + secrets.token_urlsafe(24)
+        org.updated_at = utcnow()
+        session.add(org)
+        await session.commit()
+    return OrganizationPublic.model_validate(org)

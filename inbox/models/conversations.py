@@ -38,6 +38,7 @@ class Conversation(SQLModel, table=True):
         Index("ix_conversations_org_activity", "organization_id", "last_message_at"),
         Index("ix_conversations_org_status", "organization_id", "status"),
         Index("ix_conversations_contact_channel", "contact_id", "channel_id"),
+        Index("ix_conversations_org_first_response", "organization_id", "first_response_at"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -64,7 +65,7 @@ class Message(SQLModel, table=True):
         # A client retrying a send with the same Idempotency-Key gets the first message.
         UniqueConstraint("organization_id", "idempotency_key", name="uq_message_idempotency"),
         Index("ix_messages_delivery", "status", "next_attempt_at"),
-        Index("ix_messages_conversation", "conversation_id", "id"),
+        Index("ix_messages_conversation", "conversation_id", "ordered_at", "id"),
         Index("ix_messages_org_created", "organization_id", "created_at"),
         {"sqlite_autoincrement": True},
     )
@@ -89,6 +90,8 @@ class Message(SQLModel, table=True):
     error_code: str | None = Field(default=None, max_length=64)
     error: str | None = Field(default=None, sa_column=Column(Text))
     platform_timestamp: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    # Conversation order: the platform's time when it gave one, else when we stored it.
+    ordered_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     idempotency_key: str | None = Field(default=None, max_length=200)
     # Outbound delivery bookkeeping: an attempt is recorded before the platform is called.
     attempts: int = Field(default=0)

@@ -24,6 +24,10 @@ class TokenResponse(Output):
 class OrganizationPublic(Output):
     id: int
     name: str
+    lead_form_key: str | None = Field(
+        description="Publishable key for POST /webhooks/leads/incoming?key=...; it can only "
+        "create leads. Null until an admin creates one."
+    )
     created_at: datetime
 
 

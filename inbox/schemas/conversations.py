@@ -6,7 +6,7 @@ from typing import Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from .common import Input, Output, PageQuery
-from .fields import Tag
+from .fields import MAX_BIG_ID, Id, Tag
 
 ConversationStatus = Literal["open", "pending", "closed"]
 MessageDirection = Literal["inbound", "outbound"]
@@ -49,7 +49,7 @@ class ConversationPublic(Output):
 
 class ConversationPatch(Input):
     status: ConversationStatus | None = None
-    assignee_id: int | None = Field(default=None, ge=1, description="null unassigns.")
+    assignee_id: Id | None = Field(default=None, description="null unassigns.")
     labels: list[Tag] | None = Field(default=None, max_length=50)
 
     @field_validator("labels")
@@ -60,12 +60,12 @@ class ConversationPatch(Input):
 
 class ConversationQuery(PageQuery):
     status: ConversationStatus | None = None
-    assignee_id: int | None = Field(default=None, ge=1)
+    assignee_id: Id | None = None
     assignee: Literal["me", "none"] | None = Field(
         default=None, description="'me': assigned to the caller; 'none': unassigned."
     )
-    channel_id: int | None = Field(default=None, ge=1)
-    contact_id: int | None = Field(default=None, ge=1)
+    channel_id: Id | None = None
+    contact_id: Id | None = None
     unread: bool | None = None
     label: str | None = Field(default=None, max_length=64)
 
@@ -87,11 +87,16 @@ class MessagePublic(Output):
     error: str | None
     platform_timestamp: datetime | None
     created_at: datetime
+    ordered_at: datetime
 
 
 class MessageQuery(Input):
-    before: int | None = Field(default=None, ge=1, description="Messages older than this id.")
-    after: int | None = Field(default=None, ge=0, description="Messages newer than this id.")
+    before: int | None = Field(
+        default=None, ge=1, le=MAX_BIG_ID, description="Messages older than this id."
+    )
+    after: int | None = Field(
+        default=None, ge=0, le=MAX_BIG_ID, description="Messages newer than this id."
+    )
     limit: int = Field(default=50, ge=1, le=200)
 
     model_config = Input.model_config | {"extra": "ignore"}
@@ -114,3 +119,22 @@ class CursorPagination(Output):
 class MessagePage(Output):
     data: list[MessagePublic]
     pagination: CursorPagination
+
+
+class Attachment(Input):
+    url: str = Field(min_length=8, max_length=2000, pattern=r"^https?://")
+    type: Literal["image", "video", "audio", "document"] = "document"
+    filename: str | None = Field(default=None, max_length=255)
+    caption: str | None = Field(default=None, max_length=1024)
+
+
+class ReplyCreate(Input):
+    content: str = Field(default="", max_length=4096)
+    attachments: list[Attachment] = Field(default_factory=list, max_length=10)
+    private: bool = Field(default=False, description="An internal note: stored and shown, never sent.")
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> ReplyCreate:
+        if not self.content.strip() and not self.attachments:
+            raise ValueError("a message needs content or an attachment")
+        return self

@@ -29,6 +29,12 @@ def _lower_email(value: str) -> str:
     return value.lower()
 
 
+# Row ids are 32-bit on PostgreSQL and 64-bit on SQLite; a larger number names no row,
+# and the drivers reject it instead of finding nothing, so it is refused up front.
+MAX_ID = 2**31 - 1
+MAX_BIG_ID = 2**63 - 1  # messages and events
+Id = Annotated[int, Field(ge=1, le=MAX_ID)]
+
 Phone = Annotated[str, Field(max_length=40), AfterValidator(_e164)]
 Email = Annotated[EmailStr, Field(max_length=320), AfterValidator(_lower_email)]
 OptionalEmail = Annotated[Email | None, BeforeValidator(_blank_to_none)]

@@ -6,7 +6,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from .common import Input, Order, Output, PageQuery
-from .fields import LongText, Money, Name, OptionalEmail, OptionalPhone, ShortText
+from .fields import Id, LongText, Money, Name, OptionalEmail, OptionalPhone, ShortText
 
 LeadStatus = Literal["new", "contacted", "qualified", "converted", "lost"]
 
@@ -20,7 +20,7 @@ class LeadFields(Input):
     source: str | None = Field(default=None, max_length=64)
     value: Money | None = None
     notes: LongText | None = None
-    contact_id: int | None = Field(default=None, ge=1)
+    contact_id: Id | None = None
 
 
 class LeadCreate(LeadFields):
@@ -44,7 +44,7 @@ class LeadPatch(Input):
     source: str | None = Field(default=None, max_length=64)
     value: Money | None = None
     notes: LongText | None = None
-    contact_id: int | None = Field(default=None, ge=1)
+    contact_id: Id | None = None
 
 
 class LeadPublic(Output):

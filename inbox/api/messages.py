@@ -1,0 +1,45 @@
+from __future__ import annotations
+
+from starlette.responses import Response
+
+from ..errors import field_error
+from ..schemas.conversations import MessagePublic, ReplyCreate
+from ..services.outbound import post_reply
+from ..web.endpoint import Context, Endpoints, json_response
+
+api = Endpoints("conversations")
+
+MAX_IDEMPOTENCY_KEY = 200
+
+
+@api.post(
+    "/api/conversations/{conversation_id:int}/messages",
+    summary="Reply in a conversation (or add a private note); sent through its channel",
+    body=ReplyCreate,
+    response=MessagePublic,
+    status=201,
+)
+async def create_message(ctx: Context[None, ReplyCreate]) -> Response:
+    """Answers 201 at once with the message `queued`; delivery follows (`message.status`).
+    With an `Idempotency-Key` header, a repeat answers 200 with the first message and
+    sends nothing."""
+    key = ctx.request.headers.get("idempotency-key")
+    if key is not None and not 0 < len(key) <= MAX_IDEMPOTENCY_KEY:
+        raise field_error("Idempotency-Key", f"must be 1 to {MAX_IDEMPOTENCY_KEY} characters")
+    message, created = await post_reply(
+        ctx.state.db,
+        ctx.state.events,
+        org_id=ctx.org_id,
+        conversation_id=ctx.path["conversation_id"],
+        user_id=ctx.principal.user_id,
+        content=ctx.body.content,
+        attachments=[a.model_dump(exclude_none=True) for a in ctx.body.attachments],
+        private=ctx.body.private,
+        idempotency_key=key,
+    )
+    if created and message.status == "queued" and ctx.state.delivery is not None:
+        ctx.state.delivery.wake()
+    response = json_response(MessagePublic.model_validate(message), 201 if created else 200)
+    if not created:
+        response.headers["Idempotent-Replayed"] = "true"
+    return response

@@ -1,0 +1,243 @@
+"""The delivery worker: sends queued replies through their channel's platform.
+
+Each attempt is recorded (``attempt_started_at``) and committed before the
+platform is called, so two workers never send the same message and a message
+whose attempt was cut short by a crash is never sent again: it is marked
+``failed`` with code ``interrupted`` for an agent to look at. What is left to
+the platform: a request that timed out or got a 5xx may still have been
+accepted; its retry can then deliver a second copy, since none of the three
+platforms takes an idempotency key on sends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from datetime import timedelta
+from typing import Any
+
+import httpx
+from sqlalchemy import or_, update
+from sqlmodel import col, select
+
+from connectors.registry import adapter_for
+from connectors.settings import settings_model
+from connectors.types import OutboundMessage, SendError
+
+from ..db import Database
+from ..models import Channel, Contact, ContactIdentity, Conversation, Message, utcnow
+from .message_status import move_status
+from .outbox import EventSink, transaction
+
+log = logging.getLogger("inbox.delivery")
+
+BATCH = 50
+IDLE_POLL_SECONDS = 1.0
+BACKOFF_BASE_SECONDS = 1.0
+BACKOFF_CAP_SECONDS = 300.0
+
+
+def backoff(attempt: int, retry_after: float | None) -> float:
+    """Exponential backoff with full jitter; the platform's Retry-After is a floor."""
+    delay = random.uniform(0, min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * 2 ** (attempt - 1)))
+    return max(delay, retry_after or 0.0)
+
+
+class DeliveryWorker:
+    def __init__(
+        self,
+        db: Database,
+        sink: EventSink,
+        http: httpx.AsyncClient,
+        *,
+        base_urls: dict[str, str],
+        max_attempts: int,
+        request_timeout: float,
+    ) -> None:
+        self.db = db
+        self.sink = sink
+        self.http = http
+        self.base_urls = base_urls
+        self.max_attempts = max_attempts
+        # An attempt older than this without an outcome belongs to a process that died.
+        self.stale_after = timedelta(seconds=request_timeout * 2 + 30)
+        self._wake = asyncio.Event()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def run(self) -> None:
+        while True:
+            try:
+                await self.fail_interrupted()
+                while await self.deliver_due():
+                    pass
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("delivery pass failed; retrying")
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), IDLE_POLL_SECONDS)
+
+    async def fail_interrupted(self) -> None:
+        cutoff = utcnow() - self.stale_after
+        async with self.db.session() as session:
+            stale = list(
+                await session.exec(
+                    select(Message).where(
+                        col(Message.status) == "queued",
+                        col(Message.attempt_started_at).is_not(None),
+                        col(Message.attempt_started_at) < cutoff,
+                    )
+                )
+            )
+        for message in stale:
+            await self._finish(
+                message,
+                {
+                    "status": "failed",
+                    "error_code": "interrupted",
+                    "error": "The service stopped while sending; it may or may not have "
+                    "reached the recipient, so it is not sent again.",
+                },
+            )
+
+    async def deliver_due(self) -> int:
+        """Send what is due now; answer how many were attempted."""
+        now = utcnow()
+        async with self.db.session() as session:
+            due = list(
+                await session.exec(
+                    select(Message.id)
+                    .where(
+                        col(Message.status) == "queued",
+                        col(Message.attempt_started_at).is_(None),
+                        or_(
+                            col(Message.next_attempt_at).is_(None),
+                            col(Message.next_attempt_at) <= now,
+                        ),
+                    )
+                    .order_by(col(Message.id))
+                    .limit(BATCH)
+                )
+            )
+        attempted = 0
+        for message_id in due:
+            assert message_id is not None
+            claimed = await self._claim(message_id)
+            if claimed is not None:
+                attempted += 1
+                await self._deliver(claimed)
+        return attempted
+
+    async def _claim(self, message_id: int) -> Message | None:
+        async with self.db.session() as session:
+            result = await session.exec(
+                update(Message)
+                .where(
+                    col(Message.id) == message_id,
+                    col(Message.status) == "queued",
+                    col(Message.attempt_started_at).is_(None),
+                )
+                .values(attempt_started_at=utcnow(), attempts=col(Message.attempts) + 1)
+            )
+            await session.commit()
+            if result.rowcount != 1:
+                return None  # another worker took it
+            return await session.get(Message, message_id)
+
+    async def _deliver(self, message: Message) -> None:
+        try:
+            channel, outbound = await self._prepare(message)
+            adapter = adapter_for(channel.kind)
+            settings = settings_model(channel.kind).model_validate(channel.settings)
+            base_url = self.base_urls.get(channel.kind, "")
+            result = await adapter.send(self.http, base_url, settings, outbound)
+        except SendError as exc:
+            await self._failed_attempt(message, exc)
+            return
+        except Exception as exc:
+            log.exception("sending message %s failed unexpectedly", message.id)
+            await self._failed_attempt(
+                message, SendError(str(exc) or type(exc).__name__, retryable=False, code="internal")
+            )
+            return
+        await self._finish(
+            message,
+            {
+                "status": "sent",
+                "external_id": result.external_id,
+                "error_code": None,
+                "error": None,
+            },
+        )
+
+    async def _prepare(self, message: Message) -> tuple[Channel, OutboundMessage]:
+        async with self.db.session() as session:
+            channel = await session.get(Channel, message.channel_id)
+            conv = await session.get(Conversation, message.conversation_id)
+            assert channel is not None and conv is not None
+            if not channel.is_active:
+                raise SendError(
+                    "The channel is deactivated", retryable=False, code="channel_inactive"
+                )
+            recipient = (
+                await session.exec(
+                    select(ContactIdentity.external_id)
+                    .where(
+                        col(ContactIdentity.contact_id) == conv.contact_id,
+                        col(ContactIdentity.kind) == channel.kind,
+                    )
+                    .order_by(col(ContactIdentity.id).desc())
+                )
+            ).first()
+            if recipient is None and channel.kind in ("whatsapp", "sms"):
+                contact = await session.get(Contact, conv.contact_id)
+                if contact is not None and contact.phone:
+                    recipient = (
+                        contact.phone.lstrip("+") if channel.kind == "whatsapp" else contact.phone
+                    )
+        if recipient is None:
+            raise SendError(
+                f"The contact has no {channel.kind} identity to send to",
+                retryable=False,
+                code="no_recipient",
+            )
+        return channel, OutboundMessage(
+            to=recipient, text=message.content or "", attachments=list(message.attachments)
+        )
+
+    async def _failed_attempt(self, message: Message, error: SendError) -> None:
+        if error.retryable and message.attempts < self.max_attempts:
+            delay = backoff(message.attempts, error.retry_after)
+            log.info(
+                "message %s: attempt %d failed (%s), retrying in %.1fs",
+                message.id,
+                message.attempts,
+                error.code,
+                delay,
+            )
+            async with self.db.session() as session:
+                await session.exec(
+                    update(Message)
+                    .where(col(Message.id) == message.id)
+                    .values(
+                        attempt_started_at=None,
+                        next_attempt_at=utcnow() + timedelta(seconds=delay),
+                        error_code=error.code,
+                        error=error.message,
+                    )
+                )
+                await session.commit()
+            return
+        await self._finish(
+            message, {"status": "failed", "error_code": error.code, "error": error.message}
+        )
+
+    async def _finish(self, message: Message, changes: dict[str, Any]) -> None:
+        changes = {**changes, "attempt_started_at": None, "updated_at": utcnow()}
+        async with transaction(self.db, message.organization_id, self.sink) as tx:
+            await move_status(tx, message.id, changes)  # type: ignore[arg-type]

@@ -1,0 +1,151 @@
+"""The live figures of an organization, computed once per change burst for every viewer.
+
+A snapshot is a handful of indexed aggregate queries in one statement. Writes
+only mark their organization dirty; a snapshot is computed at most once per
+interval per organization and published to every subscriber at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlmodel import col
+
+from ..db import Database
+from ..models import Conversation, Lead, Message
+
+log = logging.getLogger("inbox.metrics")
+
+# Events after which some figure may have changed.
+METRIC_EVENTS = frozenset(
+    {
+        "message.received",
+        "message.sent",
+        "conversation.created",
+        "conversation.updated",
+        "lead.created",
+        "lead.deleted",
+        "contact.deleted",
+        "agent.status",
+    }
+)
+
+
+def start_of_day(now: datetime) -> datetime:
+    return now.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+async def snapshot(db: Database, org_id: int, agents_online: int) -> dict[str, Any]:
+    """The organization's figures now; "today" is the UTC day."""
+    today = start_of_day(datetime.now(UTC))
+
+    def conversations(status: str) -> Any:
+        return (
+            select(func.count())
+            .where(col(Conversation.organization_id) == org_id, col(Conversation.status) == status)
+            .scalar_subquery()
+        )
+
+    def messages(direction: str) -> Any:
+        stmt = select(func.count()).where(
+            col(Message.organization_id) == org_id,
+            col(Message.created_at) >= today,
+            col(Message.direction) == direction,
+        )
+        if direction == "outbound":
+            stmt = stmt.where(col(Message.private).is_(False))
+        return stmt.scalar_subquery()
+
+    query = select(
+        conversations("open"),
+        conversations("pending"),
+        select(func.coalesce(func.sum(Conversation.unread_count), 0))
+        .where(
+            col(Conversation.organization_id) == org_id, col(Conversation.status) != "closed"
+        )
+        .scalar_subquery(),
+        messages("inbound"),
+        messages("outbound"),
+        select(func.count())
+        .where(col(Lead.organization_id) == org_id, col(Lead.created_at) >= today)
+        .scalar_subquery(),
+        select(func.avg(Conversation.first_response_seconds))
+        .where(
+            col(Conversation.organization_id) == org_id,
+            col(Conversation.first_response_at) >= today,
+        )
+        .scalar_subquery(),
+    )
+    async with db.session() as session:
+        row = (await session.exec(query)).one()
+    avg = row[6]
+    return {
+        "open_conversations": int(row[0]),
+        "pending_conversations": int(row[1]),
+        "unread_messages": int(row[2]),
+        "messages_today_inbound": int(row[3]),
+        "messages_today_outbound": int(row[4]),
+        "leads_today": int(row[5]),
+        "agents_online": agents_online,
+        "avg_first_response_seconds_today": round(float(avg), 1) if avg is not None else None,
+    }
+
+
+class LiveMetrics:
+    """Coalesces "something changed" into at most one snapshot per interval per org."""
+
+    def __init__(
+        self,
+        db: Database,
+        publish: Callable[[int, dict[str, Any]], Awaitable[None]],
+        agents_online: Callable[[int], Awaitable[int]],
+        *,
+        interval: float = 1.0,
+    ) -> None:
+        self.db = db
+        self.publish = publish
+        self.agents_online = agents_online
+        self.interval = interval
+        self._last: dict[int, float] = {}
+        self._pending: dict[int, asyncio.TimerHandle | asyncio.Task[None]] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._closed = False
+
+    async def current(self, org_id: int) -> dict[str, Any]:
+        return await snapshot(self.db, org_id, await self.agents_online(org_id))
+
+    def touch(self, org_id: int) -> None:
+        if self._closed or org_id in self._pending:
+            return
+        loop = asyncio.get_running_loop()
+        wait = self._last.get(org_id, 0.0) + self.interval - time.monotonic()
+        self._pending[org_id] = loop.call_later(max(wait, 0.0), self._fire, org_id)
+
+    def _fire(self, org_id: int) -> None:
+        task = asyncio.get_running_loop().create_task(self._emit(org_id))
+        self._pending[org_id] = task
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _emit(self, org_id: int) -> None:
+        self._last[org_id] = time.monotonic()
+        try:
+            await self.publish(org_id, await self.current(org_id))
+        except Exception:
+            log.exception("metrics for organization %s failed", org_id)
+        finally:
+            self._pending.pop(org_id, None)
+
+    async def close(self) -> None:
+        self._closed = True
+        for pending in self._pending.values():
+            pending.cancel()
+        for task in list(self._tasks):
+            task.cancel()
+        self._pending.clear()

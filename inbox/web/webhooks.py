@@ -1,0 +1,279 @@
+"""Webhook routes: platforms and web forms push here.
+
+Every delivery is verified on its raw bytes before anything is parsed or
+stored, stored in one transaction, and acknowledged only after the commit.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Sequence
+
+import orjson
+from sqlmodel import col, select
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import Route
+
+from connectors.leads import parse_lead
+from connectors.registry import Adapter, adapter_for
+from connectors.settings import ChannelSettings, settings_model
+from connectors.twilio import TWIML_EMPTY_RESPONSE, TWIML_MEDIA_TYPE
+from connectors.types import InboundEvent, PayloadError, SignatureError, WebhookRequest
+
+from ..auth import authenticate, credentials_from_headers
+from ..errors import AuthenticationFailed, MalformedRequest, NotFound, error_response
+from ..models import Channel, Contact, Lead, Organization
+from ..services.ingest import IngestResult, ingest
+from ..services.outbox import transaction
+from ..state import AppState
+from ..views import lead_data
+
+log = logging.getLogger("inbox.webhooks")
+
+
+def _state(request: Request) -> AppState:
+    return request.app.state.inbox  # type: ignore[no-any-return]
+
+
+def public_url(request: Request, settings_url: str | None) -> str:
+    """The URL the platform called: behind a proxy, rebuilt from INBOX_PUBLIC_URL."""
+    if settings_url is None:
+        return str(request.url)
+    query = request.url.query
+    return f"{settings_url}{request.url.path}" + (f"?{query}" if query else "")
+
+
+async def webhook_request(request: Request, state: AppState) -> WebhookRequest:
+    return WebhookRequest(
+        method=request.method,
+        url=public_url(request, state.settings.public_url),
+        headers=dict(request.headers),
+        query=dict(request.query_params),
+        body=await request.body(),
+    )
+
+
+def _payload_error(exc: PayloadError) -> MalformedRequest:
+    details: dict[str, object] = {}
+    if exc.where:
+        details["where"] = exc.where
+    if exc.details:
+        details["fields"] = exc.details
+    return MalformedRequest(exc.message, details)
+
+
+async def _channels(state: AppState, kind: str, keys: Sequence[str]) -> dict[str, Channel]:
+    async with state.db.session() as session:
+        rows = await session.exec(
+            select(Channel).where(col(Channel.kind) == kind, col(Channel.routing_key).in_(keys))
+        )
+        return {c.routing_key: c for c in rows if c.routing_key is not None}
+
+
+def _verify(adapter: Adapter, req: WebhookRequest, channel: Channel) -> ChannelSettings:
+    settings = settings_model(channel.kind).model_validate(channel.settings)
+    try:
+        adapter.verify(req, settings)
+    except SignatureError as exc:
+        raise AuthenticationFailed(f"Signature check failed: {exc}") from None
+    return settings
+
+
+async def receive(request: Request, kind: str) -> IngestResult:
+    """Verify, parse and store one platform delivery; raise ApiError on any refusal."""
+    state = _state(request)
+    adapter = adapter_for(kind)
+    req = await webhook_request(request, state)
+    try:
+        keys = adapter.routing_keys(req)
+    except PayloadError as exc:
+        raise _payload_error(exc) from None
+    if not keys:
+        raise MalformedRequest("The delivery names no channel")
+    channels = {
+        key: channel
+        for key, channel in (await _channels(state, kind, keys)).items()
+        if channel.is_active
+    }
+    if not channels:
+        raise NotFound(f"No active {kind} channel for {', '.join(keys)}")
+    # Every channel named must vouch for the body before any of it is parsed.
+    for channel in channels.values():
+        _verify(adapter, req, channel)
+    try:
+        events = adapter.parse(req)
+    except PayloadError as exc:
+        raise _payload_error(exc) from None
+    by_channel: dict[str, list[InboundEvent]] = defaultdict(list)
+    for event in events:
+        by_channel[event.channel_key or keys[0]].append(event)
+    total = IngestResult()
+    for key, channel_events in by_channel.items():
+        channel = channels.get(key)
+        if channel is None:
+            # A number of the same platform account that is not connected here.
+            log.info("%s delivery for unknown channel %s: %d events ignored", kind, key,
+                     len(channel_events))
+            total.ignored += len(channel_events)
+            continue
+        result = await ingest(state.db, state.events, channel, channel_events)
+        total.stored += result.stored
+        total.duplicates += result.duplicates
+        total.updated += result.updated
+        total.ignored += result.ignored
+    return total
+
+
+def _ack(result: IngestResult) -> Response:
+    return Response(
+        orjson.dumps(
+            {
+                "stored": result.stored,
+                "duplicates": result.duplicates,
+                "updated": result.updated,
+                "ignored": result.ignored,
+            }
+        ),
+        media_type="application/json",
+    )
+
+
+async def meta_challenge(request: Request, kind: str) -> Response:
+    state = _state(request)
+    req = await webhook_request(request, state)
+    async with state.db.session() as session:
+        rows = await session.exec(
+            select(Channel).where(col(Channel.kind) == kind, col(Channel.is_active))
+        )
+        settings = [settings_model(kind).model_validate(c.settings) for c in rows]
+    answer = adapter_for(kind).challenge(req, settings)
+    if answer is None:
+        return error_response(403, "AUTHORIZATION_FAILED", "Verification token does not match")
+    return PlainTextResponse(answer)
+
+
+async def whatsapp(request: Request) -> Response:
+    if request.method == "GET":
+        return await meta_challenge(request, "whatsapp")
+    return _ack(await receive(request, "whatsapp"))
+
+
+async def instagram(request: Request) -> Response:
+    if request.method == "GET":
+        return await meta_challenge(request, "instagram")
+    return _ack(await receive(request, "instagram"))
+
+
+async def twilio(request: Request) -> Response:
+    await receive(request, "sms")
+    return Response(TWIML_EMPTY_RESPONSE, media_type=TWIML_MEDIA_TYPE)
+
+
+async def generic_message(request: Request) -> Response:
+    """A normalized message from any source, authenticated by an organization API key."""
+    state = _state(request)
+    principal = await authenticate(
+        state.db,
+        state.settings.signing_key,
+        credentials_from_headers(request.headers.get("authorization"), request.headers.get("x-api-key")),
+    )
+    req = await webhook_request(request, state)
+    try:
+        events = adapter_for("generic").parse(req)
+    except PayloadError as exc:
+        raise _payload_error(exc) from None
+    channel = await _generic_channel(state, principal.organization_id)
+    return _ack(await ingest(state.db, state.events, channel, events))
+
+
+async def _generic_channel(state: AppState, org_id: int) -> Channel:
+    async with state.db.session() as session:
+        channel = (
+            await session.exec(
+                select(Channel)
+                .where(col(Channel.organization_id) == org_id, col(Channel.kind) == "generic")
+                .order_by(col(Channel.is_active).desc(), col(Channel.id))
+            )
+        ).first()
+        if channel is None:
+            channel = Channel(organization_id=org_id, kind="generic", name="API", settings={})
+            session.add(channel)
+            await session.commit()
+    if not channel.is_active:
+        raise NotFound("The organization's generic channel is deactivated")
+    return channel
+
+
+_FORM_CORS = {
+    "Access-Control-Allow-Origin": "*",
+    "Access-Control-Allow-Methods": "POST, OPTIONS",
+    "Access-Control-Allow-Headers": "Content-Type, X-Form-Key",
+    "Access-Control-Max-Age": "600",
+}
+
+
+async def lead_form(request: Request) -> Response:
+    """A web form's lead, authenticated by the organization's publishable form key."""
+    if request.method == "OPTIONS":
+        return Response(status_code=204, headers=_FORM_CORS)
+    state = _state(request)
+    key = request.headers.get("x-form-key") or request.query_params.get("key")
+    if not key:
+        raise AuthenticationFailed("Missing form key: add ?key=<form key> to the form's action")
+    async with state.db.session() as session:
+        org = (
+            await session.exec(select(Organization).where(col(Organization.lead_form_key) == key))
+        ).first()
+    if org is None or org.id is None:
+        raise AuthenticationFailed("Unknown form key")
+    req = await webhook_request(request, state)
+    try:
+        submission = parse_lead(req)
+    except PayloadError as exc:
+        raise _payload_error(exc) from None
+    async with transaction(state.db, org.id, state.events) as tx:
+        match = None
+        for column, value in ((Contact.email, submission.email), (Contact.phone, submission.phone)):
+            if value and match is None:
+                match = (
+                    await tx.session.exec(
+                        select(Contact.id).where(
+                            col(Contact.organization_id) == org.id, col(column) == value
+                        )
+                    )
+                ).first()
+        notes = submission.message
+        if submission.extra:
+            extra = "\n".join(f"{k}: {v}" for k, v in submission.extra.items())
+            notes = f"{notes}\n\n{extra}" if notes else extra
+        lead = Lead(
+            organization_id=org.id,
+            contact_id=match,
+            name=submission.name,
+            email=submission.email,
+            phone=submission.phone,
+            company=submission.company,
+            source="web_form",
+            notes=notes,
+        )
+        tx.session.add(lead)
+        await tx.session.flush()
+        tx.emit("lead.created", lead_data(lead))
+    return Response(
+        orjson.dumps({"id": lead.id, "status": "received"}),
+        status_code=201,
+        media_type="application/json",
+        headers=_FORM_CORS,
+    )
+
+
+routes = [
+    Route("/webhooks/whatsapp", whatsapp, methods=["GET", "POST"]),
+    Route("/webhooks/instagram", instagram, methods=["GET", "POST"]),
+    Route("/webhooks/twilio/sms", twilio, methods=["POST"]),
+    Route("/webhooks/twilio/status", twilio, methods=["POST"]),
+    Route("/webhooks/messages/incoming", generic_message, methods=["POST"]),
+    Route("/webhooks/leads/incoming", lead_form, methods=["POST", "OPTIONS"]),
+]
