@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import httpx
 import orjson
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -19,6 +22,7 @@ from . import __version__
 from .api import OPERATIONS
 from .db import Database
 from .errors import ApiError, api_error_handler, http_error_handler, unhandled_error_handler
+from .services.delivery import DeliveryWorker
 from .settings import Settings, load_settings
 from .state import AppState
 from .web import health, webhooks
@@ -47,10 +51,28 @@ def create_app(settings: Settings | None = None) -> Starlette:
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
         settings.signing_key  # noqa: B018 - resolve (and warn about) the key before serving
+        http = httpx.AsyncClient(timeout=settings.delivery_timeout)
+        state.delivery = DeliveryWorker(
+            state.db,
+            state.events,
+            http,
+            base_urls={
+                "whatsapp": settings.graph_api_url,
+                "instagram": settings.graph_api_url,
+                "sms": settings.twilio_api_url,
+            },
+            max_attempts=settings.delivery_max_attempts,
+            request_timeout=settings.delivery_timeout,
+        )
+        delivery = asyncio.create_task(state.delivery.run(), name="delivery")
         try:
             yield
         finally:
             state.draining = True
+            delivery.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await delivery
+            await http.aclose()
             await state.db.dispose()
 
     middleware = [

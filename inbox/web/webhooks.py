@@ -111,14 +111,14 @@ async def receive(request: Request, kind: str) -> IngestResult:
         by_channel[event.channel_key or keys[0]].append(event)
     total = IngestResult()
     for key, channel_events in by_channel.items():
-        channel = channels.get(key)
-        if channel is None:
+        found = channels.get(key)
+        if found is None:
             # A number of the same platform account that is not connected here.
             log.info("%s delivery for unknown channel %s: %d events ignored", kind, key,
                      len(channel_events))
             total.ignored += len(channel_events)
             continue
-        result = await ingest(state.db, state.events, channel, channel_events)
+        result = await ingest(state.db, state.events, found, channel_events)
         total.stored += result.stored
         total.duplicates += result.duplicates
         total.updated += result.updated

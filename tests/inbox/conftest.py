@@ -23,10 +23,25 @@ from inbox.services import accounts
 from inbox.settings import Settings, async_database_url
 from servers import create_database, drop_database
 from support import Api, BackgroundLoop, LiveServer
+from tests.connectors.fake_platform import FakePlatform
 
 SECRET = "test-signing-key-that-is-long-enough"
 BACKENDS = ["sqlite", "postgres"]
 _seq = itertools.count(1)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def cheap_password_hashing() -> Iterator[None]:
+    """argon2's own test profile: real hashing, without a costly hash for every test user."""
+    from argon2 import PasswordHasher
+    from argon2.profiles import CHEAPEST
+
+    from inbox import security
+
+    production = security._hasher
+    security._hasher = PasswordHasher.from_parameters(CHEAPEST)
+    yield
+    security._hasher = production
 
 
 @pytest.fixture(scope="session")
@@ -166,8 +181,17 @@ async def seed_conversation(
 
 
 @pytest.fixture(scope="session")
-def service(database_url: str, loop: BackgroundLoop) -> Iterator[Service]:
-    settings = make_settings(database_url)
+def platform() -> Iterator[FakePlatform]:
+    """The platforms' send APIs, faked by one recording HTTP server for the session."""
+    with FakePlatform() as fake:
+        yield fake
+
+
+@pytest.fixture(scope="session")
+def service(database_url: str, loop: BackgroundLoop, platform: FakePlatform) -> Iterator[Service]:
+    settings = make_settings(
+        database_url, graph_api_url=platform.base_url, twilio_api_url=platform.base_url
+    )
     server = LiveServer(create_app(settings), loop)
     server.start()
     db = Database(database_url)

@@ -1,0 +1,104 @@
+"""The generic source: any system that posts a normalized JSON message.
+
+Body: ``{"from": "+15550123456", "content": "...", "platform": "whatsapp",
+"name"?: "...", "external_id"?: "...", "timestamp"?: ISO-8601}``. There is no
+platform signature: the application authenticates the request with an
+organization API key before parsing it, and there is no platform to send to.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from .errors import PayloadError, SendError
+from .payload import load_json, validation_error
+from .phones import to_e164
+from .settings import ChannelSettings
+from .types import InboundEvent, InboundMessage, OutboundMessage, SendResult, WebhookRequest
+
+# Platforms whose sender ids are phone numbers.
+_PHONE_PLATFORMS = frozenset({"whatsapp", "sms"})
+
+
+class GenericMessage(BaseModel):
+    model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
+
+    sender: str = Field(alias="from", min_length=1, max_length=200)
+    content: str = Field(min_length=1, max_length=65_536)
+    platform: str = Field(pattern=r"^[a-z][a-z0-9_]{0,31}$")
+    name: str | None = Field(default=None, max_length=200)
+    external_id: str | None = Field(default=None, min_length=1, max_length=255)
+    timestamp: datetime | None = None
+
+    @field_validator("platform", mode="before")
+    @classmethod
+    def _lower(cls, value: Any) -> Any:
+        return value.strip().lower() if isinstance(value, str) else value
+
+    @field_validator("timestamp")
+    @classmethod
+    def _utc(cls, value: datetime | None) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        try:
+            return value.astimezone(UTC)
+        except OverflowError:
+            raise ValueError("timestamp out of range") from None
+
+
+class GenericAdapter:
+    kind = "generic"
+
+    def routing_keys(self, req: WebhookRequest) -> list[str]:
+        # The API key names the organization; there is no channel key in the body.
+        return []
+
+    def verify(self, req: WebhookRequest, settings: ChannelSettings) -> None:
+        # Authenticated by the application's API key check, not by a signature.
+        return None
+
+    def challenge(self, req: WebhookRequest, settings: Sequence[ChannelSettings]) -> str | None:
+        return None
+
+    def parse(self, req: WebhookRequest) -> list[InboundEvent]:
+        return [parse_message(req.body)]
+
+    async def send(
+        self,
+        client: httpx.AsyncClient,
+        base_url: str,
+        settings: ChannelSettings,
+        message: OutboundMessage,
+    ) -> SendResult:
+        raise SendError(
+            "a generic channel has no platform to send to", retryable=False, code="unsupported"
+        )
+
+
+def parse_message(body: bytes) -> InboundMessage:
+    data = load_json(body)
+    if not isinstance(data, dict):
+        raise PayloadError("expected a JSON object", "body")
+    try:
+        message = GenericMessage.model_validate(data)
+    except ValidationError as exc:
+        raise validation_error(exc) from None
+    is_phone = message.sender.startswith("+") or message.platform in _PHONE_PLATFORMS
+    return InboundMessage(
+        platform=message.platform,
+        channel_key=None,
+        sender_id=message.sender,
+        external_id=message.external_id,
+        timestamp=message.timestamp or datetime.now(UTC),
+        content=message.content,
+        content_type="text",
+        sender_name=message.name or None,
+        sender_phone=to_e164(message.sender) if is_phone else None,
+    )

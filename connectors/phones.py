@@ -1,0 +1,36 @@
+"""Phone numbers to E.164, the one form contacts are matched on across channels."""
+
+from __future__ import annotations
+
+import phonenumbers
+
+# Longer than any real number with formatting; refuse before parsing.
+_MAX_INPUT = 64
+
+
+def to_e164(value: str | None, default_region: str | None = None) -> str | None:
+    """``value`` as E.164 (``+15550123456``), or None when it is not a phone number.
+
+    A string of bare digits is read as international (WhatsApp ``wa_id`` has no
+    ``+``) unless ``default_region`` (ISO 3166 code, e.g. ``"US"``) says how to
+    read national numbers. Numbers are accepted when *possible* (right length
+    for the country), not only when *valid* in the current numbering plan:
+    platforms already checked them, the plan metadata lags behind real
+    allocations, and fictional test ranges such as +1 555 must still match.
+    """
+    if not value:
+        return None
+    text = value.strip()
+    if not text or len(text) > _MAX_INPUT:
+        return None
+    if text.startswith("00"):
+        text = "+" + text[2:]
+    elif default_region is None and text.isdigit():
+        text = "+" + text
+    try:
+        number = phonenumbers.parse(text, default_region)
+    except phonenumbers.NumberParseException:
+        return None
+    if not phonenumbers.is_possible_number(number):
+        return None
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)

@@ -1,0 +1,50 @@
+"""Channel kind → adapter: the one place the application asks for a platform."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+import httpx
+
+from .generic import GenericAdapter
+from .instagram import InstagramAdapter
+from .settings import ChannelSettings
+from .twilio import TwilioAdapter
+from .types import InboundEvent, OutboundMessage, SendResult, WebhookRequest
+from .whatsapp import WhatsAppAdapter
+
+
+class Adapter(Protocol):
+    """What every platform offers. Only ``parse`` and ``routing_keys`` read the
+    body; they raise nothing but PayloadError. ``verify`` raises SignatureError,
+    ``send`` raises SendError; settings of another kind are a TypeError."""
+
+    kind: str
+
+    def routing_keys(self, req: WebhookRequest) -> list[str]: ...
+
+    def verify(self, req: WebhookRequest, settings: ChannelSettings) -> None: ...
+
+    def challenge(self, req: WebhookRequest, settings: Sequence[ChannelSettings]) -> str | None: ...
+
+    def parse(self, req: WebhookRequest) -> list[InboundEvent]: ...
+
+    async def send(
+        self,
+        client: httpx.AsyncClient,
+        base_url: str,
+        settings: ChannelSettings,
+        message: OutboundMessage,
+    ) -> SendResult: ...
+
+
+ADAPTERS: dict[str, Adapter] = {
+    adapter.kind: adapter
+    for adapter in (WhatsAppAdapter(), InstagramAdapter(), TwilioAdapter(), GenericAdapter())
+}
+
+
+def adapter_for(kind: str) -> Adapter:
+    """The adapter of a channel kind; KeyError for an unknown kind."""
+    return ADAPTERS[kind]

@@ -1,0 +1,113 @@
+"""One outbound HTTP call to a platform API, with transport failures and the
+answers that say "try again later" turned into SendError."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+import httpx
+
+from .errors import SendError
+
+# Statuses after which the same request may succeed later.
+_RETRYABLE_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
+
+# Describes a platform error body: (code, message, retryable) or None when unreadable.
+ErrorReader = Callable[[httpx.Response], tuple[str | None, str | None, bool]]
+
+
+async def post(
+    client: httpx.AsyncClient,
+    url: str,
+    read_error: ErrorReader,
+    *,
+    json: Mapping[str, Any] | None = None,
+    data: Mapping[str, Any] | None = None,
+    headers: Mapping[str, str] | None = None,
+    auth: httpx.Auth | None = None,
+) -> Any:
+    """POST and return the decoded JSON body of a 2xx answer, or raise SendError.
+
+    Timeouts belong to ``client``. A timeout is retryable but, unlike a
+    connection failure, the platform may already have accepted the message:
+    the caller can tell them apart by ``code``.
+    """
+    try:
+        response = await client.post(
+            url,
+            json=json,
+            data=data,
+            headers=dict(headers or {}),
+            auth=auth if auth is not None else httpx.USE_CLIENT_DEFAULT,
+        )
+    except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+        raise SendError(
+            f"cannot connect to {_host(url)}: {exc!r}", retryable=True, code="connect_error"
+        ) from None
+    except httpx.TimeoutException as exc:
+        raise SendError(
+            f"no answer from {_host(url)} in time: {exc!r}", retryable=True, code="timeout"
+        ) from None
+    except httpx.HTTPError as exc:
+        # The connection broke mid-exchange: the request may have been taken.
+        raise SendError(
+            f"request to {_host(url)} failed: {exc!r}", retryable=True, code="timeout"
+        ) from None
+
+    if response.is_success:
+        try:
+            return response.json()
+        except ValueError:
+            raise SendError(
+                f"{_host(url)} answered {response.status_code} without a JSON body",
+                retryable=False,
+                code="bad_response",
+                status_code=response.status_code,
+            ) from None
+
+    code, message, platform_retryable = read_error(response)
+    status = response.status_code
+    raise SendError(
+        message or f"{_host(url)} answered HTTP {status}",
+        retryable=platform_retryable or status in _RETRYABLE_STATUSES,
+        code=code or f"http_{status}",
+        retry_after=retry_after(response.headers.get("retry-after")),
+        status_code=status,
+    )
+
+
+def retry_after(value: str | None, now: datetime | None = None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header (delay or HTTP date)."""
+    if not value:
+        return None
+    text = value.strip()
+    try:
+        seconds = float(text)
+    except ValueError:
+        try:
+            when = parsedate_to_datetime(text)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        seconds = (when - (now or datetime.now(UTC))).total_seconds()
+    if not math.isfinite(seconds):
+        return None
+    return max(seconds, 0.0)
+
+
+def json_body(response: httpx.Response) -> dict[str, Any]:
+    """The JSON object of a response, or an empty dict when it has none."""
+    try:
+        body = response.json()
+    except ValueError:
+        return {}
+    return body if isinstance(body, dict) else {}
+
+
+def _host(url: str) -> str:
+    return httpx.URL(url).host or url

@@ -1,0 +1,241 @@
+"""The shared vocabulary: a framework-free webhook request, the normalized
+events parsed from it, and what goes out.
+
+Events are frozen dataclasses. ``channel_key`` is the routing key of the
+channel the event belongs to (WhatsApp ``phone_number_id``, Instagram account
+id, the Twilio number), so one delivery carrying several channels can be split.
+``external_id`` is always the platform's message id.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+from urllib.parse import parse_qsl, urlsplit
+
+from .errors import ConnectorError, PayloadError, SendError, SignatureError
+
+__all__ = [
+    "ConnectorError",
+    "Deletion",
+    "DeliveryStatus",
+    "Echo",
+    "Headers",
+    "InboundEvent",
+    "InboundMessage",
+    "LeadSubmission",
+    "OutboundMessage",
+    "PayloadError",
+    "Reaction",
+    "ReadReceipt",
+    "SendError",
+    "SendResult",
+    "SignatureError",
+    "StatusUpdate",
+    "WebhookRequest",
+]
+
+
+class Headers(Mapping[str, str]):
+    """Read-only, case-insensitive header mapping (HTTP names are case-insensitive).
+
+    Built from a mapping or from (name, value) pairs; when a name repeats, the
+    first value wins, as in Starlette's ``Headers``.
+    """
+
+    __slots__ = ("_items",)
+
+    def __init__(self, source: Mapping[str, str] | Iterable[tuple[str, str]] = ()) -> None:
+        pairs = source.items() if isinstance(source, Mapping) else source
+        items: dict[str, str] = {}
+        for name, value in pairs:
+            items.setdefault(name.lower(), value)
+        self._items = items
+
+    def __getitem__(self, name: str) -> str:
+        return self._items[name.lower()]
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and name.lower() in self._items
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._items)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __repr__(self) -> str:
+        return f"Headers({self._items!r})"
+
+
+@dataclass(frozen=True)
+class WebhookRequest:
+    """One HTTP request as a platform sent it.
+
+    ``url`` is the full public URL the platform called (Twilio signs it), which
+    behind a proxy the application rebuilds from its public base URL.
+    ``query`` defaults to the query string of ``url``. ``body`` is the raw
+    bytes: signatures are computed over them, never over a re-serialization.
+    """
+
+    method: str
+    url: str
+    headers: Mapping[str, str] = field(default_factory=Headers)
+    query: Mapping[str, str] = field(default_factory=dict)
+    body: bytes = b""
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.headers, Headers):
+            object.__setattr__(self, "headers", Headers(self.headers))
+        if not self.query:
+            query = dict(parse_qsl(urlsplit(self.url).query, keep_blank_values=True))
+            object.__setattr__(self, "query", query)
+
+    @property
+    def content_type(self) -> str:
+        """The media type without parameters, lower-cased (``application/json``)."""
+        return self.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+
+
+@dataclass(frozen=True)
+class InboundMessage:
+    """A message a person sent to one of our channels.
+
+    ``sender_id`` is the platform identity (WhatsApp ``wa_id``, Instagram-scoped
+    id, the sender's number for SMS); ``sender_phone`` is E.164 when known.
+    ``content`` is the text, caption or a short description; ``attachments``
+    hold media references (``type``, ``media_id`` or ``url``, ``mime_type``,
+    ``caption``, ``filename``, ...); ``raw`` keeps platform fields worth
+    keeping (location, shared contacts, button payloads, every Twilio field).
+    ``external_id`` is None only for a generic message posted without an id,
+    which then cannot be deduplicated.
+    """
+
+    platform: str
+    channel_key: str | None
+    sender_id: str
+    external_id: str | None
+    timestamp: datetime
+    content: str
+    content_type: str = "text"
+    sender_name: str | None = None
+    sender_phone: str | None = None
+    attachments: list[dict[str, Any]] = field(default_factory=list)
+    raw: dict[str, Any] = field(default_factory=dict)
+    reply_to: str | None = None
+
+
+DeliveryStatus = Literal["sent", "delivered", "read", "failed"]
+
+
+@dataclass(frozen=True)
+class StatusUpdate:
+    """The platform's news about a message we sent.
+
+    ``platform_status`` is the platform's own word (Twilio ``undelivered``
+    becomes ``failed`` here, and stays ``undelivered`` there).
+    """
+
+    platform: str
+    channel_key: str | None
+    external_id: str
+    status: DeliveryStatus
+    timestamp: datetime
+    recipient_id: str | None = None
+    error_code: str | None = None
+    error_message: str | None = None
+    platform_status: str | None = None
+
+
+@dataclass(frozen=True)
+class Reaction:
+    """A person reacted to a message; ``emoji`` is None when the reaction was removed."""
+
+    platform: str
+    channel_key: str | None
+    sender_id: str
+    target_id: str
+    emoji: str | None
+    timestamp: datetime
+    external_id: str | None = None
+    sender_name: str | None = None
+
+
+@dataclass(frozen=True)
+class Deletion:
+    """A person deleted (unsent) a message they had sent us."""
+
+    platform: str
+    channel_key: str | None
+    sender_id: str
+    target_id: str
+    timestamp: datetime
+
+
+@dataclass(frozen=True)
+class ReadReceipt:
+    """A person read our messages: the ones named, or all up to ``watermark``."""
+
+    platform: str
+    channel_key: str | None
+    reader_id: str
+    timestamp: datetime
+    message_ids: tuple[str, ...] = ()
+    watermark: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Echo:
+    """A message our own account sent, echoed back by the platform.
+
+    The application matches it to the outbound message by ``external_id``;
+    it must never be stored as a new inbound message.
+    """
+
+    platform: str
+    channel_key: str | None
+    external_id: str
+    recipient_id: str
+    timestamp: datetime
+    content: str = ""
+    attachments: list[dict[str, Any]] = field(default_factory=list)
+
+
+InboundEvent = InboundMessage | StatusUpdate | Reaction | Deletion | ReadReceipt | Echo
+
+
+@dataclass(frozen=True)
+class LeadSubmission:
+    """A lead posted by a web form; ``phone`` is E.164 when it could be read as one.
+
+    ``extra`` keeps every other submitted field (UTM tags, page, ...) and the
+    phone as typed when it could not be normalized.
+    """
+
+    name: str | None
+    email: str | None
+    phone: str | None
+    company: str | None = None
+    message: str | None = None
+    extra: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class OutboundMessage:
+    """A reply to send: ``to`` is the recipient's platform identity
+    (``wa_id``, Instagram-scoped id, E.164 number); ``attachments`` carry a
+    public ``url`` and optionally ``type`` (image/video/audio/document) and
+    ``filename``."""
+
+    to: str
+    text: str
+    attachments: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class SendResult:
+    """The platform accepted the message and gave it this id."""
+
+    external_id: str

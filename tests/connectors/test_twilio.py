@@ -1,0 +1,222 @@
+from __future__ import annotations
+
+from urllib.parse import parse_qsl, urlencode
+
+import httpx
+import pytest
+
+from connectors.errors import PayloadError, SendError, SignatureError
+from connectors.twilio import TWIML_EMPTY_RESPONSE, TwilioAdapter
+from connectors.types import InboundMessage, OutboundMessage, StatusUpdate, WebhookRequest
+from tests.connectors.fake_platform import FakePlatform, rate_limited, server_error, twilio_error
+from tests.connectors.helpers import (
+    TWILIO_ACCOUNT_SID,
+    TWILIO_TOKEN,
+    payload,
+    sms_settings,
+    twilio_request,
+    whatsapp_settings,
+)
+
+adapter = TwilioAdapter()
+OUR_NUMBER = "+15017122661"
+THEIR_NUMBER = "+15558675310"
+
+
+def parse(name: str) -> list[object]:
+    return list(adapter.parse(twilio_request(payload("twilio", name), TWILIO_TOKEN)))
+
+
+def test_acknowledgement_body() -> None:
+    assert TWIML_EMPTY_RESPONSE == '<?xml version="1.0" encoding="UTF-8"?><Response/>'
+
+
+def test_sms() -> None:
+    body = payload("twilio", "sms.txt")
+    [message] = adapter.parse(twilio_request(body, TWILIO_TOKEN))
+    assert isinstance(message, InboundMessage)
+    assert message.platform == "sms"
+    assert message.channel_key == OUR_NUMBER
+    assert message.sender_id == THEIR_NUMBER
+    assert message.sender_phone == THEIR_NUMBER
+    assert message.external_id == "SM1a2b3c4d5e6f7a8b9c0d1e2f3a4b5c6d"
+    assert message.content == "Hi, is the store open on Sunday? Ça va?"
+    assert message.content_type == "text"
+    assert message.attachments == []
+    # Every field Twilio sent is kept.
+    assert message.raw == dict(parse_qsl(body.decode()))
+    assert message.raw["FromCity"] == "SAN FRANCISCO"
+    assert adapter.routing_keys(twilio_request(body, None)) == [OUR_NUMBER]
+
+
+def test_mms() -> None:
+    [message] = parse("mms.txt")
+    assert isinstance(message, InboundMessage)
+    assert message.content == "Here are the photos"
+    assert message.content_type == "image"
+    assert [(a["type"], a["mime_type"]) for a in message.attachments] == [
+        ("image", "image/jpeg"),
+        ("video", "video/mp4"),
+    ]
+    assert message.attachments[0]["url"].endswith("/Media/ME0a1b2c3d4e5f6a7b8c9d0e1f2a3b4c5d")
+
+
+@pytest.mark.parametrize(
+    ("name", "status", "code"),
+    [
+        ("status_sent.txt", "sent", None),
+        ("status_delivered.txt", "delivered", None),
+        ("status_undelivered.txt", "failed", "30003"),
+        ("status_failed.txt", "failed", "30008"),
+    ],
+)
+def test_status_callbacks(name: str, status: str, code: str | None) -> None:
+    [update] = parse(name)
+    assert isinstance(update, StatusUpdate)
+    assert update.external_id == "SM3c4d5e6f7a8b9c0d1e2f3a4b5c6d7e8f"
+    assert update.status == status
+    assert update.error_code == code
+    assert update.channel_key == OUR_NUMBER
+    assert update.recipient_id == THEIR_NUMBER
+    # A status callback is routed by our number, which is its From.
+    assert adapter.routing_keys(twilio_request(payload("twilio", name), None)) == [OUR_NUMBER]
+
+
+def test_undelivered_keeps_twilio_word() -> None:
+    [update] = parse("status_undelivered.txt")
+    assert isinstance(update, StatusUpdate)
+    assert update.platform_status == "undelivered"
+
+
+def test_steps_before_sent_are_ignored() -> None:
+    assert parse("status_queued.txt") == []
+
+
+def test_verify_with_rotation_and_public_url() -> None:
+    body = payload("twilio", "sms.txt")
+    settings = sms_settings(auth_token="new-token", previous_auth_tokens=[TWILIO_TOKEN])
+    adapter.verify(twilio_request(body, TWILIO_TOKEN), settings)
+    adapter.verify(twilio_request(body, "new-token"), settings)
+    with pytest.raises(SignatureError):
+        adapter.verify(twilio_request(body, "wrong"), settings)
+    with pytest.raises(SignatureError):
+        adapter.verify(twilio_request(body, None), settings)
+    # Signed for the public URL, checked against the URL seen behind a proxy: rejected.
+    signed = twilio_request(body, TWILIO_TOKEN)
+    internal = WebhookRequest(
+        method="POST",
+        url="http://10.0.0.5:8000/webhooks/twilio/sms",
+        headers=signed.headers,
+        body=body,
+    )
+    with pytest.raises(SignatureError):
+        adapter.verify(internal, settings)
+    with pytest.raises(TypeError):
+        adapter.verify(signed, whatsapp_settings())
+
+
+def test_no_handshake() -> None:
+    request = WebhookRequest(method="GET", url="https://x/?hub.mode=subscribe&hub.challenge=1")
+    assert adapter.challenge(request, [sms_settings()]) is None
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"%ff=1",
+        b"Body=%C3%28",
+        urlencode({"From": "+1", "Body": "no To", "MessageSid": "SM1"}).encode(),
+        urlencode({"From": "+1", "To": "+2", "Body": "no sid"}).encode(),
+        urlencode({"MessageStatus": "delivered", "From": "+1"}).encode(),
+    ],
+)
+def test_malformed(body: bytes) -> None:
+    with pytest.raises(PayloadError):
+        adapter.parse(twilio_request(body, None))
+
+
+async def test_send(platform: FakePlatform, client: httpx.AsyncClient) -> None:
+    result = await adapter.send(
+        client,
+        platform.base_url,
+        sms_settings(),
+        OutboundMessage(to=THEIR_NUMBER, text="Open 10-4 on Sundays."),
+    )
+    [request] = platform.requests
+    assert request.path == f"/2010-04-01/Accounts/{TWILIO_ACCOUNT_SID}/Messages.json"
+    assert request.headers["content-type"] == "application/x-www-form-urlencoded"
+    expected_auth = httpx.BasicAuth(TWILIO_ACCOUNT_SID, TWILIO_TOKEN)
+    probe = next(expected_auth.auth_flow(httpx.Request("POST", "https://x")))
+    assert request.headers["authorization"] == probe.headers["authorization"]
+    assert request.form() == {
+        "To": [THEIR_NUMBER],
+        "From": [OUR_NUMBER],
+        "Body": ["Open 10-4 on Sundays."],
+    }
+    assert result.external_id == request.reply_json()["sid"]
+
+
+async def test_send_mms(platform: FakePlatform, client: httpx.AsyncClient) -> None:
+    await adapter.send(
+        client,
+        platform.base_url,
+        sms_settings(),
+        OutboundMessage(
+            to=THEIR_NUMBER,
+            text="",
+            attachments=[
+                {"url": "https://files.example.com/a.jpg"},
+                {"url": "https://files.example.com/b.jpg"},
+            ],
+        ),
+    )
+    assert platform.requests[0].form()["MediaUrl"] == [
+        "https://files.example.com/a.jpg",
+        "https://files.example.com/b.jpg",
+    ]
+
+
+async def test_invalid_number_is_permanent(
+    platform: FakePlatform, client: httpx.AsyncClient
+) -> None:
+    platform.enqueue(twilio_error(21211, "The 'To' number +1555 is not a valid phone number."))
+    with pytest.raises(SendError) as info:
+        await adapter.send(
+            client, platform.base_url, sms_settings(), OutboundMessage(to="+1555", text="x")
+        )
+    assert not info.value.retryable
+    assert info.value.code == "21211"
+    assert "not a valid phone number" in info.value.message
+
+
+async def test_too_many_requests(platform: FakePlatform, client: httpx.AsyncClient) -> None:
+    platform.enqueue(rate_limited(retry_after=1.5))
+    with pytest.raises(SendError) as info:
+        await adapter.send(
+            client, platform.base_url, sms_settings(), OutboundMessage(to=THEIR_NUMBER, text="x")
+        )
+    assert info.value.retryable
+    assert info.value.retry_after == 1.5
+
+
+async def test_server_error(platform: FakePlatform, client: httpx.AsyncClient) -> None:
+    platform.enqueue(server_error(502))
+    with pytest.raises(SendError) as info:
+        await adapter.send(
+            client, platform.base_url, sms_settings(), OutboundMessage(to=THEIR_NUMBER, text="x")
+        )
+    assert info.value.retryable
+    assert info.value.code == "http_502"
+
+
+def test_get_webhook_reads_the_query_and_signs_the_url() -> None:
+    from connectors.signatures import twilio_signature
+
+    body = payload("twilio", "sms.txt").decode()
+    url = f"https://inbox.example.com/webhooks/twilio/sms?{body}"
+    signature = twilio_signature(TWILIO_TOKEN, url, [])
+    request = WebhookRequest(method="GET", url=url, headers={"X-Twilio-Signature": signature})
+    adapter.verify(request, sms_settings())
+    [message] = adapter.parse(request)
+    assert isinstance(message, InboundMessage)
+    assert message.content == "Hi, is the store open on Sunday? Ça va?"
