@@ -52,9 +52,9 @@ class WhatsAppSettings(ChannelSettings):
     )
 
     phone_number_id: str = Field(min_length=1, max_length=64, pattern=r"^\d+$")
-    access_token: SecretStr
-    app_secret: SecretStr
-    verify_token: SecretStr
+    access_token: SecretStr = Field(min_length=1)
+    app_secret: SecretStr = Field(min_length=1)
+    verify_token: SecretStr = Field(min_length=1)
     # Secrets still accepted while a rotation is rolled out.
     previous_app_secrets: list[SecretStr] = Field(default_factory=list, max_length=5)
 
@@ -66,9 +66,9 @@ class InstagramSettings(ChannelSettings):
     )
 
     account_id: str = Field(min_length=1, max_length=64, pattern=r"^\d+$")
-    access_token: SecretStr
-    app_secret: SecretStr
-    verify_token: SecretStr
+    access_token: SecretStr = Field(min_length=1)
+    app_secret: SecretStr = Field(min_length=1)
+    verify_token: SecretStr = Field(min_length=1)
     previous_app_secrets: list[SecretStr] = Field(default_factory=list, max_length=5)
 
 
@@ -78,7 +78,7 @@ class SmsSettings(ChannelSettings):
 
     phone_number: str = Field(min_length=2, max_length=32)
     account_sid: str = Field(pattern=r"^AC[0-9a-fA-F]{32}$")
-    auth_token: SecretStr
+    auth_token: SecretStr = Field(min_length=1)
     previous_auth_tokens: list[SecretStr] = Field(default_factory=list, max_length=5)
 
     @field_validator("phone_number")

@@ -38,7 +38,10 @@ def create_app(settings: Settings | None = None) -> Starlette:
     state = AppState(settings=settings, db=Database(settings.database_url))
     openapi = orjson.dumps(
         build_openapi(
-            OPERATIONS, title="Unified Inbox API", version=__version__, extra_paths=HEALTH_PATHS
+            OPERATIONS,
+            title="Unified Inbox API",
+            version=__version__,
+            extra_paths={**HEALTH_PATHS, **webhooks.OPENAPI_PATHS},
         )
     )
 

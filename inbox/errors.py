@@ -10,6 +10,7 @@ from pydantic import ValidationError
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.routing import Match, Route
 
 log = logging.getLogger("inbox.errors")
 
@@ -115,11 +116,31 @@ _HTTP_CODES = {
 }
 
 
-async def http_error_handler(_request: Request, exc: Exception) -> Response:
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route serves on the request's path."""
+    methods: set[str] = set()
+    for route in request.app.routes:
+        if (
+            isinstance(route, Route)
+            and route.methods
+            and route.matches(request.scope)[0] is not Match.NONE
+        ):
+            methods |= route.methods
+    return sorted(methods)
+
+
+async def http_error_handler(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     code = _HTTP_CODES.get(exc.status_code, "HTTP_ERROR")
     message = exc.detail if exc.status_code != 404 else "No such resource"
-    return error_response(exc.status_code, code, str(message))
+    response = error_response(exc.status_code, code, str(message))
+    if exc.headers:
+        response.headers.update(exc.headers)
+    if exc.status_code == 405:
+        # Starlette names only the first route on the path; each operation is its own
+        # route, so a path's methods are gathered from all of them.
+        response.headers["Allow"] = ", ".join(allowed_methods(request))
+    return response
 
 
 async def unhandled_error_handler(request: Request, exc: Exception) -> Response:

@@ -24,7 +24,7 @@ async def login(ctx: Context[None, LoginRequest]) -> TokenResponse:
     async with ctx.state.db.session() as session:
         email = ctx.body.email.strip().lower()
         user = (await session.exec(select(User).where(func.lower(User.email) == email))).first()
-        ok = verify_password(user.password_hash if user else None, ctx.body.password)
+        ok = await verify_password(user.password_hash if user else None, ctx.body.password)
         if user is None or not ok or not user.is_active:
             raise AuthenticationFailed("Wrong email or password")
         user.last_login_at = utcnow()

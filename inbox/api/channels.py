@@ -41,10 +41,9 @@ def channel_public(channel: Channel) -> ChannelPublic:
     )
 
 
-def _routing_conflict(channel: Channel) -> Conflict:
+def _routing_conflict(kind: str, routing_key: str | None) -> Conflict:
     return Conflict(
-        f"Another {channel.kind} channel already uses {channel.routing_key!r}",
-        {"routing_key": channel.routing_key},
+        f"Another {kind} channel already uses {routing_key!r}", {"routing_key": routing_key}
     )
 
 
@@ -61,7 +60,7 @@ async def list_channels(ctx: Context[PageQuery, None]) -> Page[ChannelPublic]:
 
 
 @api.post("/api/channels", summary="Connect a channel (admin)", body=ChannelCreate,
-          response=ChannelPublic, status=201, role="admin")
+          response=ChannelPublic, status=201, role="admin", errors=(409,))
 async def create_channel(ctx: Context[None, ChannelCreate]) -> ChannelPublic:
     body = ctx.body
     parsed = parse_settings(body.kind, body.settings)
@@ -78,7 +77,7 @@ async def create_channel(ctx: Context[None, ChannelCreate]) -> ChannelPublic:
         try:
             await session.commit()
         except IntegrityError:
-            raise _routing_conflict(channel) from None
+            raise _routing_conflict(channel.kind, channel.routing_key) from None
     return channel_public(channel)
 
 
@@ -92,7 +91,7 @@ async def get_channel(ctx: Context[None, None]) -> ChannelPublic:
 
 @api.patch("/api/channels/{channel_id:int}",
            summary="Update a channel; settings merge, omitted secrets are kept (admin)",
-           body=ChannelPatch, response=ChannelPublic, role="admin")
+           body=ChannelPatch, response=ChannelPublic, role="admin", errors=(409,))
 async def update_channel(ctx: Context[None, ChannelPatch]) -> ChannelPublic:
     changes = ctx.body.model_dump(include=ctx.body_fields, exclude={"settings"})
     async with ctx.state.db.session() as session:
@@ -103,17 +102,19 @@ async def update_channel(ctx: Context[None, ChannelPatch]) -> ChannelPublic:
             changes["routing_key"] = parsed.routing_key()
         changes = {k: v for k, v in changes.items() if v is not None}
         if apply_changes(channel, changes):
+            # Read now: after a failed commit the row's attributes can no longer be loaded.
+            conflict = _routing_conflict(channel.kind, channel.routing_key)
             session.add(channel)
             try:
                 await session.commit()
             except IntegrityError:
-                raise _routing_conflict(channel) from None
+                raise conflict from None
     return channel_public(channel)
 
 
 @api.delete("/api/channels/{channel_id:int}",
             summary="Delete a channel without conversations; deactivate one that has some (admin)",
-            role="admin")
+            role="admin", errors=(409,))
 async def delete_channel(ctx: Context[None, None]) -> None:
     async with ctx.state.db.session() as session:
         channel = await get_owned(session, Channel, ctx.path["channel_id"], ctx.org_id)

@@ -33,7 +33,7 @@ async def list_users(ctx: Context[UserQuery, None]) -> Page[UserPublic]:
 
 
 @api.post("/api/users", summary="Create a user (admin)", body=UserCreate, response=UserPublic,
-          status=201, role="admin")
+          status=201, role="admin", errors=(409,))
 async def create_user(ctx: Context[None, UserCreate]) -> UserPublic:
     if ctx.body.role == "owner":
         ctx.principal.require("owner")
@@ -65,7 +65,8 @@ async def _change_user(ctx: Context[Any, Any], changes: dict[str, Any]) -> UserP
             changes.get("is_active") is False or changes.get("role", user.role) != user.role
         ):
             raise Conflict("You cannot deactivate yourself or change your own role")
-        losing_owner = user.role == "owner" and (
+        # Only an active owner counts: demoting a deactivated one leaves the others as they are.
+        losing_owner = user.role == "owner" and user.is_active and (
             changes.get("role", "owner") != "owner" or changes.get("is_active") is False
         )
         if losing_owner:
@@ -79,7 +80,7 @@ async def _change_user(ctx: Context[Any, Any], changes: dict[str, Any]) -> UserP
         if "password" in changes:
             password = changes.pop("password")
             if password is not None:
-                changes["password_hash"] = hash_password(password)
+                changes["password_hash"] = await hash_password(password)
         changes = {k: v for k, v in changes.items() if v is not None}
         if apply_changes(user, changes):
             session.add(user)
@@ -88,13 +89,13 @@ async def _change_user(ctx: Context[Any, Any], changes: dict[str, Any]) -> UserP
 
 
 @api.patch("/api/users/{user_id:int}", summary="Update a user (admin)", body=UserPatch,
-           response=UserPublic, role="admin")
+           response=UserPublic, role="admin", errors=(409,))
 async def update_user(ctx: Context[None, UserPatch]) -> UserPublic:
     return await _change_user(ctx, ctx.body.model_dump(include=ctx.body_fields))
 
 
 @api.post("/api/users/{user_id:int}/deactivate",
           summary="Deactivate a user: their tokens stop working at once (admin)",
-          response=UserPublic, role="admin")
+          response=UserPublic, role="admin", errors=(409,))
 async def deactivate_user(ctx: Context[None, None]) -> UserPublic:
     return await _change_user(ctx, {"is_active": False})

@@ -28,7 +28,7 @@ async def create_user(
         email=email,
         name=name,
         role=role,
-        password_hash=hash_password(password),
+        password_hash=await hash_password(password),
     )
     async with db.session() as session:
         if await session.get(Organization, org_id) is None:

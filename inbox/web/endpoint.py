@@ -15,7 +15,14 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from ..auth import Principal, Role, authenticate, credentials_from_headers
-from ..errors import MalformedRequest, UnsupportedMediaType, validation_failed
+from ..errors import (
+    MalformedRequest,
+    NotFound,
+    UnsupportedMediaType,
+    field_error,
+    validation_failed,
+)
+from ..schemas.fields import MAX_ID
 from ..services.outbox import Transaction, transaction
 from ..state import AppState
 
@@ -74,6 +81,8 @@ class Operation:
     response: type[BaseModel] | None
     status: int
     description: str | None = None
+    # Error statuses beyond those the shape implies (auth, path ids, validation).
+    errors: tuple[int, ...] = ()
 
     @property
     def openapi_path(self) -> str:
@@ -102,13 +111,14 @@ class Endpoints:
         body: type[BaseModel] | None = None,
         status: int = 200,
         role: Role | None = "agent",
+        errors: tuple[int, ...] = (),
     ) -> Callable[[Handler], Handler]:
         def register(handler: Handler) -> Handler:
             doc = (handler.__doc__ or "").strip() or None
             self.operations.append(
                 Operation(
                     method, path, handler, summary, self.tag, role, query, body, response,
-                    status, doc,
+                    status, doc, errors,
                 )
             )
             return handler
@@ -151,6 +161,34 @@ async def read_json_object(request: Request) -> dict[str, Any]:
     return data
 
 
+def nul_field(value: Any, path: str = "") -> str | None:
+    """The first field (dotted path) whose text holds a NUL character, if any."""
+    if isinstance(value, str):
+        return path if "\x00" in value else None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            where = f"{path}.{key}" if path else str(key)
+            if "\x00" in str(key):
+                return where
+            found = nul_field(item, where)
+            if found is not None:
+                return found
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            found = nul_field(item, f"{path}.{i}")
+            if found is not None:
+                return found
+    return None
+
+
+def reject_nul(data: Any) -> None:
+    # PostgreSQL can store no NUL character in text or JSONB: refuse it as invalid
+    # input on both databases rather than fail on one of them.
+    where = nul_field(data)
+    if where is not None:
+        raise field_error(where, "must not contain NUL characters")
+
+
 def as_route(op: Operation) -> Route:
     async def endpoint(request: Request) -> Response:
         state: AppState = request.app.state.inbox
@@ -161,15 +199,22 @@ def as_route(op: Operation) -> Route:
             )
             principal = await authenticate(state.db, state.settings.signing_key, credential)
             principal.require(op.role)
+        # Every id in a path is a 32-bit row id; a larger one names no row (and the
+        # database driver would fail on it rather than find nothing).
+        if any(isinstance(v, int) and v > MAX_ID for v in request.path_params.values()):
+            raise NotFound("No such resource")
         query = None
         if op.query is not None:
+            params = dict(request.query_params)
+            reject_nul({k: v for k, v in params.items() if k in op.query.model_fields})
             try:
-                query = op.query.model_validate(dict(request.query_params))
+                query = op.query.model_validate(params)
             except ValidationError as exc:
                 raise validation_failed(exc) from None
         body, fields = None, frozenset[str]()
         if op.body is not None:
             data = await read_json_object(request)
+            reject_nul(data)
             try:
                 body = op.body.model_validate(data)
             except ValidationError as exc:

@@ -9,6 +9,7 @@ from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from ..schemas.common import ErrorResponse
+from ..schemas.fields import MAX_ID
 from .endpoint import Operation
 
 REF = "#/components/schemas/{model}"
@@ -18,6 +19,7 @@ _ERRORS = {
     401: "Missing, invalid or expired credentials",
     403: "The caller's role does not allow this",
     404: "No such resource in the caller's organization",
+    409: "Conflicts with existing data, e.g. a duplicate",
     413: "Request body too large",
     415: "Request body is not JSON",
     422: "Validation failed; details name each field",
@@ -51,7 +53,10 @@ def _path_parameters(path: str) -> list[dict[str, Any]]:
             "name": name,
             "in": "path",
             "required": True,
-            "schema": {"type": "integer", "minimum": 0} if kind == "int" else {"type": "string"},
+            "schema": (
+                {"type": "integer", "minimum": 0, "maximum": MAX_ID}
+                if kind == "int" else {"type": "string"}
+            ),
         }
         for name, kind in re.findall(r"{(\w+):(\w+)}", path)
     ]
@@ -119,6 +124,7 @@ def build_openapi(
             errors.append(422)
         if op.body is not None and op.role is None:
             errors.append(401)
+        errors += op.errors
         for status in sorted(set(errors)):
             responses[str(status)] = _error(status)
         entry["responses"] = responses

@@ -6,11 +6,14 @@ stored, stored in one transaction, and acknowledged only after the commit.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 import orjson
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlmodel import col, select
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
@@ -23,7 +26,13 @@ from connectors.twilio import TWIML_EMPTY_RESPONSE, TWIML_MEDIA_TYPE
 from connectors.types import InboundEvent, PayloadError, SignatureError, WebhookRequest
 
 from ..auth import authenticate, credentials_from_headers
-from ..errors import AuthenticationFailed, MalformedRequest, NotFound, error_response
+from ..errors import (
+    AuthenticationFailed,
+    MalformedRequest,
+    NotFound,
+    ServiceUnavailable,
+    error_response,
+)
 from ..models import Channel, Contact, Lead, Organization
 from ..services.ingest import IngestResult, ingest
 from ..services.outbox import transaction
@@ -60,8 +69,12 @@ def _payload_error(exc: PayloadError) -> MalformedRequest:
     if exc.where:
         details["where"] = exc.where
     if exc.details:
-        details["fields"] = exc.details
-    return MalformedRequest(exc.message, details)
+        # The same shape as every other validation error, so one form handler reads both.
+        details["fields"] = [
+            {"field": field, "message": message, "type": "value_error"}
+            for field, message in exc.details.items()
+        ]
+    return MalformedRequest(str(exc), details)
 
 
 async def _channels(state: AppState, kind: str, keys: Sequence[str]) -> dict[str, Channel]:
@@ -114,8 +127,12 @@ async def receive(request: Request, kind: str) -> IngestResult:
         found = channels.get(key)
         if found is None:
             # A number of the same platform account that is not connected here.
-            log.info("%s delivery for unknown channel %s: %d events ignored", kind, key,
-                     len(channel_events))
+            log.info(
+                "%s delivery for unknown channel %s: %d events ignored",
+                kind,
+                key,
+                len(channel_events),
+            )
             total.ignored += len(channel_events)
             continue
         result = await ingest(state.db, state.events, found, channel_events)
@@ -174,11 +191,10 @@ async def twilio(request: Request) -> Response:
 async def generic_message(request: Request) -> Response:
     """A normalized message from any source, authenticated by an organization API key."""
     state = _state(request)
-    principal = await authenticate(
-        state.db,
-        state.settings.signing_key,
-        credentials_from_headers(request.headers.get("authorization"), request.headers.get("x-api-key")),
+    credential = credentials_from_headers(
+        request.headers.get("authorization"), request.headers.get("x-api-key")
     )
+    principal = await authenticate(state.db, state.settings.signing_key, credential)
     req = await webhook_request(request, state)
     try:
         events = adapter_for("generic").parse(req)
@@ -269,11 +285,161 @@ async def lead_form(request: Request) -> Response:
     )
 
 
+# The database is down, unreachable or out of connections: the platform must retry.
+_UNAVAILABLE = (OSError, OperationalError, InterfaceError, PoolTimeout)
+
+
+def _stored_or_503(
+    handler: Callable[[Request], Awaitable[Response]],
+) -> Callable[[Request], Awaitable[Response]]:
+    """A delivery that could not be stored is answered 503 (platforms retry those),
+    never a 200 and never a bare 500."""
+
+    @functools.wraps(handler)
+    async def guarded(request: Request) -> Response:
+        try:
+            return await handler(request)
+        except _UNAVAILABLE as exc:
+            log.warning("%s %s: database unavailable (%s)", request.method, request.url.path, exc)
+            raise ServiceUnavailable("The service cannot store this now; retry later") from None
+
+    return guarded
+
+
 routes = [
-    Route("/webhooks/whatsapp", whatsapp, methods=["GET", "POST"]),
-    Route("/webhooks/instagram", instagram, methods=["GET", "POST"]),
-    Route("/webhooks/twilio/sms", twilio, methods=["POST"]),
-    Route("/webhooks/twilio/status", twilio, methods=["POST"]),
-    Route("/webhooks/messages/incoming", generic_message, methods=["POST"]),
-    Route("/webhooks/leads/incoming", lead_form, methods=["POST", "OPTIONS"]),
+    Route("/webhooks/whatsapp", _stored_or_503(whatsapp), methods=["GET", "POST"]),
+    Route("/webhooks/instagram", _stored_or_503(instagram), methods=["GET", "POST"]),
+    Route("/webhooks/twilio/sms", _stored_or_503(twilio), methods=["POST"]),
+    Route("/webhooks/twilio/status", _stored_or_503(twilio), methods=["POST"]),
+    Route("/webhooks/messages/incoming", _stored_or_503(generic_message), methods=["POST"]),
+    Route("/webhooks/leads/incoming", _stored_or_503(lead_form), methods=["POST", "OPTIONS"]),
 ]
+
+
+def _doc(summary: str, *, body: str, ok: str, errors: tuple[int, ...], security: list[Any]) -> Any:
+    return {
+        "summary": summary,
+        "tags": ["webhooks"],
+        "security": security,
+        "requestBody": {
+            "required": True,
+            "content": {body: {"schema": {"type": "object", "additionalProperties": True}}},
+        },
+        "responses": {
+            "200": {"description": ok},
+            **{str(code): {"description": _WEBHOOK_ERRORS[code]} for code in errors},
+        },
+    }
+
+
+_WEBHOOK_ERRORS = {
+    400: "Malformed body (error envelope)",
+    401: "Missing or wrong signature / key; nothing stored",
+    403: "Verification token does not match",
+    404: "No active channel for the routing key",
+    413: "Body over 1 MiB",
+    503: "Database unavailable; the platform should retry",
+}
+_SIGNED = (400, 401, 404, 413, 503)
+_META_CHALLENGE = {
+    "summary": "Meta's verification handshake: answers hub.challenge as text/plain",
+    "tags": ["webhooks"],
+    "security": [],
+    "parameters": [
+        {"name": name, "in": "query", "required": True, "schema": {"type": "string"}}
+        for name in ("hub.mode", "hub.verify_token", "hub.challenge")
+    ],
+    "responses": {
+        "200": {"description": "The challenge", "content": {"text/plain": {}}},
+        "403": {"description": _WEBHOOK_ERRORS[403]},
+    },
+}
+
+OPENAPI_PATHS: dict[str, Any] = {
+    "/webhooks/whatsapp": {
+        "get": {**_META_CHALLENGE, "operationId": "whatsapp_challenge"},
+        "post": {
+            **_doc(
+                "WhatsApp Cloud API deliveries, signed with X-Hub-Signature-256",
+                body="application/json",
+                ok="Stored",
+                errors=_SIGNED,
+                security=[],
+            ),
+            "operationId": "whatsapp_webhook",
+        },
+    },
+    "/webhooks/instagram": {
+        "get": {**_META_CHALLENGE, "operationId": "instagram_challenge"},
+        "post": {
+            **_doc(
+                "Instagram Messaging deliveries, signed with X-Hub-Signature-256",
+                body="application/json",
+                ok="Stored",
+                errors=_SIGNED,
+                security=[],
+            ),
+            "operationId": "instagram_webhook",
+        },
+    },
+    "/webhooks/twilio/sms": {
+        "post": {
+            **_doc(
+                "Twilio incoming SMS/MMS, signed with X-Twilio-Signature",
+                body="application/x-www-form-urlencoded",
+                ok="Stored (empty TwiML)",
+                errors=_SIGNED,
+                security=[],
+            ),
+            "operationId": "twilio_sms_webhook",
+        },
+    },
+    "/webhooks/twilio/status": {
+        "post": {
+            **_doc(
+                "Twilio message status callbacks, signed with X-Twilio-Signature",
+                body="application/x-www-form-urlencoded",
+                ok="Applied (empty TwiML)",
+                errors=_SIGNED,
+                security=[],
+            ),
+            "operationId": "twilio_status_webhook",
+        },
+    },
+    "/webhooks/messages/incoming": {
+        "post": {
+            **_doc(
+                "A normalized message from any source: {from, content, platform, name?, "
+                "external_id?}",
+                body="application/json",
+                ok="Stored",
+                errors=(400, 401, 404, 413, 503),
+                security=[{"bearerAuth": []}, {"apiKeyHeader": []}],
+            ),
+            "operationId": "generic_message_webhook",
+        },
+    },
+    "/webhooks/leads/incoming": {
+        "post": {
+            **_doc(
+                "A web form's lead (JSON or form post), with ?key=<lead form key>",
+                body="application/x-www-form-urlencoded",
+                ok="Created",
+                errors=(400, 401, 413, 503),
+                security=[],
+            ),
+            "operationId": "lead_form_webhook",
+            "responses": {
+                "201": {"description": "Lead created"},
+                **{str(c): {"description": _WEBHOOK_ERRORS[c]} for c in (400, 401, 413, 503)},
+            },
+        },
+        "options": {
+            "operationId": "lead_form_preflight",
+            "summary": "CORS preflight: any origin may post a lead",
+            "tags": ["webhooks"],
+            "security": [],
+            "responses": {"204": {"description": "Allowed"}},
+        },
+    },
+}
