@@ -16,12 +16,13 @@ from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
-from starlette.routing import Route
+from starlette.routing import Route, WebSocketRoute
 
 from . import __version__
 from .api import OPERATIONS
 from .db import Database
 from .errors import ApiError, api_error_handler, http_error_handler, unhandled_error_handler
+from .live import Live
 from .services.delivery import DeliveryWorker
 from .settings import Settings, load_settings
 from .state import AppState
@@ -35,7 +36,11 @@ log = logging.getLogger("inbox.app")
 
 def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or load_settings()
-    state = AppState(settings=settings, db=Database(settings.database_url))
+    db = Database(settings.database_url)
+    live = Live(settings, db)
+    state = AppState(settings=settings, db=db, events=live, live=live)
+    if settings.redis_url:
+        state.readiness_checks["broker"] = live.broker_ready
     openapi = orjson.dumps(
         build_openapi(
             OPERATIONS,
@@ -67,11 +72,13 @@ def create_app(settings: Settings | None = None) -> Starlette:
             max_attempts=settings.delivery_max_attempts,
             request_timeout=settings.delivery_timeout,
         )
+        await live.start()
         delivery = asyncio.create_task(state.delivery.run(), name="delivery")
         try:
             yield
         finally:
             state.draining = True
+            await live.stop()
             delivery.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await delivery
@@ -99,6 +106,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             Route("/docs", docs, methods=["GET"]),
             *(as_route(op) for op in OPERATIONS),
             *webhooks.routes,
+            WebSocketRoute("/ws", live.endpoint),
         ],
         middleware=middleware,
         exception_handlers={

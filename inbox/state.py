@@ -6,6 +6,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from .db import Database
+from .live import Live
 from .services.delivery import DeliveryWorker
 from .services.outbox import EventSink, NullSink
 from .settings import Settings
@@ -16,6 +17,8 @@ class AppState:
     settings: Settings
     db: Database
     events: EventSink = field(default_factory=NullSink)
+    # Broker, hub and /ws of this process.
+    live: Live | None = None
     # The outbound delivery worker, when this process runs one.
     delivery: DeliveryWorker | None = None
     draining: bool = False

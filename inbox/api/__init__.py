@@ -10,13 +10,23 @@ from . import (
     leads,
     messages,
     organization,
+    realtime,
     users,
 )
 
 OPERATIONS: list[Operation] = [
     op
     for module in (
-        auth, organization, users, api_keys, channels, contacts, leads, conversations, messages
+        auth,
+        organization,
+        users,
+        api_keys,
+        channels,
+        contacts,
+        leads,
+        conversations,
+        messages,
+        realtime,
     )
     for op in module.api.operations
 ]

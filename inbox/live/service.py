@@ -1,0 +1,216 @@
+"""The realtime side of one process: broker, hub, presence, live metrics and ``/ws``.
+
+Committed events come in through ``publish`` (the outbox's sink), go to the
+broker once, serialized once, and come back to every process's hub, which
+fans them out to that process's WebSockets.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlmodel import col, select
+from starlette.requests import HTTPConnection
+
+from realtime.broker import Broker, BrokerUnavailable, create_backend
+from realtime.endpoint import RealtimeEndpoint, Session
+from realtime.envelope import Envelope
+from realtime.hub import Hub
+from realtime.presence import create_presence
+
+from ..auth import Principal, Role, authenticate, credentials_from_headers
+from ..db import Database
+from ..errors import ApiError
+from ..models import ApiKey, Event, User
+from ..services.metrics import METRIC_EVENTS, LiveMetrics
+from ..settings import Settings
+from .outbox_log import OutboxLog, envelope_of
+from .tickets import (
+    TICKET_TTL_SECONDS,
+    MemoryUsedTickets,
+    RedisUsedTickets,
+    UsedTickets,
+    issue_ticket,
+    read_ticket,
+)
+
+log = logging.getLogger("inbox.live")
+
+CHANNEL_PREFIX = "inbox"
+PRUNE_EVERY_SECONDS = 3600
+
+
+class Live:
+    def __init__(self, settings: Settings, db: Database) -> None:
+        self.settings = settings
+        self.db = db
+        self.hub = Hub()
+        self.log = OutboxLog(db, settings.event_retention_days)
+        self.broker = Broker(
+            create_backend(settings.redis_url, prefix=CHANNEL_PREFIX),
+            on_event=self.hub.dispatch,
+            on_reconnected=self._caught_up,
+        )
+        self.presence = create_presence(
+            settings.redis_url, self._presence_changed, prefix=CHANNEL_PREFIX
+        )
+        self.metrics = LiveMetrics(db, self._publish_metrics, self._agents_online)
+        self.used_tickets: UsedTickets = (
+            RedisUsedTickets(settings.redis_url) if settings.redis_url else MemoryUsedTickets()
+        )
+        self.endpoint = RealtimeEndpoint(
+            hub=self.hub,
+            event_log=self.log,
+            authenticate=self.authenticate,
+            origin_allowed=self._origin_allowed,
+            on_typing=self._typing,
+            presence=self.presence,
+        )
+        self._pruner: asyncio.Task[None] | None = None
+        self._broker_down_logged = False
+
+    async def start(self) -> None:
+        await self.broker.start()
+        await self.presence.start()
+        self._pruner = asyncio.create_task(self._prune_forever(), name="outbox-retention")
+
+    async def stop(self) -> None:
+        await self.hub.close_all()
+        if self._pruner is not None:
+            self._pruner.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._pruner
+        await self.metrics.close()
+        await self.presence.stop()
+        await self.broker.stop()
+        await self.used_tickets.close()
+
+    async def broker_ready(self) -> None:
+        if not await self.broker.ping():
+            raise BrokerUnavailable("the broker does not answer")
+
+    # -- the outbox's sink ---------------------------------------------------------
+
+    async def publish(self, events: Sequence[Event]) -> None:
+        touched: set[int] = set()
+        for event in events:
+            await self._send(envelope_of(event))
+            if event.type in METRIC_EVENTS:
+                touched.add(event.organization_id)
+        for org_id in touched:
+            self.metrics.touch(org_id)
+
+    async def _send(self, envelope: Envelope) -> None:
+        try:
+            await self.broker.publish(envelope)
+            self._broker_down_logged = False
+        except BrokerUnavailable:
+            # Stored events reach everyone after the broker's reconnect catch-up.
+            if not self._broker_down_logged:
+                log.warning("broker unavailable: live events wait for its return")
+                self._broker_down_logged = True
+
+    async def _caught_up(self) -> None:
+        replayed = await self.hub.catch_up(self.log)
+        log.info("broker back: %d stored events replayed to local connections", replayed)
+
+    async def _publish_metrics(self, org_id: int, snapshot: dict[str, Any]) -> None:
+        await self._send(Envelope.build("metrics.update", org_id, snapshot))
+
+    async def _agents_online(self, org_id: int) -> int:
+        return len(await self.presence.online(org_id))
+
+    async def _presence_changed(self, org_id: int, user_id: int, online: bool) -> None:
+        status = "online" if online else "offline"
+        await self._send(
+            Envelope.build("agent.status", org_id, {"user_id": user_id, "status": status})
+        )
+        self.metrics.touch(org_id)
+
+    async def _typing(self, session: Session, conversation_id: int, connection_id: str) -> None:
+        data = {
+            "conversation_id": conversation_id,
+            "user_id": session.user_id,
+            "connection_id": connection_id,
+        }
+        await self._send(Envelope.build("typing", session.organization_id, data))
+
+    async def _prune_forever(self) -> None:
+        while True:
+            try:
+                await self.log.prune()
+            except Exception:
+                log.exception("pruning the outbox failed")
+            await asyncio.sleep(PRUNE_EVERY_SECONDS)
+
+    # -- who may connect ---------------------------------------------------------------
+
+    def _origin_allowed(self, origin: str, host: str) -> bool:
+        origin = origin.rstrip("/")
+        if self.settings.allowed_origins:
+            return origin in self.settings.allowed_origins or "*" in self.settings.allowed_origins
+        return origin.split("://", 1)[-1].lower() == host.lower()
+
+    def ticket_for(self, principal: Principal) -> dict[str, Any]:
+        ticket = issue_ticket(
+            self.settings.signing_key,
+            organization_id=principal.organization_id,
+            user_id=principal.user_id,
+            api_key_id=principal.api_key_id,
+        )
+        return {"ticket": ticket, "expires_in": TICKET_TTL_SECONDS}
+
+    async def authenticate(self, conn: HTTPConnection) -> Session | None:
+        query = conn.query_params
+        try:
+            if "ticket" in query:
+                principal = await self._redeem(query["ticket"])
+            else:
+                credential = credentials_from_headers(
+                    conn.headers.get("authorization"), conn.headers.get("x-api-key")
+                ) or query.get("token")
+                principal = await authenticate(self.db, self.settings.signing_key, credential)
+        except ApiError:
+            return None
+        if principal is None:
+            return None
+        user = principal.user
+        return Session(
+            organization_id=principal.organization_id,
+            user=(
+                {"id": user.id, "email": user.email, "name": user.name, "role": user.role}
+                if user is not None
+                else {"api_key_id": principal.api_key_id, "role": principal.role}
+            ),
+            user_id=principal.user_id,
+            expires_at=principal.expires_at,
+        )
+
+    async def _redeem(self, ticket: str) -> Principal | None:
+        claims = read_ticket(self.settings.signing_key, ticket)
+        if claims is None or not await self.used_tickets.first_use(
+            str(claims["jti"]), TICKET_TTL_SECONDS * 2
+        ):
+            return None
+        org_id = int(claims["org"])
+        # A ticket starts a session as long as a fresh access token would last.
+        expires_at = datetime.now(UTC) + timedelta(seconds=self.settings.access_token_ttl)
+        async with self.db.session() as session:
+            if "sub" in claims:
+                user = await session.get(User, int(claims["sub"]))
+                if user is None or not user.is_active or user.organization_id != org_id:
+                    return None
+                role: Role = user.role if user.role in ("agent", "admin", "owner") else "agent"  # type: ignore[assignment]
+                return Principal(org_id, role, user=user, expires_at=expires_at)
+            key = (
+                await session.exec(select(ApiKey).where(col(ApiKey.id) == claims.get("key")))
+            ).first()
+            if key is None or key.organization_id != org_id:
+                return None
+            key_role: Role = "admin" if key.role == "admin" else "agent"
+            return Principal(org_id, key_role, api_key_id=key.id, expires_at=expires_at)
