@@ -92,6 +92,8 @@ class TwilioAdapter:
         form: dict[str, Any] = {"To": message.to, "From": s.phone_number, "Body": message.text}
         if media:
             form["MediaUrl"] = media
+        if message.status_callback:
+            form["StatusCallback"] = message.status_callback
         answer = await sending.post(
             client,
             f"{base_url.rstrip('/')}/2010-04-01/Accounts/{s.account_sid}/Messages.json",

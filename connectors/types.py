@@ -232,6 +232,8 @@ class OutboundMessage:
     to: str
     text: str
     attachments: list[dict[str, Any]] = field(default_factory=list)
+    # Where the platform should report delivery progress, on platforms that ask per send.
+    status_callback: str | None = None
 
 
 @dataclass(frozen=True)

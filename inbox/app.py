@@ -23,6 +23,7 @@ from .api import OPERATIONS
 from .db import Database
 from .errors import ApiError, api_error_handler, http_error_handler, unhandled_error_handler
 from .live import Live
+from .live.asyncapi import asyncapi_document
 from .services.delivery import DeliveryWorker
 from .settings import Settings, load_settings
 from .state import AppState
@@ -53,6 +54,11 @@ def create_app(settings: Settings | None = None) -> Starlette:
     async def openapi_json(_request: Request) -> Response:
         return Response(openapi, media_type="application/json")
 
+    asyncapi = orjson.dumps(asyncapi_document(__version__))
+
+    async def asyncapi_json(_request: Request) -> Response:
+        return Response(asyncapi, media_type="application/json")
+
     async def docs(_request: Request) -> HTMLResponse:
         return HTMLResponse(DOCS_HTML)
 
@@ -71,6 +77,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             },
             max_attempts=settings.delivery_max_attempts,
             request_timeout=settings.delivery_timeout,
+            public_url=settings.public_url,
         )
         await live.start()
         delivery = asyncio.create_task(state.delivery.run(), name="delivery")
@@ -103,6 +110,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         routes=[
             *health.routes,
             Route("/openapi.json", openapi_json, methods=["GET"]),
+            Route("/asyncapi.json", asyncapi_json, methods=["GET"]),
             Route("/docs", docs, methods=["GET"]),
             *(as_route(op) for op in OPERATIONS),
             *webhooks.routes,

@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import logging
 import random
+from collections.abc import Coroutine
 from datetime import timedelta
 from typing import Any
 
@@ -55,12 +56,14 @@ class DeliveryWorker:
         base_urls: dict[str, str],
         max_attempts: int,
         request_timeout: float,
+        public_url: str | None = None,
     ) -> None:
         self.db = db
         self.sink = sink
         self.http = http
         self.base_urls = base_urls
         self.max_attempts = max_attempts
+        self.public_url = public_url
         # An attempt older than this without an outcome belongs to a process that died.
         self.stale_after = timedelta(seconds=request_timeout * 2 + 30)
         self._wake = asyncio.Event()
@@ -127,11 +130,18 @@ class DeliveryWorker:
         attempted = 0
         for message_id in due:
             assert message_id is not None
-            claimed = await self._claim(message_id)
-            if claimed is not None:
+            # A stop (deploy, restart) waits for the attempt under way, so its outcome is
+            # recorded: cut short, the message could only be marked "interrupted".
+            if await _finish_even_if_cancelled(self._attempt(message_id)):
                 attempted += 1
-                await self._deliver(claimed)
         return attempted
+
+    async def _attempt(self, message_id: int) -> bool:
+        claimed = await self._claim(message_id)
+        if claimed is None:
+            return False
+        await self._deliver(claimed)
+        return True
 
     async def _claim(self, message_id: int) -> Message | None:
         async with self.db.session() as session:
@@ -206,8 +216,17 @@ class DeliveryWorker:
                 retryable=False,
                 code="no_recipient",
             )
+        # Twilio reports delivery only to a URL named with each send.
+        callback = (
+            f"{self.public_url}/webhooks/twilio/status"
+            if self.public_url and channel.kind == "sms"
+            else None
+        )
         return channel, OutboundMessage(
-            to=recipient, text=message.content or "", attachments=list(message.attachments)
+            to=recipient,
+            text=message.content or "",
+            attachments=list(message.attachments),
+            status_callback=callback,
         )
 
     async def _failed_attempt(self, message: Message, error: SendError) -> None:
@@ -241,3 +260,15 @@ class DeliveryWorker:
         changes = {**changes, "attempt_started_at": None, "updated_at": utcnow()}
         async with transaction(self.db, message.organization_id, self.sink) as tx:
             await move_status(tx, message.id, changes)  # type: ignore[arg-type]
+
+
+async def _finish_even_if_cancelled(work: Coroutine[Any, Any, bool]) -> bool:
+    """Run ``work`` to its end; a cancellation meanwhile is re-raised once it is done."""
+    task = asyncio.ensure_future(work)
+    try:
+        return await asyncio.shield(task)
+    except asyncio.CancelledError:
+        await asyncio.wait([task])
+        if not task.cancelled() and task.exception() is not None:
+            log.error("delivery attempt failed while stopping", exc_info=task.exception())
+        raise

@@ -1,0 +1,213 @@
+"""The WebSocket protocol as data: a JSON Schema per frame type and an AsyncAPI 3.0 document.
+
+The event schemas come from the same pydantic models the REST API answers
+with, so an event's ``data`` is exactly the resource as REST shows it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel
+from pydantic.json_schema import models_json_schema
+
+from ..schemas.contacts import ContactPublic
+from ..schemas.conversations import ConversationPublic, MessagePublic
+from ..schemas.leads import LeadPublic
+from ..schemas.realtime import AgentStatus, Deleted, MessageStatusChange, MetricsSnapshot, Typing
+
+REF = "#/components/schemas/{model}"
+
+# Stored events carry an id (resume from it); the others are live only.
+STORED_EVENTS: dict[str, type[BaseModel]] = {
+    "lead.created": LeadPublic,
+    "lead.updated": LeadPublic,
+    "lead.deleted": Deleted,
+    "contact.created": ContactPublic,
+    "contact.updated": ContactPublic,
+    "contact.deleted": Deleted,
+    "conversation.created": ConversationPublic,
+    "conversation.updated": ConversationPublic,
+    "message.received": MessagePublic,
+    "message.sent": MessagePublic,
+    "message.deleted": MessagePublic,
+    "message.status": MessageStatusChange,
+}
+LIVE_EVENTS: dict[str, type[BaseModel]] = {
+    "metrics.update": MetricsSnapshot,
+    "agent.status": AgentStatus,
+    "typing": Typing,
+}
+
+_STRING = {"type": "string"}
+_INT = {"type": "integer"}
+_EVENT_TYPES = {"type": "array", "items": _STRING}
+_IDS = {"type": "array", "items": _INT}
+
+# Frames for one connection: a type and their fields, no id.
+CONTROL_FRAMES: dict[str, dict[str, Any]] = {
+    "session.ready": {
+        "connection_id": _STRING,
+        "user": {"type": "object"},
+        "organization_id": _INT,
+        "last_event_id": _INT,
+    },
+    "pong": {},
+    "error": {"code": _STRING, "message": _STRING},
+    "replay.truncated": {},
+    "subscription": {
+        "events": {"anyOf": [_EVENT_TYPES, {"type": "null"}]},
+        "conversation_ids": {"anyOf": [_IDS, {"type": "null"}]},
+    },
+}
+CLIENT_FRAMES: dict[str, dict[str, Any]] = {
+    "ping": {},
+    "subscribe": {"events": _EVENT_TYPES, "conversation_ids": _IDS},
+    "unsubscribe": {"events": _EVENT_TYPES, "conversation_ids": _IDS},
+    "typing": {"conversation_id": {"type": "integer", "minimum": 1}},
+}
+_REQUIRED_CLIENT = {"typing": ["conversation_id"]}
+
+
+def _name(type: str) -> str:
+    return "".join(part.title() for part in type.replace(".", "_").split("_"))
+
+
+def _components() -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+    """(shared model schemas, one envelope schema per server frame type)."""
+    models = {*STORED_EVENTS.values(), *LIVE_EVENTS.values()}
+    refs, defs = models_json_schema([(m, "serialization") for m in models], ref_template=REF)
+    frames: dict[str, dict[str, Any]] = {}
+    for events, stored in ((STORED_EVENTS, True), (LIVE_EVENTS, False)):
+        for type, model in events.items():
+            properties: dict[str, Any] = {
+                "type": {"const": type},
+                "organization_id": _INT,
+                "timestamp": {"type": "string", "format": "date-time"},
+                "data": refs[(model, "serialization")],
+            }
+            required = ["type", "organization_id", "timestamp", "data"]
+            if stored:
+                properties = {"id": {"type": "integer", "minimum": 1}, **properties}
+                required.insert(0, "id")
+            frames[type] = {
+                "type": "object",
+                "properties": properties,
+                "required": required,
+                "additionalProperties": False,
+            }
+    for type, fields in CONTROL_FRAMES.items():
+        frames[type] = {
+            "type": "object",
+            "properties": {"type": {"const": type}, **fields},
+            "required": ["type", *fields],
+            "additionalProperties": False,
+        }
+    return defs.get("$defs", {}), frames
+
+
+def frame_schemas() -> dict[str, dict[str, Any]]:
+    """A standalone JSON Schema for every frame the server sends, by its ``type``."""
+    defs, frames = _components()
+    out = {}
+    for type, schema in frames.items():
+        standalone = _rebase(schema)
+        standalone["$defs"] = {k: _rebase(v) for k, v in defs.items()}
+        out[type] = standalone
+    return out
+
+
+def _rebase(schema: Any) -> Any:
+    """Point component refs at a standalone schema's own ``$defs``."""
+    if isinstance(schema, dict):
+        return {
+            k: (v.replace("#/components/schemas/", "#/$defs/") if k == "$ref" else _rebase(v))
+            for k, v in schema.items()
+        }
+    if isinstance(schema, list):
+        return [_rebase(v) for v in schema]
+    return schema
+
+
+def asyncapi_document(version: str) -> dict[str, Any]:
+    defs, frames = _components()
+    schemas = dict(defs)
+    messages: dict[str, Any] = {}
+    for type, schema in frames.items():
+        name = _name(type)
+        schemas[f"{name}Frame"] = schema
+        messages[name] = {
+            "name": type,
+            "title": type,
+            "contentType": "application/json",
+            "payload": {"$ref": f"#/components/schemas/{name}Frame"},
+        }
+    client_messages: dict[str, Any] = {}
+    for type, fields in CLIENT_FRAMES.items():
+        name = f"Client{_name(type)}"
+        schemas[f"{name}Frame"] = {
+            "type": "object",
+            "properties": {"type": {"const": type}, **fields},
+            "required": ["type", *_REQUIRED_CLIENT.get(type, [])],
+        }
+        client_messages[name] = {
+            "name": type,
+            "contentType": "application/json",
+            "payload": {"$ref": f"#/components/schemas/{name}Frame"},
+        }
+    server_refs = {name: {"$ref": f"#/components/messages/{name}"} for name in messages}
+    client_refs = {name: {"$ref": f"#/components/messages/{name}"} for name in client_messages}
+    return {
+        "asyncapi": "3.0.0",
+        "info": {
+            "title": "Unified Inbox realtime",
+            "version": version,
+            "description": (
+                "Events of the caller's organization over one WebSocket. Authenticate with "
+                "`Authorization: Bearer <token or API key>`, `?ticket=` (from POST "
+                "/api/realtime/tickets) or `?token=`. Narrow with `?events=a,b`; resume with "
+                "`?last_event_id=N`: stored events after N are replayed in order, then live "
+                "ones, with no gap and no duplicate. Close codes: 4401 credentials expired, "
+                "4008 too slow (resume), 1009 frame over 64 KiB, 1012 server restarting."
+            ),
+        },
+        "servers": {
+            "inbox": {"host": "localhost:8000", "protocol": "ws", "pathname": "/"},
+        },
+        "channels": {
+            "realtime": {
+                "address": "/ws",
+                "messages": {**server_refs, **client_refs},
+                "bindings": {
+                    "ws": {
+                        "query": {
+                            "type": "object",
+                            "properties": {
+                                "ticket": _STRING,
+                                "token": _STRING,
+                                "events": _STRING,
+                                "last_event_id": _INT,
+                            },
+                        }
+                    }
+                },
+            }
+        },
+        "operations": {
+            "receiveEvents": {
+                "action": "receive",
+                "channel": {"$ref": "#/channels/realtime"},
+                "messages": [
+                    {"$ref": f"#/channels/realtime/messages/{name}"} for name in messages
+                ],
+            },
+            "sendFrames": {
+                "action": "send",
+                "channel": {"$ref": "#/channels/realtime"},
+                "messages": [
+                    {"$ref": f"#/channels/realtime/messages/{name}"} for name in client_messages
+                ],
+            },
+        },
+        "components": {"schemas": schemas, "messages": {**messages, **client_messages}},
+    }
