@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Literal
+from typing import Literal, cast
 
 from sqlmodel import select
 
@@ -15,7 +15,7 @@ from .security import InvalidToken, api_key_digest, decode_token, looks_like_jwt
 
 Role = Literal["agent", "admin", "owner"]
 ROLES: tuple[Role, ...] = ("agent", "admin", "owner")
-_RANK = {role: rank for rank, role in enumerate(ROLES)}
+_RANK: dict[str, int] = {role: rank for rank, role in enumerate(ROLES)}
 
 # last_used_at is a hint, not an audit log: one write a minute per key at most.
 API_KEY_TOUCH_INTERVAL = timedelta(seconds=60)
@@ -39,6 +39,11 @@ class Principal:
     def require(self, role: Role) -> None:
         if not self.has_role(role):
             raise AuthorizationFailed(f"This action needs the {role} role")
+
+
+def as_role(value: str) -> Role:
+    """A stored role as the type; anything unknown counts as the least privileged."""
+    return cast(Role, value) if value in _RANK else "agent"
 
 
 def role_at_least(role: str, minimum: Role) -> bool:
@@ -73,9 +78,11 @@ async def _from_access_token(db: Database, signing_key: str, token: str) -> Prin
     if user is None or not user.is_active or user.organization_id != claims.organization_id:
         raise AuthenticationFailed("Invalid or expired access token")
     # The role stored now wins over the one in the token: demotions apply at once.
-    role: Role = user.role if user.role in _RANK else "agent"  # type: ignore[assignment]
     return Principal(
-        organization_id=user.organization_id, role=role, user=user, expires_at=claims.expires_at
+        organization_id=user.organization_id,
+        role=as_role(user.role),
+        user=user,
+        expires_at=claims.expires_at,
     )
 
 
@@ -90,5 +97,6 @@ async def _from_api_key(db: Database, key: str) -> Principal:
             api_key.last_used_at = now
             session.add(api_key)
             await session.commit()
-    role: Role = api_key.role if api_key.role in _RANK else "agent"  # type: ignore[assignment]
-    return Principal(organization_id=api_key.organization_id, role=role, api_key_id=api_key.id)
+    return Principal(
+        organization_id=api_key.organization_id, role=as_role(api_key.role), api_key_id=api_key.id
+    )

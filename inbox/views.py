@@ -44,9 +44,9 @@ def conversation_public(
     conv: Conversation, contact_name: str | None, channel_kind: str, channel_name: str
 ) -> ConversationPublic:
     return ConversationPublic(
-        id=conv.id,  # type: ignore[arg-type]
+        id=conv.id,
         organization_id=conv.organization_id,
-        status=conv.status,  # type: ignore[arg-type]
+        status=conv.status,
         contact_id=conv.contact_id,
         contact=ContactRef(id=conv.contact_id, name=contact_name),
         channel_id=conv.channel_id,

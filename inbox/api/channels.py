@@ -28,9 +28,9 @@ def parse_settings(kind: str, values: dict[str, Any]) -> ChannelSettings:
 def channel_public(channel: Channel) -> ChannelPublic:
     parsed = settings_model(channel.kind).model_validate(channel.settings)
     return ChannelPublic(
-        id=channel.id,  # type: ignore[arg-type]
+        id=channel.id,
         organization_id=channel.organization_id,
-        kind=channel.kind,  # type: ignore[arg-type]
+        kind=channel.kind,
         name=channel.name,
         routing_key=channel.routing_key,
         settings=parsed.public(),

@@ -36,7 +36,7 @@ def apply_changes(row: SQLModel, changes: dict[str, Any]) -> bool:
             setattr(row, name, value)
             changed = True
     if changed and hasattr(row, "updated_at"):
-        row.updated_at = utcnow()  # type: ignore[attr-defined]
+        row.updated_at = utcnow()
     return changed
 
 

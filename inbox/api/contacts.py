@@ -93,7 +93,7 @@ async def get_contact(ctx: Context[None, None]) -> ContactDetail:
             leads=[LeadPublic.model_validate(lead) for lead in leads],
             conversations=[
                 ContactConversation(
-                    id=conv.id,  # type: ignore[arg-type]
+                    id=conv.id,
                     channel_id=conv.channel_id,
                     channel_kind=kind,
                     status=conv.status,

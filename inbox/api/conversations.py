@@ -2,7 +2,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from sqlalchemy import tuple_
 from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from ..errors import field_error
 from ..models import Conversation, Message, User
@@ -102,22 +104,43 @@ async def mark_read(ctx: Context[None, None]) -> ConversationPublic:
     return await _change(ctx, {"unread_count": 0})
 
 
+async def _cursor(
+    session: AsyncSession, conversation_id: int, field: str, message_id: int
+) -> tuple[Any, int]:
+    row = (
+        await session.exec(
+            select(Message.ordered_at, Message.id).where(
+                col(Message.id) == message_id, col(Message.conversation_id) == conversation_id
+            )
+        )
+    ).first()
+    if row is None:
+        raise field_error(field, f"no message {message_id} in this conversation")
+    return row[0], int(row[1])  # type: ignore[arg-type]
+
+
 @api.get("/api/conversations/{conversation_id:int}/messages",
-         summary="Messages of a conversation, oldest first, by cursor",
+         summary="Messages of a conversation in conversation order, by cursor",
          query=MessageQuery, response=MessagePage)
 async def list_messages(ctx: Context[MessageQuery, None]) -> MessagePage:
-    """Without a cursor: the latest `limit` messages. `before`: older ones; `after`: newer ones."""
+    """Conversation order is the platform's timestamp (then arrival). Without a cursor: the
+    latest `limit` messages, oldest first. `before`: older ones; `after`: newer ones."""
     q = ctx.query
+    order_key = tuple_(col(Message.ordered_at), col(Message.id))
     async with ctx.state.db.session() as session:
         conv = await get_owned(session, Conversation, ctx.path["conversation_id"], ctx.org_id)
-        base = select(Message).where(Message.conversation_id == conv.id)
+        base = select(Message).where(col(Message.conversation_id) == conv.id)
         total = await count(session, base)
         if q.after is not None:
-            stmt = base.where(col(Message.id) > q.after).order_by(col(Message.id).asc())
+            stmt = base.order_by(col(Message.ordered_at).asc(), col(Message.id).asc())
+            if q.after > 0:
+                anchor = await _cursor(session, conv.id, "after", q.after)  # type: ignore[arg-type]
+                stmt = stmt.where(order_key > tuple_(*anchor))
         else:
-            stmt = base.order_by(col(Message.id).desc())
+            stmt = base.order_by(col(Message.ordered_at).desc(), col(Message.id).desc())
             if q.before is not None:
-                stmt = stmt.where(col(Message.id) < q.before)
+                anchor = await _cursor(session, conv.id, "before", q.before)  # type: ignore[arg-type]
+                stmt = stmt.where(order_key < tuple_(*anchor))
         rows = list(await session.exec(stmt.limit(q.limit + 1)))
     has_more = len(rows) > q.limit
     rows = rows[: q.limit]

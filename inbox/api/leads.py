@@ -41,7 +41,9 @@ async def list_leads(ctx: Context[LeadQuery, None]) -> Page[LeadPublic]:
     return Page.of(items, total=total, limit=q.limit, offset=q.offset)
 
 
-@api.post("/api/leads", summary="Create a lead", body=LeadCreate, response=LeadPublic, status=201)
+# 404: a contact_id that names no contact of the organization.
+@api.post("/api/leads", summary="Create a lead", body=LeadCreate, response=LeadPublic, status=201,
+          errors=(404,))
 async def create_lead(ctx: Context[None, LeadCreate]) -> LeadPublic:
     async with ctx.tx() as tx:
         await _check_contact(tx, ctx.body.contact_id)
@@ -86,7 +88,11 @@ async def replace_lead(ctx: Context[None, LeadReplace]) -> LeadPublic:
     "/api/leads/{lead_id:int}", summary="Update a lead", body=LeadPatch, response=LeadPublic
 )
 async def update_lead(ctx: Context[None, LeadPatch]) -> LeadPublic:
-    return await _update(ctx, ctx.body.model_dump(include=ctx.body_fields))
+    changes = ctx.body.model_dump(include=ctx.body_fields)
+    # A lead always has a status; a null there means "leave as is", as for contacts.
+    if changes.get("status", ...) is None:
+        changes.pop("status")
+    return await _update(ctx, changes)
 
 
 @api.delete("/api/leads/{lead_id:int}", summary="Delete a lead")

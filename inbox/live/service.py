@@ -23,7 +23,7 @@ from realtime.envelope import Envelope
 from realtime.hub import Hub
 from realtime.presence import create_presence
 
-from ..auth import Principal, Role, authenticate, credentials_from_headers
+from ..auth import Principal, as_role, authenticate, credentials_from_headers
 from ..db import Database
 from ..errors import ApiError
 from ..models import ApiKey, Event, User
@@ -205,12 +205,10 @@ class Live:
                 user = await session.get(User, int(claims["sub"]))
                 if user is None or not user.is_active or user.organization_id != org_id:
                     return None
-                role: Role = user.role if user.role in ("agent", "admin", "owner") else "agent"  # type: ignore[assignment]
-                return Principal(org_id, role, user=user, expires_at=expires_at)
+                return Principal(org_id, as_role(user.role), user=user, expires_at=expires_at)
             key = (
                 await session.exec(select(ApiKey).where(col(ApiKey.id) == claims.get("key")))
             ).first()
             if key is None or key.organization_id != org_id:
                 return None
-            key_role: Role = "admin" if key.role == "admin" else "agent"
-            return Principal(org_id, key_role, api_key_id=key.id, expires_at=expires_at)
+            return Principal(org_id, as_role(key.role), api_key_id=key.id, expires_at=expires_at)

@@ -83,7 +83,7 @@ async def snapshot(db: Database, org_id: int, agents_online: int) -> dict[str, A
         .scalar_subquery(),
     )
     async with db.session() as session:
-        row = (await session.exec(query)).one()
+        row = (await session.exec(query)).one()  # type: ignore[call-overload]
     avg = row[6]
     return {
         "open_conversations": int(row[0]),

@@ -40,7 +40,7 @@ class Context(Generic[Q, B]):
         principal: Principal | None,
         query: Q,
         body: B,
-        body_fields: frozenset[str],
+        body_fields: set[str],
     ) -> None:
         self.request = request
         self.state = state
@@ -211,7 +211,7 @@ def as_route(op: Operation) -> Route:
                 query = op.query.model_validate(params)
             except ValidationError as exc:
                 raise validation_failed(exc) from None
-        body, fields = None, frozenset[str]()
+        body, fields = None, set[str]()
         if op.body is not None:
             data = await read_json_object(request)
             reject_nul(data)
@@ -219,7 +219,7 @@ def as_route(op: Operation) -> Route:
                 body = op.body.model_validate(data)
             except ValidationError as exc:
                 raise validation_failed(exc) from None
-            fields = frozenset(body.model_fields_set)
+            fields = set(body.model_fields_set)
         result = await op.handler(Context(request, state, principal, query, body, fields))
         if isinstance(result, Response):
             return result
