@@ -1,0 +1,34 @@
+"""Real-time delivery: event envelope, broker backends, connection hub, WebSocket endpoint.
+
+Generic: authentication, the outbox and presence reporting come in as callables.
+"""
+
+from .broker import Broker, BrokerBackend, BrokerUnavailable, create_backend
+from .endpoint import RealtimeEndpoint, Session, same_host
+from .envelope import Envelope, EnvelopeError
+from .eventlog import EventLog, ReplayTruncated
+from .hub import Connection, Hub, HubCounters
+from .presence import MemoryPresence, Presence, RedisPresence, create_presence
+from .protocol import FrameError
+
+__all__ = [
+    "Broker",
+    "BrokerBackend",
+    "BrokerUnavailable",
+    "Connection",
+    "Envelope",
+    "EnvelopeError",
+    "EventLog",
+    "FrameError",
+    "Hub",
+    "HubCounters",
+    "MemoryPresence",
+    "Presence",
+    "RealtimeEndpoint",
+    "RedisPresence",
+    "ReplayTruncated",
+    "Session",
+    "create_backend",
+    "create_presence",
+    "same_host",
+]

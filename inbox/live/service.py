@@ -49,8 +49,8 @@ class Live:
     def __init__(self, settings: Settings, db: Database) -> None:
         self.settings = settings
         self.db = db
-        self.hub = Hub()
         self.log = OutboxLog(db, settings.event_retention_days)
+        self.hub = Hub(dense_ids=self.log)
         self.broker = Broker(
             create_backend(settings.redis_url, prefix=CHANNEL_PREFIX),
             on_event=self.hub.dispatch,

@@ -1,0 +1,44 @@
+"""The interface every broker backend implements."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from ..envelope import Envelope
+
+
+class BrokerUnavailable(Exception):
+    """The broker cannot take a message now. The event is still in the outbox."""
+
+
+class BrokerBackend(Protocol):
+    async def connect(self) -> None:
+        """Create loop-bound resources; call from the event loop that will use them."""
+        ...
+
+    async def disconnect(self) -> None: ...
+
+    async def subscribe(self) -> None:
+        """Start this process's one subscription, covering every organization."""
+        ...
+
+    async def publish(self, envelope: Envelope) -> None:
+        """Send to every subscribed process; raise BrokerUnavailable quickly on failure."""
+        ...
+
+    async def next_message(self) -> Envelope | None:
+        """The next event, or None right after the subscription came back from a loss:
+        events published in between were missed and must be caught up."""
+        ...
+
+    async def ping(self) -> bool:
+        """Whether the broker is reachable and the subscription (if any) is live."""
+        ...
+
+
+def channel(prefix: str, organization_id: int) -> str:
+    return f"{prefix}:org:{organization_id}"
+
+
+def all_channels(prefix: str) -> str:
+    return f"{prefix}:org:*"

@@ -1,0 +1,182 @@
+"""Redis pub/sub: every process publishes to a channel per organization and holds one
+pattern subscription that covers them all."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.asyncio.client import PubSub
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import RedisError
+
+from ..envelope import Envelope, EnvelopeError
+from .base import BrokerUnavailable, all_channels, channel
+
+logger = logging.getLogger(__name__)
+
+_FAILURES = (RedisError, OSError, TimeoutError)
+
+
+class RedisBackend:
+    def __init__(
+        self,
+        url: str,
+        *,
+        prefix: str = "realtime",
+        timeout: float = 2.0,
+        queue_size: int = 10_000,
+        health_interval: float = 5.0,
+        backoff_base: float = 0.1,
+        backoff_cap: float = 5.0,
+    ) -> None:
+        self._url = url
+        self._prefix = prefix
+        self._timeout = timeout
+        self._queue_size = queue_size
+        self._health_interval = health_interval
+        self._backoff_base = backoff_base
+        self._backoff_cap = backoff_cap
+        self._client: Redis | None = None
+        self._subscriber: Redis | None = None
+        self._queue: asyncio.Queue[Envelope | None] | None = None
+        self._listener: asyncio.Task[None] | None = None
+        self.subscribed = False
+
+    async def connect(self) -> None:
+        self._queue = asyncio.Queue(self._queue_size)
+        # One retry without delay replaces a pooled connection that died with the server;
+        # beyond that, publish fails fast and the caller relies on catching up.
+        self._client = self._redis(retries=1)
+        # The subscription gets no silent retries: a loss must be seen, counted and caught
+        # up, which redis-py's automatic resubscription would hide.
+        self._subscriber = self._redis(retries=0)
+
+    async def disconnect(self) -> None:
+        if self._listener is not None:
+            self._listener.cancel()
+            await asyncio.wait([self._listener])
+            self._listener = None
+        for client in (self._client, self._subscriber):
+            if client is not None:
+                await client.aclose()
+        self._client = self._subscriber = None
+
+    async def subscribe(self) -> None:
+        first_attempt = asyncio.get_running_loop().create_future()
+        self._listener = asyncio.get_running_loop().create_task(
+            self._listen(first_attempt), name="realtime-redis-listener"
+        )
+        # Startup proceeds either way: while Redis is down, ping() says so and the
+        # listener keeps retrying.
+        await first_attempt
+
+    async def publish(self, envelope: Envelope) -> None:
+        client = self._client
+        if client is None:
+            raise BrokerUnavailable("not connected")
+        try:
+            async with asyncio.timeout(self._timeout):
+                await client.publish(
+                    channel(self._prefix, envelope.organization_id), envelope.frame
+                )
+        except _FAILURES as exc:
+            raise BrokerUnavailable(f"publishing to Redis failed: {exc!r}") from exc
+
+    async def next_message(self) -> Envelope | None:
+        if self._queue is None:
+            raise RuntimeError("RedisBackend.connect() has not been called")
+        return await self._queue.get()
+
+    async def ping(self) -> bool:
+        if self._client is None or (self._listener is not None and not self.subscribed):
+            return False
+        try:
+            async with asyncio.timeout(self._timeout):
+                return bool(await self._client.ping())
+        except _FAILURES:
+            return False
+
+    def _redis(self, *, retries: int) -> Redis:
+        return Redis.from_url(
+            self._url,
+            socket_timeout=self._timeout,
+            socket_connect_timeout=self._timeout,
+            retry=Retry(NoBackoff(), retries),
+        )
+
+    async def _listen(self, first_attempt: asyncio.Future[None]) -> None:
+        assert self._subscriber is not None and self._queue is not None
+        failures = 0
+        while True:
+            pubsub = self._subscriber.pubsub()
+            try:
+                await self._subscribe(pubsub)
+                self.subscribed = True
+                if failures:
+                    logger.warning("Redis subscription restored after %d failed attempts", failures)
+                    # Tell the consumer that events may have been missed.
+                    await self._queue.put(None)
+                failures = 0
+                if not first_attempt.done():
+                    first_attempt.set_result(None)
+                await self._read(pubsub)
+            except _FAILURES as exc:
+                failures += 1
+                logger.warning("Redis subscription failed (attempt %d): %r", failures, exc)
+            finally:
+                self.subscribed = False
+                await self._close(pubsub)
+            if not first_attempt.done():
+                first_attempt.set_result(None)
+            await asyncio.sleep(self._backoff(failures))
+
+    async def _subscribe(self, pubsub: PubSub) -> None:
+        async with asyncio.timeout(self._timeout):
+            await pubsub.psubscribe(all_channels(self._prefix))
+            # Only once Redis confirms is every later publish sure to reach us; catching up
+            # before that point could miss an event published in between.
+            while True:
+                message = await pubsub.get_message(timeout=self._timeout)
+                if message is not None and message["type"] == "psubscribe":
+                    return
+
+    async def _read(self, pubsub: PubSub) -> None:
+        assert self._queue is not None
+        awaiting_pong = False
+        while True:
+            message: dict[str, Any] | None = await pubsub.get_message(
+                ignore_subscribe_messages=True, timeout=self._health_interval
+            )
+            if message is None:
+                # A silent socket may be a dead one: ask, and give up if nothing comes back.
+                if awaiting_pong:
+                    raise TimeoutError("Redis did not answer PING on the subscription")
+                await pubsub.ping()
+                awaiting_pong = True
+                continue
+            awaiting_pong = False
+            if message["type"] != "pmessage":
+                continue
+            try:
+                envelope = Envelope.parse(message["data"])
+            except EnvelopeError as exc:
+                logger.warning("dropping a malformed broker message: %s", exc)
+                continue
+            await self._queue.put(envelope)
+
+    async def _close(self, pubsub: PubSub) -> None:
+        try:
+            async with asyncio.timeout(self._timeout):
+                await pubsub.aclose()  # type: ignore[no-untyped-call]
+        except _FAILURES:
+            pass
+
+    def _backoff(self, failures: int) -> float:
+        ceiling = min(self._backoff_cap, self._backoff_base * 2.0 ** min(failures, 16))
+        # Jitter spreads the reconnects of many processes after a shared outage.
+        return ceiling / 2 + random.uniform(0, ceiling / 2)

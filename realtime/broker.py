@@ -1,0 +1,98 @@
+"""The broker front: publish envelopes, and feed each received one to the local hub.
+
+One process holds one subscription; `on_event` (the hub's dispatch) fans out locally.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from urllib.parse import urlsplit
+
+from .backends.base import BrokerBackend, BrokerUnavailable
+from .backends.memory import MemoryBackend
+from .backends.redis import RedisBackend
+from .envelope import Envelope
+
+__all__ = ["Broker", "BrokerBackend", "BrokerUnavailable", "create_backend"]
+
+logger = logging.getLogger(__name__)
+
+_YIELD_EVERY = 16
+
+
+def create_backend(url: str | None, *, prefix: str = "realtime") -> BrokerBackend:
+    """`memory://` or None: in-process. `redis://`, `rediss://`, `unix://`: Redis pub/sub."""
+    scheme = urlsplit(url).scheme if url else "memory"
+    if scheme == "memory":
+        return MemoryBackend()
+    if scheme in ("redis", "rediss", "unix"):
+        assert url is not None
+        return RedisBackend(url, prefix=prefix)
+    raise ValueError(f"unsupported broker URL scheme {scheme!r}")
+
+
+class Broker:
+    def __init__(
+        self,
+        backend: BrokerBackend,
+        *,
+        on_event: Callable[[Envelope], object] | None = None,
+        on_reconnected: Callable[[], Awaitable[object]] | None = None,
+    ) -> None:
+        """`on_event` None: publish only (a worker that holds no WebSockets).
+
+        `on_reconnected` runs after the subscription came back from a loss, before any
+        event received after it is handed to `on_event`: the place to catch up from the
+        outbox, e.g. `lambda: hub.catch_up(event_log)`.
+        """
+        self.backend = backend
+        self._on_event = on_event
+        self._on_reconnected = on_reconnected
+        self._pump: asyncio.Task[None] | None = None
+        self.reconnects = 0
+
+    async def start(self) -> None:
+        await self.backend.connect()
+        if self._on_event is not None:
+            await self.backend.subscribe()
+            self._pump = asyncio.get_running_loop().create_task(
+                self._run(self._on_event), name="realtime-broker-pump"
+            )
+
+    async def stop(self) -> None:
+        if self._pump is not None:
+            self._pump.cancel()
+            await asyncio.wait([self._pump])
+            self._pump = None
+        await self.backend.disconnect()
+
+    async def publish(self, envelope: Envelope) -> None:
+        await self.backend.publish(envelope)
+
+    async def ping(self) -> bool:
+        return await self.backend.ping()
+
+    async def _run(self, on_event: Callable[[Envelope], object]) -> None:
+        next_message = self.backend.next_message
+        handled = 0
+        while True:
+            handled += 1
+            if handled % _YIELD_EVERY == 0:
+                # Reading a non-empty queue does not yield: let the writers drain now and
+                # then, or a burst would pile up in every connection's queue at once.
+                await asyncio.sleep(0)
+            envelope = await next_message()
+            if envelope is None:
+                self.reconnects += 1
+                if self._on_reconnected is not None:
+                    try:
+                        await self._on_reconnected()
+                    except Exception:
+                        logger.exception("the broker reconnect hook failed")
+                continue
+            try:
+                on_event(envelope)
+            except Exception:
+                logger.exception("handling event %s failed", envelope.id)

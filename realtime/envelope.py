@@ -1,0 +1,144 @@
+"""The event envelope: serialized once, parsed once per process, shared by every recipient."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, TypeGuard
+
+import orjson
+
+# Datetimes inside `data` follow the project convention: UTC with a `Z`.
+_DUMPS_OPTIONS = orjson.OPT_UTC_Z | orjson.OPT_NAIVE_UTC
+
+
+class EnvelopeError(ValueError):
+    """A broker payload that is not an event envelope."""
+
+
+def format_timestamp(moment: datetime) -> str:
+    moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    return f"{moment:%Y-%m-%dT%H:%M:%S}.{moment.microsecond // 1000:03d}Z"
+
+
+@dataclass(frozen=True, slots=True)
+class Envelope:
+    """One event as it travels through the process.
+
+    `frame` is the exact JSON sent to clients and published to the broker; `text` is the
+    same frame decoded once, because ASGI text messages carry `str` and decoding per
+    recipient would repeat the work for every socket.
+    """
+
+    id: int | None
+    type: str
+    organization_id: int
+    # What subscription filters look at, extracted once instead of per connection.
+    conversation_id: int | None
+    # The connection whose action caused an ephemeral event (typing): it is not sent back.
+    source: str | None
+    frame: bytes
+    text: str
+
+    @property
+    def ephemeral(self) -> bool:
+        # Stored events have an id from the outbox; typing and the like are never stored.
+        return self.id is None
+
+    @classmethod
+    def build(
+        cls,
+        type: str,
+        organization_id: int,
+        data: Mapping[str, Any],
+        *,
+        id: int | None = None,
+        timestamp: datetime | None = None,
+    ) -> Envelope:
+        body: dict[str, Any] = {}
+        if id is not None:
+            body["id"] = id
+        body["type"] = type
+        body["organization_id"] = organization_id
+        body["timestamp"] = format_timestamp(timestamp or datetime.now(UTC))
+        body["data"] = data
+        frame = orjson.dumps(body, option=_DUMPS_OPTIONS)
+        return cls(
+            id=id,
+            type=type,
+            organization_id=organization_id,
+            conversation_id=_conversation_id(type, data),
+            source=_source(id, data),
+            frame=frame,
+            text=frame.decode(),
+        )
+
+    @classmethod
+    def parse(cls, frame: bytes) -> Envelope:
+        """Rebuild an envelope from broker bytes, keeping those bytes as the frame."""
+        try:
+            body = orjson.loads(frame)
+        except orjson.JSONDecodeError as exc:
+            raise EnvelopeError(f"not JSON: {exc}") from None
+        if not isinstance(body, dict):
+            raise EnvelopeError("not a JSON object")
+        id_ = body.get("id")
+        type_ = body.get("type")
+        organization_id = body.get("organization_id")
+        data = body.get("data")
+        if id_ is not None and not _is_int(id_):
+            raise EnvelopeError("'id' must be an integer")
+        if not isinstance(type_, str) or not type_:
+            raise EnvelopeError("'type' must be a non-empty string")
+        if not _is_int(organization_id):
+            raise EnvelopeError("'organization_id' must be an integer")
+        if not isinstance(data, dict):
+            raise EnvelopeError("'data' must be an object")
+        return cls(
+            id=id_,
+            type=type_,
+            organization_id=organization_id,
+            conversation_id=_conversation_id(type_, data),
+            source=_source(id_, data),
+            frame=frame,
+            text=frame.decode(),
+        )
+
+
+def control(type: str, fields: Mapping[str, Any] | None = None) -> Envelope:
+    """A frame for one connection (`pong`, `error`, ...): a type, its fields, and no id.
+
+    It is queued to a single connection, never routed, so it belongs to no organization.
+    """
+    body: dict[str, Any] = {"type": type}
+    if fields:
+        body.update(fields)
+    frame = orjson.dumps(body, option=_DUMPS_OPTIONS)
+    return Envelope(
+        id=None,
+        type=type,
+        organization_id=0,
+        conversation_id=None,
+        source=None,
+        frame=frame,
+        text=frame.decode(),
+    )
+
+
+def _is_int(value: object) -> TypeGuard[int]:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _conversation_id(type: str, data: Mapping[str, Any]) -> int | None:
+    value = data.get("conversation_id")
+    if value is None and type.startswith("conversation."):
+        value = data.get("id")
+    return value if _is_int(value) else None
+
+
+def _source(id: int | None, data: Mapping[str, Any]) -> str | None:
+    if id is not None:
+        return None
+    value = data.get("connection_id")
+    return value if isinstance(value, str) else None

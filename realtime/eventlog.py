@@ -1,0 +1,30 @@
+"""What realtime needs from the application's outbox: the newest id, and replay after an id."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Protocol
+
+from .envelope import Envelope
+
+
+class ReplayTruncated(Exception):
+    """The requested position is older than what the outbox keeps.
+
+    Raise it from `EventLog.after` before yielding anything; the client is told with a
+    `replay.truncated` frame and reloads its state another way.
+    """
+
+
+class EventLog(Protocol):
+    async def latest_id(self, organization_id: int) -> int:
+        """The id of the organization's newest stored event, 0 when there is none."""
+        ...
+
+    def after(self, organization_id: int, after_id: int) -> AsyncIterator[Envelope]:
+        """Every stored event of the organization with id > after_id, in id order.
+
+        Ids must become visible in increasing order within an organization (a later id is
+        never committed before an earlier one): resuming from `last_event_id` relies on it.
+        """
+        ...

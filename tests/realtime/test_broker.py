@@ -1,0 +1,202 @@
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+from collections.abc import Awaitable, Callable
+
+import pytest
+from redis.asyncio import Redis
+from servers import RedisServer
+
+from realtime import Broker, BrokerUnavailable, Envelope, create_backend
+from realtime.backends.memory import MemoryBackend
+from realtime.backends.redis import RedisBackend
+from tests.realtime.rt_harness import (
+    RealtimeApp,
+    ServerThread,
+    client,
+    ids_of,
+    receive,
+    receive_events,
+)
+
+
+async def eventually(condition: Callable[[], bool], timeout: float = 15.0) -> None:
+    async with asyncio.timeout(timeout):
+        while not condition():
+            await asyncio.sleep(0.02)
+
+
+async def eventually_async(condition: Callable[[], Awaitable[bool]], timeout: float = 15.0) -> None:
+    async with asyncio.timeout(timeout):
+        while not await condition():
+            await asyncio.sleep(0.02)
+
+
+def test_the_url_chooses_the_backend() -> None:
+    assert isinstance(create_backend(None), MemoryBackend)
+    assert isinstance(create_backend("memory://"), MemoryBackend)
+    assert isinstance(create_backend("redis://localhost:6379/0"), RedisBackend)
+    assert isinstance(create_backend("rediss://localhost:6379/0"), RedisBackend)
+    with pytest.raises(ValueError, match="scheme"):
+        create_backend("amqp://localhost")
+
+
+async def test_published_events_reach_the_one_subscription_in_order(
+    backend_url: str, prefix: str
+) -> None:
+    received: list[Envelope] = []
+    broker = Broker(create_backend(backend_url, prefix=prefix), on_event=received.append)
+    await broker.start()
+    try:
+        assert await broker.ping()
+        sent = [
+            Envelope.build("message.received", 1 + n % 3, {"n": n}, id=n + 1) for n in range(60)
+        ]
+        sent.append(Envelope.build("typing", 2, {"conversation_id": 4}))
+        for envelope in sent:
+            await broker.publish(envelope)
+        await eventually(lambda: len(received) == len(sent))
+        assert received == sent
+        assert [e.frame for e in received] == [e.frame for e in sent]
+    finally:
+        await broker.stop()
+
+
+@pytest.mark.redis
+async def test_a_publishing_process_reaches_a_subscribed_one(redis_url: str, prefix: str) -> None:
+    received: list[Envelope] = []
+    subscriber = Broker(create_backend(redis_url, prefix=prefix), on_event=received.append)
+    publisher = Broker(create_backend(redis_url, prefix=prefix))
+    await subscriber.start()
+    await publisher.start()
+    try:
+        envelope = Envelope.build("lead.created", 5, {"id": 1}, id=1)
+        await publisher.publish(envelope)
+        await eventually(lambda: received == [envelope])
+    finally:
+        await publisher.stop()
+        await subscriber.stop()
+
+
+@pytest.mark.redis
+async def test_malformed_broker_messages_are_skipped(redis_url: str, prefix: str) -> None:
+    received: list[Envelope] = []
+    broker = Broker(create_backend(redis_url, prefix=prefix), on_event=received.append)
+    await broker.start()
+    raw = Redis.from_url(redis_url)
+    try:
+        await raw.publish(f"{prefix}:org:1", b"{not json")
+        await raw.publish(f"{prefix}:org:1", b'{"type": "x"}')
+        envelope = Envelope.build("lead.created", 1, {}, id=9)
+        await broker.publish(envelope)
+        await eventually(lambda: received == [envelope])
+    finally:
+        await raw.aclose()
+        await broker.stop()
+
+
+@pytest.mark.redis
+async def test_a_lost_subscription_comes_back_and_says_so(own_redis: RedisServer) -> None:
+    received: list[Envelope] = []
+    reconnected = asyncio.Event()
+
+    async def on_reconnected() -> None:
+        reconnected.set()
+
+    broker = Broker(
+        create_backend(own_redis.url), on_event=received.append, on_reconnected=on_reconnected
+    )
+    await broker.start()
+    try:
+        first = Envelope.build("lead.created", 1, {}, id=1)
+        await broker.publish(first)
+        await eventually(lambda: received == [first])
+
+        own_redis.stop()
+        # Publishing fails at once instead of hanging: the outbox still has the event.
+        with pytest.raises(BrokerUnavailable):
+            await broker.publish(Envelope.build("lead.created", 1, {}, id=2))
+        await eventually_async(lambda: _not(broker.ping()))
+
+        own_redis.start()
+        await asyncio.wait_for(reconnected.wait(), 30)
+        assert broker.reconnects == 1
+        assert await broker.ping()
+        third = Envelope.build("lead.created", 1, {}, id=3)
+        await broker.publish(third)
+        await eventually(lambda: received == [first, third])
+    finally:
+        await broker.stop()
+
+
+@pytest.mark.redis
+async def test_a_redis_that_stops_answering_is_noticed_too(own_redis: RedisServer) -> None:
+    received: list[Envelope] = []
+    reconnected = asyncio.Event()
+
+    async def on_reconnected() -> None:
+        reconnected.set()
+
+    backend = RedisBackend(own_redis.url, timeout=0.5, health_interval=0.2)
+    broker = Broker(backend, on_event=received.append, on_reconnected=on_reconnected)
+    await broker.start()
+    assert own_redis.proc is not None
+    try:
+        # Frozen, not dead: connections stay open and nothing ever answers.
+        os.kill(own_redis.proc.pid, signal.SIGSTOP)
+        try:
+            await eventually(lambda: not backend.subscribed)
+            with pytest.raises(BrokerUnavailable):
+                await broker.publish(Envelope.build("lead.created", 1, {}, id=1))
+            assert not await broker.ping()
+        finally:
+            os.kill(own_redis.proc.pid, signal.SIGCONT)
+        await asyncio.wait_for(reconnected.wait(), 30)
+        envelope = Envelope.build("lead.created", 1, {}, id=2)
+        await broker.publish(envelope)
+        await eventually(lambda: received == [envelope])
+    finally:
+        await broker.stop()
+
+
+async def _not(check: Awaitable[bool]) -> bool:
+    return not await check
+
+
+@pytest.mark.redis
+async def test_clients_get_every_event_once_across_a_redis_restart(
+    own_redis: RedisServer,
+) -> None:
+    app = RealtimeApp(own_redis.url)
+    server = ServerThread(app.app).start()
+    try:
+        token = app.token(1, user_id=1)
+        clients = [await client(server, token) for _ in range(5)]
+        for ws in clients:
+            assert (await receive(ws))["type"] == "session.ready"
+
+        raw = Redis.from_url(own_redis.url)
+        # One pattern subscription for the whole process, however many sockets it holds.
+        assert await raw.pubsub_numpat() == 1
+        await raw.aclose()
+
+        producing = asyncio.ensure_future(server.call(app.produce(1, 300, pause=0.004)))
+        await eventually(lambda: len(app.log.ids(1)) >= 100)
+        own_redis.stop()
+        await eventually(lambda: app.publish_failures >= 20)
+        own_redis.start()
+        await producing
+
+        expected = app.log.ids(1)
+        for ws in clients:
+            assert ids_of(await receive_events(ws, expected[-1])) == expected
+            await ws.close()
+        # The reconnect hook ran and the catch-up filled the gap.
+        assert app.reconnects >= 1
+        raw = Redis.from_url(own_redis.url)
+        assert await raw.pubsub_numpat() == 1
+        await raw.aclose()
+    finally:
+        server.stop()
