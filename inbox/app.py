@@ -13,7 +13,6 @@ import orjson
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
-from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route, WebSocketRoute
@@ -28,8 +27,9 @@ from .services.delivery import DeliveryWorker
 from .settings import Settings, load_settings
 from .state import AppState
 from .web import health, webhooks
+from .web.drain import delay_exit_signals
 from .web.endpoint import as_route
-from .web.middleware import AccessLogMiddleware, BodyLimitMiddleware
+from .web.middleware import AccessLogMiddleware, ApiCORSMiddleware, BodyLimitMiddleware
 from .web.openapi import DOCS_HTML, HEALTH_PATHS, build_openapi
 
 log = logging.getLogger("inbox.app")
@@ -80,6 +80,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             public_url=settings.public_url,
         )
         await live.start()
+        delay_exit_signals(lambda: setattr(state, "draining", True), settings.drain_period)
         delivery = asyncio.create_task(state.delivery.run(), name="delivery")
         try:
             yield
@@ -99,7 +100,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     if settings.allowed_origins:
         middleware.append(
             Middleware(
-                CORSMiddleware,
+                ApiCORSMiddleware,
                 allow_origins=settings.allowed_origins,
                 allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
                 allow_headers=["Authorization", "Content-Type", "X-Api-Key", "Idempotency-Key"],

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import secrets
 from functools import cached_property
 from pathlib import Path
@@ -14,7 +15,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 log = logging.getLogger("inbox.settings")
 
-DEV_SECRET_FILE = ".inbox-secret-key"
+DEV_SECRET_FILE = ".inbox-secret-key"  # noqa: S105 - a file name, not a secret
 
 
 class ConfigError(Exception):
@@ -58,6 +59,7 @@ class Settings(BaseSettings):
     twilio_api_url: str = "https://api.twilio.com"
     delivery_max_attempts: int = Field(default=8, ge=1, le=50)
     delivery_timeout: float = Field(default=15.0, gt=0, le=120)
+    drain_seconds: float | None = Field(default=None, ge=0, le=300)
     event_retention_days: int = Field(default=7, ge=1, le=365)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
@@ -109,6 +111,13 @@ class Settings(BaseSettings):
         return self
 
     @property
+    def drain_period(self) -> float:
+        """How long /readyz fails before shutdown; a load balancer needs a moment."""
+        if self.drain_seconds is not None:
+            return self.drain_seconds
+        return 5.0 if self.env == "production" else 0.0
+
+    @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
 
@@ -132,6 +141,21 @@ class Settings(BaseSettings):
         return key
 
 
+def _variable_name(loc: str) -> str:
+    """The variable behind an error, spelled as set: ``PORT=abc`` is about PORT."""
+    if not loc.isupper():
+        return f"INBOX_{loc.upper()}"
+    # Aliased fields report their first alias whichever one was set; name the one
+    # that was (the INBOX_ one wins when both are).
+    for field in Settings.model_fields.values():
+        alias = field.validation_alias
+        if isinstance(alias, AliasChoices) and loc in alias.choices:
+            for choice in alias.choices:
+                if isinstance(choice, str) and choice in os.environ:
+                    return choice
+    return loc
+
+
 def load_settings() -> Settings:
     """Read the environment; raise ConfigError with one line naming the variable."""
     try:
@@ -139,8 +163,7 @@ def load_settings() -> Settings:
     except ValidationError as exc:
         error = exc.errors()[0]
         loc = error["loc"][0] if error["loc"] else ""
-        # Fields read through an alias report the variable's own name.
-        name = str(loc) if str(loc).isupper() else f"INBOX_{str(loc).upper()}"
+        name = _variable_name(str(loc))
         message = str(error["msg"]).removeprefix("Value error, ")
         if not loc and message.startswith("INBOX_"):
             raise ConfigError(message) from None

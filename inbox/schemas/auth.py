@@ -16,7 +16,7 @@ class LoginRequest(Input):
 
 class TokenResponse(Output):
     access_token: str
-    token_type: Literal["bearer"] = "bearer"
+    token_type: Literal["bearer"] = "bearer"  # noqa: S105
     expires_in: int
     user: UserPublic
 
