@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -43,14 +44,32 @@ class Database:
         self._sessions = async_sessionmaker(
             self.engine, class_=AsyncSession, expire_on_commit=False
         )
+        self._sqlite_writer = asyncio.Lock()
 
     @property
     def dialect(self) -> str:
         return self.engine.dialect.name
 
     @asynccontextmanager
-    async def session(self) -> AsyncIterator[AsyncSession]:
-        async with self._sessions() as session:
+    async def session(self, *, write: bool = False) -> AsyncIterator[AsyncSession]:
+        """A unit of work. ``write=True`` for one that reads and then writes what it read.
+
+        On SQLite such a unit takes the write lock with its first statement (BEGIN
+        IMMEDIATE): a transaction that read first and then tries to write fails at once
+        with "database is locked" when another writer committed in between, whatever the
+        busy timeout. Starting the transaction explicitly also keeps savepoints inside
+        it: without it the driver leaves the first SAVEPOINT to open the transaction, and
+        its RELEASE commits half of the work. PostgreSQL needs neither.
+        """
+        if not (write and self.dialect == "sqlite"):
+            async with self._sessions() as session:
+                yield session
+            return
+        # Writers of this process queue here in arrival order. SQLite's busy handler,
+        # which polls, would starve some of them past the busy timeout under load; it
+        # is left to arbitrate between processes (the CLI beside the server).
+        async with self._sqlite_writer, self._sessions() as session:
+            await (await session.connection()).exec_driver_sql("BEGIN IMMEDIATE")
             yield session
 
     async def ping(self) -> None:

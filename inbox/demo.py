@@ -38,52 +38,94 @@ async def seed_demo(db: Database) -> dict[str, Any]:
     owner = await create_user(
         db, org.id, email=DEMO_OWNER, password=password, role="owner", name="Olivia Owner"
     )
-    await create_user(db, org.id, email=DEMO_AGENT, password=password, role="agent", name="Alex Agent")
+    await create_user(
+        db, org.id, email=DEMO_AGENT, password=password, role="agent", name="Alex Agent"
+    )
     now = utcnow()
     async with db.session() as session:
         channels = {
             "whatsapp": Channel(
-                organization_id=org.id, kind="whatsapp", name="WhatsApp (demo)",
+                organization_id=org.id,
+                kind="whatsapp",
+                name="WhatsApp (demo)",
                 routing_key=f"9{org.id:011d}",
-                settings={"phone_number_id": f"9{org.id:011d}", "access_token": "demo",
-                          "app_secret": secrets.token_hex(16), "verify_token": secrets.token_hex(8),
-                          "previous_app_secrets": []},
+                settings={
+                    "phone_number_id": f"9{org.id:011d}",
+                    "access_token": "demo",
+                    "app_secret": secrets.token_hex(16),
+                    "verify_token": secrets.token_hex(8),
+                    "previous_app_secrets": [],
+                },
             ),
             "sms": Channel(
-                organization_id=org.id, kind="sms", name="SMS (demo)",
+                organization_id=org.id,
+                kind="sms",
+                name="SMS (demo)",
                 routing_key=f"+1555{org.id:07d}",
-                settings={"phone_number": f"+1555{org.id:07d}",
-                          "account_sid": "AC" + secrets.token_hex(16),
-                          "auth_token": secrets.token_hex(16), "previous_auth_tokens": []},
+                settings={
+                    "phone_number": f"+1555{org.id:07d}",
+                    "account_sid": "AC" + secrets.token_hex(16),
+                    "auth_token": secrets.token_hex(16),
+                    "previous_auth_tokens": [],
+                },
             ),
         }
         session.add_all(channels.values())
         await session.flush()
         for i, (name, phone, kind, text) in enumerate(_PEOPLE):
             at = now - timedelta(minutes=15 * (len(_PEOPLE) - i))
-            contact = Contact(organization_id=org.id, name=name, phone=phone, status="lead",
-                              tags=["demo"])
+            contact = Contact(
+                organization_id=org.id, name=name, phone=phone, status="lead", tags=["demo"]
+            )
             session.add(contact)
             await session.flush()
             assert contact.id is not None
-            session.add(ContactIdentity(organization_id=org.id, contact_id=contact.id, kind=kind,
-                                        external_id=phone.lstrip("+")))
-            session.add(Lead(organization_id=org.id, contact_id=contact.id, name=name, phone=phone,
-                             source=kind, value=Decimal(100 * (i + 1))))
+            session.add(
+                ContactIdentity(
+                    organization_id=org.id,
+                    contact_id=contact.id,
+                    kind=kind,
+                    external_id=phone.lstrip("+"),
+                )
+            )
+            session.add(
+                Lead(
+                    organization_id=org.id,
+                    contact_id=contact.id,
+                    name=name,
+                    phone=phone,
+                    source=kind,
+                    value=Decimal(100 * (i + 1)),
+                )
+            )
             channel = channels[kind]
             assert channel.id is not None
-            conv = Conversation(organization_id=org.id, contact_id=contact.id,
-                                channel_id=channel.id, unread_count=1, last_message_at=at,
-                                last_message_preview=text[:280],
-                                assignee_id=owner.id if i == 0 else None)
+            conv = Conversation(
+                organization_id=org.id,
+                contact_id=contact.id,
+                channel_id=channel.id,
+                unread_count=1,
+                last_message_at=at,
+                last_message_preview=text[:280],
+                assignee_id=owner.id if i == 0 else None,
+            )
             session.add(conv)
             await session.flush()
             assert conv.id is not None
-            session.add(Message(organization_id=org.id, conversation_id=conv.id,
-                                channel_id=channel.id, direction="inbound",
-                                sender_contact_id=contact.id, content=text, status="received",
-                                external_id=f"demo-{org.id}-{i}", platform_timestamp=at,
-                                created_at=at))
+            session.add(
+                Message(
+                    organization_id=org.id,
+                    conversation_id=conv.id,
+                    channel_id=channel.id,
+                    direction="inbound",
+                    sender_contact_id=contact.id,
+                    content=text,
+                    status="received",
+                    external_id=f"demo-{org.id}-{i}",
+                    platform_timestamp=at,
+                    created_at=at,
+                )
+            )
         await session.commit()
     return {
         "organization_id": org.id,

@@ -63,9 +63,21 @@ class RedisServer:
 
     def start(self) -> None:
         self.proc = subprocess.Popen(
-            [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", self.dir],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            [
+                self.binary,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                self.dir,
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         wait_for_port(self.port)
 
@@ -117,17 +129,45 @@ class PostgresServer:
     def start(self) -> None:
         data = self.dir / "data"
         subprocess.run(
-            [*self.run_as, self.initdb, "-D", str(data), "-U", "postgres", "-A", "trust",
-             "--no-sync", "-E", "UTF8"],
-            check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            [
+                *self.run_as,
+                self.initdb,
+                "-D",
+                str(data),
+                "-U",
+                "postgres",
+                "-A",
+                "trust",
+                "--no-sync",
+                "-E",
+                "UTF8",
+            ],
+            check=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         self.proc = subprocess.Popen(
-            [*self.run_as, self.postgres, "-D", str(data), "-p", str(self.port),
-             "-h", "127.0.0.1", "-k", str(self.dir), "-c", "fsync=off",
-             "-c", "max_connections=300"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            [
+                *self.run_as,
+                self.postgres,
+                "-D",
+                str(data),
+                "-p",
+                str(self.port),
+                "-h",
+                "127.0.0.1",
+                "-k",
+                str(self.dir),
+                "-c",
+                "fsync=off",
+                "-c",
+                "max_connections=300",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         wait_for_port(self.port, timeout=30)
+        wait_for_postgres(self.url, timeout=30)
 
     def close(self) -> None:
         if self.proc is not None:
@@ -135,6 +175,28 @@ class PostgresServer:
             self.proc.wait(timeout=30)
             self.proc = None
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def wait_for_postgres(url: str, timeout: float) -> None:
+    """The port opens before the server accepts sessions ("the database system is
+    starting up"): wait until one can connect."""
+    import asyncio
+
+    import asyncpg
+
+    async def connect() -> None:
+        conn = await asyncpg.connect(url)
+        await conn.close()
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            asyncio.run(connect())
+            return
+        except (OSError, asyncpg.CannotConnectNowError):
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
 
 
 def redis_url_from_env() -> str | None:

@@ -9,7 +9,6 @@ from typing import Any, TypeVar
 
 import httpx
 import uvicorn
-
 from servers import free_port
 
 T = TypeVar("T")

@@ -12,8 +12,13 @@ from .common import count, get_owned
 api = Endpoints("api-keys")
 
 
-@api.get("/api/api-keys", summary="List API keys (admin)", query=PageQuery,
-         response=Page[ApiKeyPublic], role="admin")
+@api.get(
+    "/api/api-keys",
+    summary="List API keys (admin)",
+    query=PageQuery,
+    response=Page[ApiKeyPublic],
+    role="admin",
+)
 async def list_api_keys(ctx: Context[PageQuery, None]) -> Page[ApiKeyPublic]:
     q = ctx.query
     stmt = select(ApiKey).where(ApiKey.organization_id == ctx.org_id)
@@ -24,11 +29,20 @@ async def list_api_keys(ctx: Context[PageQuery, None]) -> Page[ApiKeyPublic]:
     return Page.of(items, total=total, limit=q.limit, offset=q.offset)
 
 
-@api.post("/api/api-keys", summary="Create an API key; the key is shown once (admin)",
-          body=ApiKeyCreate, response=ApiKeyCreated, status=201, role="admin")
+@api.post(
+    "/api/api-keys",
+    summary="Create an API key; the key is shown once (admin)",
+    body=ApiKeyCreate,
+    response=ApiKeyCreated,
+    status=201,
+    role="admin",
+)
 async def create_api_key(ctx: Context[None, ApiKeyCreate]) -> ApiKeyCreated:
     row, key = await accounts.create_api_key(
-        ctx.state.db, ctx.org_id, name=ctx.body.name, role=ctx.body.role,
+        ctx.state.db,
+        ctx.org_id,
+        name=ctx.body.name,
+        role=ctx.body.role,
         created_by_id=ctx.principal.user_id,
     )
     return ApiKeyCreated(**ApiKeyPublic.model_validate(row).model_dump(), key=key)

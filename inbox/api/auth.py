@@ -39,11 +39,15 @@ async def login(ctx: Context[None, LoginRequest]) -> TokenResponse:
         ttl_seconds=settings.access_token_ttl,
     )
     return TokenResponse(
-        access_token=token, expires_in=settings.access_token_ttl, user=UserPublic.model_validate(user)
+        access_token=token,
+        expires_in=settings.access_token_ttl,
+        user=UserPublic.model_validate(user),
     )
 
 
-@api.get("/api/auth/me", summary="The caller: user (or API key) and organization", response=MeResponse)
+@api.get(
+    "/api/auth/me", summary="The caller: user (or API key) and organization", response=MeResponse
+)
 async def me(ctx: Context[None, None]) -> MeResponse:
     async with ctx.state.db.session() as session:
         org = await session.get(Organization, ctx.org_id)

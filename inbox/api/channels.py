@@ -47,8 +47,13 @@ def _routing_conflict(kind: str, routing_key: str | None) -> Conflict:
     )
 
 
-@api.get("/api/channels", summary="List channels (admin)", query=PageQuery,
-         response=Page[ChannelPublic], role="admin")
+@api.get(
+    "/api/channels",
+    summary="List channels (admin)",
+    query=PageQuery,
+    response=Page[ChannelPublic],
+    role="admin",
+)
 async def list_channels(ctx: Context[PageQuery, None]) -> Page[ChannelPublic]:
     q = ctx.query
     stmt = select(Channel).where(Channel.organization_id == ctx.org_id)
@@ -59,8 +64,15 @@ async def list_channels(ctx: Context[PageQuery, None]) -> Page[ChannelPublic]:
     return Page.of(items, total=total, limit=q.limit, offset=q.offset)
 
 
-@api.post("/api/channels", summary="Connect a channel (admin)", body=ChannelCreate,
-          response=ChannelPublic, status=201, role="admin", errors=(409,))
+@api.post(
+    "/api/channels",
+    summary="Connect a channel (admin)",
+    body=ChannelCreate,
+    response=ChannelPublic,
+    status=201,
+    role="admin",
+    errors=(409,),
+)
 async def create_channel(ctx: Context[None, ChannelCreate]) -> ChannelPublic:
     body = ctx.body
     parsed = parse_settings(body.kind, body.settings)
@@ -81,17 +93,26 @@ async def create_channel(ctx: Context[None, ChannelCreate]) -> ChannelPublic:
     return channel_public(channel)
 
 
-@api.get("/api/channels/{channel_id:int}", summary="Get a channel (admin)",
-         response=ChannelPublic, role="admin")
+@api.get(
+    "/api/channels/{channel_id:int}",
+    summary="Get a channel (admin)",
+    response=ChannelPublic,
+    role="admin",
+)
 async def get_channel(ctx: Context[None, None]) -> ChannelPublic:
     async with ctx.state.db.session() as session:
         channel = await get_owned(session, Channel, ctx.path["channel_id"], ctx.org_id)
     return channel_public(channel)
 
 
-@api.patch("/api/channels/{channel_id:int}",
-           summary="Update a channel; settings merge, omitted secrets are kept (admin)",
-           body=ChannelPatch, response=ChannelPublic, role="admin", errors=(409,))
+@api.patch(
+    "/api/channels/{channel_id:int}",
+    summary="Update a channel; settings merge, omitted secrets are kept (admin)",
+    body=ChannelPatch,
+    response=ChannelPublic,
+    role="admin",
+    errors=(409,),
+)
 async def update_channel(ctx: Context[None, ChannelPatch]) -> ChannelPublic:
     changes = ctx.body.model_dump(include=ctx.body_fields, exclude={"settings"})
     async with ctx.state.db.session() as session:
@@ -112,9 +133,12 @@ async def update_channel(ctx: Context[None, ChannelPatch]) -> ChannelPublic:
     return channel_public(channel)
 
 
-@api.delete("/api/channels/{channel_id:int}",
-            summary="Delete a channel without conversations; deactivate one that has some (admin)",
-            role="admin", errors=(409,))
+@api.delete(
+    "/api/channels/{channel_id:int}",
+    summary="Delete a channel without conversations; deactivate one that has some (admin)",
+    role="admin",
+    errors=(409,),
+)
 async def delete_channel(ctx: Context[None, None]) -> None:
     async with ctx.state.db.session() as session:
         channel = await get_owned(session, Channel, ctx.path["channel_id"], ctx.org_id)

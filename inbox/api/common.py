@@ -55,7 +55,9 @@ def json_array_contains(dialect: str, column: Any, value: str) -> ColumnElement[
     if dialect == "postgresql":
         return column.cast(JSONB).contains([value])  # type: ignore[no-any-return]
     elements = func.json_each(column).table_valued("value")
-    return exists(select(literal_column("1")).select_from(elements).where(elements.c.value == value))
+    return exists(
+        select(literal_column("1")).select_from(elements).where(elements.c.value == value)
+    )
 
 
 def dialect_of(session: AsyncSession) -> str:

@@ -44,20 +44,28 @@ async def _list(ctx: Context[ContactQuery, None], status: str | None) -> Page[Co
     return Page.of(items, total=total, limit=q.limit, offset=q.offset)
 
 
-@api.get("/api/contacts", summary="List contacts", query=ContactQuery,
-         response=Page[ContactPublic])
+@api.get("/api/contacts", summary="List contacts", query=ContactQuery, response=Page[ContactPublic])
 async def list_contacts(ctx: Context[ContactQuery, None]) -> Page[ContactPublic]:
     return await _list(ctx, ctx.query.status)
 
 
-@api.get("/api/customers", summary="List customers: contacts whose status is customer",
-         query=ContactQuery, response=Page[ContactPublic])
+@api.get(
+    "/api/customers",
+    summary="List customers: contacts whose status is customer",
+    query=ContactQuery,
+    response=Page[ContactPublic],
+)
 async def list_customers(ctx: Context[ContactQuery, None]) -> Page[ContactPublic]:
     return await _list(ctx, "customer")
 
 
-@api.post("/api/contacts", summary="Create a contact", body=ContactCreate,
-          response=ContactPublic, status=201)
+@api.post(
+    "/api/contacts",
+    summary="Create a contact",
+    body=ContactCreate,
+    response=ContactPublic,
+    status=201,
+)
 async def create_contact(ctx: Context[None, ContactCreate]) -> ContactPublic:
     async with ctx.tx() as tx:
         contact = Contact(organization_id=ctx.org_id, **ctx.body.model_dump())
@@ -67,9 +75,11 @@ async def create_contact(ctx: Context[None, ContactCreate]) -> ContactPublic:
     return ContactPublic.model_validate(contact)
 
 
-@api.get("/api/contacts/{contact_id:int}",
-         summary="Get a contact with its identities, leads and conversations across channels",
-         response=ContactDetail)
+@api.get(
+    "/api/contacts/{contact_id:int}",
+    summary="Get a contact with its identities, leads and conversations across channels",
+    response=ContactDetail,
+)
 async def get_contact(ctx: Context[None, None]) -> ContactDetail:
     async with ctx.state.db.session() as session:
         contact = await get_owned(session, Contact, ctx.path["contact_id"], ctx.org_id)
@@ -116,14 +126,22 @@ async def _update(ctx: Context[Any, Any], changes: dict[str, Any]) -> ContactPub
     return ContactPublic.model_validate(contact)
 
 
-@api.put("/api/contacts/{contact_id:int}", summary="Replace a contact", body=ContactCreate,
-         response=ContactPublic)
+@api.put(
+    "/api/contacts/{contact_id:int}",
+    summary="Replace a contact",
+    body=ContactCreate,
+    response=ContactPublic,
+)
 async def replace_contact(ctx: Context[None, ContactCreate]) -> ContactPublic:
     return await _update(ctx, ctx.body.model_dump())
 
 
-@api.patch("/api/contacts/{contact_id:int}", summary="Update a contact", body=ContactPatch,
-           response=ContactPublic)
+@api.patch(
+    "/api/contacts/{contact_id:int}",
+    summary="Update a contact",
+    body=ContactPatch,
+    response=ContactPublic,
+)
 async def update_contact(ctx: Context[None, ContactPatch]) -> ContactPublic:
     changes = ctx.body.model_dump(include=ctx.body_fields)
     # Lists and maps cannot be null; a null there means "leave as is".
@@ -133,8 +151,10 @@ async def update_contact(ctx: Context[None, ContactPatch]) -> ContactPublic:
     return await _update(ctx, changes)
 
 
-@api.delete("/api/contacts/{contact_id:int}",
-            summary="Delete a contact with its conversations and messages; its leads are kept")
+@api.delete(
+    "/api/contacts/{contact_id:int}",
+    summary="Delete a contact with its conversations and messages; its leads are kept",
+)
 async def delete_contact(ctx: Context[None, None]) -> None:
     async with ctx.tx() as tx:
         contact = await get_owned(tx.session, Contact, ctx.path["contact_id"], ctx.org_id)

@@ -25,8 +25,12 @@ from .common import apply_changes, count, dialect_of, get_owned, json_array_cont
 api = Endpoints("conversations")
 
 
-@api.get("/api/conversations", summary="List conversations, newest activity first",
-         query=ConversationQuery, response=Page[ConversationPublic])
+@api.get(
+    "/api/conversations",
+    summary="List conversations, newest activity first",
+    query=ConversationQuery,
+    response=Page[ConversationPublic],
+)
 async def list_conversations(ctx: Context[ConversationQuery, None]) -> Page[ConversationPublic]:
     q = ctx.query
     stmt = conversations_with_refs().where(Conversation.organization_id == ctx.org_id)
@@ -51,7 +55,9 @@ async def list_conversations(ctx: Context[ConversationQuery, None]) -> Page[Conv
         stmt = stmt.where(Conversation.unread_count == 0)
     async with ctx.state.db.session() as session:
         if q.label:
-            stmt = stmt.where(json_array_contains(dialect_of(session), Conversation.labels, q.label))
+            stmt = stmt.where(
+                json_array_contains(dialect_of(session), Conversation.labels, q.label)
+            )
         total = await count(session, stmt)
         ordered = stmt.order_by(
             col(Conversation.last_message_at).desc().nulls_last(), col(Conversation.id).desc()
@@ -61,8 +67,11 @@ async def list_conversations(ctx: Context[ConversationQuery, None]) -> Page[Conv
     return Page.of(items, total=total, limit=q.limit, offset=q.offset)
 
 
-@api.get("/api/conversations/{conversation_id:int}", summary="Get a conversation",
-         response=ConversationPublic)
+@api.get(
+    "/api/conversations/{conversation_id:int}",
+    summary="Get a conversation",
+    response=ConversationPublic,
+)
 async def get_conversation(ctx: Context[None, None]) -> ConversationPublic:
     async with ctx.state.db.session() as session:
         return await load_conversation(session, ctx.path["conversation_id"], ctx.org_id)
@@ -76,7 +85,9 @@ async def _change(ctx: Context[Any, Any], changes: dict[str, Any]) -> Conversati
         if assignee_id is not None:
             user = await tx.session.get(User, assignee_id)
             if user is None or user.organization_id != ctx.org_id or not user.is_active:
-                raise field_error("assignee_id", f"no active user {assignee_id} in this organization")
+                raise field_error(
+                    "assignee_id", f"no active user {assignee_id} in this organization"
+                )
         if apply_changes(conv, changes):
             tx.session.add(conv)
             await tx.session.flush()
@@ -87,9 +98,12 @@ async def _change(ctx: Context[Any, Any], changes: dict[str, Any]) -> Conversati
         return await load_conversation(session, conversation_id, ctx.org_id)
 
 
-@api.patch("/api/conversations/{conversation_id:int}",
-           summary="Change status, assignee or labels", body=ConversationPatch,
-           response=ConversationPublic)
+@api.patch(
+    "/api/conversations/{conversation_id:int}",
+    summary="Change status, assignee or labels",
+    body=ConversationPatch,
+    response=ConversationPublic,
+)
 async def update_conversation(ctx: Context[None, ConversationPatch]) -> ConversationPublic:
     changes = ctx.body.model_dump(include=ctx.body_fields)
     for name in ("status", "labels"):
@@ -98,8 +112,11 @@ async def update_conversation(ctx: Context[None, ConversationPatch]) -> Conversa
     return await _change(ctx, changes)
 
 
-@api.post("/api/conversations/{conversation_id:int}/read",
-          summary="Mark a conversation read (unread count to zero)", response=ConversationPublic)
+@api.post(
+    "/api/conversations/{conversation_id:int}/read",
+    summary="Mark a conversation read (unread count to zero)",
+    response=ConversationPublic,
+)
 async def mark_read(ctx: Context[None, None]) -> ConversationPublic:
     return await _change(ctx, {"unread_count": 0})
 
@@ -119,9 +136,12 @@ async def _cursor(
     return row[0], int(row[1])  # type: ignore[arg-type]
 
 
-@api.get("/api/conversations/{conversation_id:int}/messages",
-         summary="Messages of a conversation in conversation order, by cursor",
-         query=MessageQuery, response=MessagePage)
+@api.get(
+    "/api/conversations/{conversation_id:int}/messages",
+    summary="Messages of a conversation in conversation order, by cursor",
+    query=MessageQuery,
+    response=MessagePage,
+)
 async def list_messages(ctx: Context[MessageQuery, None]) -> MessagePage:
     """Conversation order is the platform's timestamp (then arrival). Without a cursor: the
     latest `limit` messages, oldest first. `before`: older ones; `after`: newer ones."""

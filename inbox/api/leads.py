@@ -42,8 +42,14 @@ async def list_leads(ctx: Context[LeadQuery, None]) -> Page[LeadPublic]:
 
 
 # 404: a contact_id that names no contact of the organization.
-@api.post("/api/leads", summary="Create a lead", body=LeadCreate, response=LeadPublic, status=201,
-          errors=(404,))
+@api.post(
+    "/api/leads",
+    summary="Create a lead",
+    body=LeadCreate,
+    response=LeadPublic,
+    status=201,
+    errors=(404,),
+)
 async def create_lead(ctx: Context[None, LeadCreate]) -> LeadPublic:
     async with ctx.tx() as tx:
         await _check_contact(tx, ctx.body.contact_id)
@@ -84,9 +90,7 @@ async def replace_lead(ctx: Context[None, LeadReplace]) -> LeadPublic:
     return await _update(ctx, ctx.body.model_dump())
 
 
-@api.patch(
-    "/api/leads/{lead_id:int}", summary="Update a lead", body=LeadPatch, response=LeadPublic
-)
+@api.patch("/api/leads/{lead_id:int}", summary="Update a lead", body=LeadPatch, response=LeadPublic)
 async def update_lead(ctx: Context[None, LeadPatch]) -> LeadPublic:
     changes = ctx.body.model_dump(include=ctx.body_fields)
     # A lead always has a status; a null there means "leave as is", as for contacts.
@@ -133,8 +137,11 @@ async def convert_lead(ctx: Context[None, None]) -> LeadPublic:
             tx.emit("contact.updated", contact_data(contact))
         apply_changes(
             lead,
-            {"status": "converted", "contact_id": contact.id,
-             "converted_at": lead.converted_at or now},
+            {
+                "status": "converted",
+                "contact_id": contact.id,
+                "converted_at": lead.converted_at or now,
+            },
         )
         tx.session.add(lead)
         await tx.session.flush()

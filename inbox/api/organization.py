@@ -34,7 +34,6 @@ async def update_organization(ctx: Context[None, OrganizationPatch]) -> Organiza
     return OrganizationPublic.model_validate(org)
 
 
-
 @api.post(
     "/api/organization/lead-form-key",
     summary="Create or rotate the publishable lead form key (admin); the old one stops working",

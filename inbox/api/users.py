@@ -16,8 +16,13 @@ from .common import apply_changes, count, get_owned
 api = Endpoints("users")
 
 
-@api.get("/api/users", summary="List users (admin)", query=UserQuery, response=Page[UserPublic],
-         role="admin")
+@api.get(
+    "/api/users",
+    summary="List users (admin)",
+    query=UserQuery,
+    response=Page[UserPublic],
+    role="admin",
+)
 async def list_users(ctx: Context[UserQuery, None]) -> Page[UserPublic]:
     q = ctx.query
     stmt = select(User).where(User.organization_id == ctx.org_id)
@@ -32,20 +37,32 @@ async def list_users(ctx: Context[UserQuery, None]) -> Page[UserPublic]:
     return Page.of(items, total=total, limit=q.limit, offset=q.offset)
 
 
-@api.post("/api/users", summary="Create a user (admin)", body=UserCreate, response=UserPublic,
-          status=201, role="admin", errors=(409,))
+@api.post(
+    "/api/users",
+    summary="Create a user (admin)",
+    body=UserCreate,
+    response=UserPublic,
+    status=201,
+    role="admin",
+    errors=(409,),
+)
 async def create_user(ctx: Context[None, UserCreate]) -> UserPublic:
     if ctx.body.role == "owner":
         ctx.principal.require("owner")
     user = await accounts.create_user(
-        ctx.state.db, ctx.org_id, email=ctx.body.email, password=ctx.body.password,
-        role=ctx.body.role, name=ctx.body.name,
+        ctx.state.db,
+        ctx.org_id,
+        email=ctx.body.email,
+        password=ctx.body.password,
+        role=ctx.body.role,
+        name=ctx.body.name,
     )
     return UserPublic.model_validate(user)
 
 
-@api.get("/api/users/{user_id:int}", summary="Get a user (admin)", response=UserPublic,
-         role="admin")
+@api.get(
+    "/api/users/{user_id:int}", summary="Get a user (admin)", response=UserPublic, role="admin"
+)
 async def get_user(ctx: Context[None, None]) -> UserPublic:
     async with ctx.state.db.session() as session:
         user = await get_owned(session, User, ctx.path["user_id"], ctx.org_id)
@@ -66,8 +83,10 @@ async def _change_user(ctx: Context[Any, Any], changes: dict[str, Any]) -> UserP
         ):
             raise Conflict("You cannot deactivate yourself or change your own role")
         # Only an active owner counts: demoting a deactivated one leaves the others as they are.
-        losing_owner = user.role == "owner" and user.is_active and (
-            changes.get("role", "owner") != "owner" or changes.get("is_active") is False
+        losing_owner = (
+            user.role == "owner"
+            and user.is_active
+            and (changes.get("role", "owner") != "owner" or changes.get("is_active") is False)
         )
         if losing_owner:
             owners = await session.exec(
@@ -88,14 +107,24 @@ async def _change_user(ctx: Context[Any, Any], changes: dict[str, Any]) -> UserP
     return UserPublic.model_validate(user)
 
 
-@api.patch("/api/users/{user_id:int}", summary="Update a user (admin)", body=UserPatch,
-           response=UserPublic, role="admin", errors=(409,))
+@api.patch(
+    "/api/users/{user_id:int}",
+    summary="Update a user (admin)",
+    body=UserPatch,
+    response=UserPublic,
+    role="admin",
+    errors=(409,),
+)
 async def update_user(ctx: Context[None, UserPatch]) -> UserPublic:
     return await _change_user(ctx, ctx.body.model_dump(include=ctx.body_fields))
 
 
-@api.post("/api/users/{user_id:int}/deactivate",
-          summary="Deactivate a user: their tokens stop working at once (admin)",
-          response=UserPublic, role="admin", errors=(409,))
+@api.post(
+    "/api/users/{user_id:int}/deactivate",
+    summary="Deactivate a user: their tokens stop working at once (admin)",
+    response=UserPublic,
+    role="admin",
+    errors=(409,),
+)
 async def deactivate_user(ctx: Context[None, None]) -> UserPublic:
     return await _change_user(ctx, {"is_active": False})

@@ -197,9 +197,7 @@ def asyncapi_document(version: str) -> dict[str, Any]:
             "receiveEvents": {
                 "action": "receive",
                 "channel": {"$ref": "#/channels/realtime"},
-                "messages": [
-                    {"$ref": f"#/channels/realtime/messages/{name}"} for name in messages
-                ],
+                "messages": [{"$ref": f"#/channels/realtime/messages/{name}"} for name in messages],
             },
             "sendFrames": {
                 "action": "send",

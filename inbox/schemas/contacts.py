@@ -87,7 +87,9 @@ class ContactDetail(ContactPublic):
 
 
 class ContactQuery(PageQuery):
-    search: str | None = Field(default=None, max_length=200, description="Name, email, phone or company.")
+    search: str | None = Field(
+        default=None, max_length=200, description="Name, email, phone or company."
+    )
     tags: str | None = Field(
         default=None, max_length=500, description="Comma-separated; a contact must carry every one."
     )

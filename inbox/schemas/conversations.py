@@ -131,7 +131,9 @@ class Attachment(Input):
 class ReplyCreate(Input):
     content: str = Field(default="", max_length=4096)
     attachments: list[Attachment] = Field(default_factory=list, max_length=10)
-    private: bool = Field(default=False, description="An internal note: stored and shown, never sent.")
+    private: bool = Field(
+        default=False, description="An internal note: stored and shown, never sent."
+    )
 
     @model_validator(mode="after")
     def _not_empty(self) -> ReplyCreate:

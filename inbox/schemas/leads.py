@@ -67,6 +67,8 @@ class LeadPublic(Output):
 class LeadQuery(PageQuery):
     status: LeadStatus | None = None
     source: str | None = Field(default=None, max_length=64)
-    q: str | None = Field(default=None, max_length=200, description="Search name, email, phone, company.")
+    q: str | None = Field(
+        default=None, max_length=200, description="Search name, email, phone, company."
+    )
     sort: Literal["created_at", "updated_at", "name", "value", "status"] = "created_at"
     order: Order = "desc"

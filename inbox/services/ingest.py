@@ -13,9 +13,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import func
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 
+from connectors.phones import to_e164
 from connectors.types import (
     Deletion,
     Echo,
@@ -35,6 +37,8 @@ from .outbox import EventSink, Transaction, transaction
 log = logging.getLogger("inbox.ingest")
 
 PREVIEW_LENGTH = 280
+# Platforms whose sender ids are phone numbers.
+PHONE_PLATFORMS = frozenset({"whatsapp", "sms"})
 
 
 @dataclass
@@ -139,6 +143,7 @@ class _Ingest:
                     .with_for_update()
                 )
             ).first()
+        lead = None
         if contact is None:
             contact = Contact(organization_id=self.org_id, name=name, phone=phone, status="lead")
             self.session.add(contact)
@@ -151,16 +156,18 @@ class _Ingest:
                 source=kind,
             )
             self.session.add(lead)
-            await self.session.flush()
-            self.tx.emit("contact.created", contact_data(contact))
-            self.tx.emit("lead.created", lead_data(lead))
         assert contact.id is not None
         self.session.add(
             ContactIdentity(
                 organization_id=self.org_id, contact_id=contact.id, kind=kind, external_id=sender_id
             )
         )
+        # The identity's unique key is what fails when another delivery from the same
+        # sender got here first: only after it holds are there events to tell.
         await self.session.flush()
+        if lead is not None:
+            self.tx.emit("lead.created", lead_data(lead))
+            self.tx.emit("contact.created", contact_data(contact))
         return contact
 
     async def conversation_for(self, contact: Contact) -> Conversation:
@@ -276,7 +283,10 @@ class _Ingest:
         if await self._exists(external_id):
             self.result.duplicates += 1
             return
-        contact = await self.contact_for(event.platform, event.sender_id, event.sender_name, None)
+        # A reaction names no phone, but where sender ids are phone numbers it is one: the
+        # same person must still resolve to one contact across SMS and WhatsApp.
+        phone = to_e164(event.sender_id) if event.platform in PHONE_PLATFORMS else None
+        contact = await self.contact_for(event.platform, event.sender_id, event.sender_name, phone)
         await self._store_inbound(
             contact,
             external_id=external_id,
@@ -360,11 +370,16 @@ class _Ingest:
         if await self._ours(event.external_id) is not None:
             self.result.duplicates += 1  # our own send, already stored as outbound
             return
-        # Sent from the platform's own app: keep it in the conversation as outbound.
         contact = await self._known_contact(event.platform, event.recipient_id)
         if contact is None:
             self.result.ignored += 1
             return
+        if await self._being_sent(contact, event.content):
+            # The echo overtook the platform's answer to our send: the delivery worker
+            # records the platform id on our message when the answer arrives.
+            self.result.duplicates += 1
+            return
+        # Sent from the platform's own app: keep it in the conversation as outbound.
         conv = await self.conversation_for(contact)
         assert conv.id is not None and self.channel.id is not None
         message = Message(
@@ -389,6 +404,23 @@ class _Ingest:
             conv.last_message_at = event.timestamp
             conv.last_message_preview = _preview(event.content, "text")
             self.touched[conv.id] = conv
+
+    async def _being_sent(self, contact: Contact, content: str) -> bool:
+        """Whether a send of ours with this text to this contact is under way here."""
+        found = await self.session.exec(
+            select(Message.id)
+            .join(Conversation, col(Conversation.id) == col(Message.conversation_id))
+            .where(
+                col(Message.channel_id) == self.channel.id,
+                col(Conversation.contact_id) == contact.id,
+                col(Message.direction) == "outbound",
+                col(Message.status) == "queued",
+                col(Message.attempt_started_at).is_not(None),
+                func.coalesce(col(Message.content), "") == content,
+            )
+            .limit(1)
+        )
+        return found.first() is not None
 
 
 def _attachments(event: InboundMessage) -> list[dict[str, Any]]:

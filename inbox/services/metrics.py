@@ -66,9 +66,7 @@ async def snapshot(db: Database, org_id: int, agents_online: int) -> dict[str, A
         conversations("open"),
         conversations("pending"),
         select(func.coalesce(func.sum(Conversation.unread_count), 0))
-        .where(
-            col(Conversation.organization_id) == org_id, col(Conversation.status) != "closed"
-        )
+        .where(col(Conversation.organization_id) == org_id, col(Conversation.status) != "closed")
         .scalar_subquery(),
         messages("inbound"),
         messages("outbound"),

@@ -62,7 +62,7 @@ async def transaction(
     db: Database, organization_id: int, sink: EventSink
 ) -> AsyncIterator[Transaction]:
     """One unit of work: commit the change with its events, then publish them."""
-    async with db.session() as session:
+    async with db.session(write=True) as session:
         tx = Transaction(session, organization_id)
         yield tx
         await tx._append_events()

@@ -117,8 +117,18 @@ class Endpoints:
             doc = (handler.__doc__ or "").strip() or None
             self.operations.append(
                 Operation(
-                    method, path, handler, summary, self.tag, role, query, body, response,
-                    status, doc, errors,
+                    method,
+                    path,
+                    handler,
+                    summary,
+                    self.tag,
+                    role,
+                    query,
+                    body,
+                    response,
+                    status,
+                    doc,
+                    errors,
                 )
             )
             return handler

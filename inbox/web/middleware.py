@@ -7,6 +7,7 @@ import re
 import time
 from typing import Any
 
+from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..errors import error_body
@@ -120,3 +121,15 @@ class AccessLogMiddleware:
                 status["code"] or "-",
                 (time.perf_counter() - started) * 1000,
             )
+
+
+class ApiCORSMiddleware(CORSMiddleware):
+    """CORS for the allowed origins, except on webhook routes: the lead form answers
+    its own CORS for any origin (landing pages live anywhere), and would otherwise see
+    its preflight refused here whenever INBOX_ALLOWED_ORIGINS is set."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"].startswith("/webhooks/"):
+            await self.app(scope, receive, send)
+            return
+        await super().__call__(scope, receive, send)

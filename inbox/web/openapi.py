@@ -55,7 +55,8 @@ def _path_parameters(path: str) -> list[dict[str, Any]]:
             "required": True,
             "schema": (
                 {"type": "integer", "minimum": 0, "maximum": MAX_ID}
-                if kind == "int" else {"type": "string"}
+                if kind == "int"
+                else {"type": "string"}
             ),
         }
         for name, kind in re.findall(r"{(\w+):(\w+)}", path)
@@ -104,9 +105,7 @@ def build_openapi(
         if op.response is not None:
             responses[str(op.status)] = {
                 "description": op.summary,
-                "content": {
-                    "application/json": {"schema": refs[(op.response, "serialization")]}
-                },
+                "content": {"application/json": {"schema": refs[(op.response, "serialization")]}},
             }
         else:
             responses[str(op.status)] = {"description": "Done; no content"}
@@ -139,7 +138,7 @@ def build_openapi(
             "title": title,
             "version": version,
             "description": "CRM data of a real-time unified inbox. Every call is scoped to the "
-            "caller's organization. Errors: {\"error\": {\"code\", \"message\", \"details\"}}.",
+            'caller\'s organization. Errors: {"error": {"code", "message", "details"}}.',
         },
         "paths": paths,
         "components": {

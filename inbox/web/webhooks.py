@@ -10,6 +10,7 @@ import functools
 import logging
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
 
 import orjson
 from sqlalchemy.exc import InterfaceError, OperationalError

@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from servers import create_database, drop_database
+from support import Api, BackgroundLoop, LiveServer
 
 from inbox import migrate
 from inbox.app import create_app
@@ -21,8 +23,6 @@ from inbox.models import Channel, Contact, Conversation, Message, utcnow
 from inbox.security import issue_token
 from inbox.services import accounts
 from inbox.settings import Settings, async_database_url
-from servers import create_database, drop_database
-from support import Api, BackgroundLoop, LiveServer
 from tests.connectors.fake_platform import FakePlatform
 
 SECRET = "test-signing-key-that-is-long-enough"
@@ -91,6 +91,8 @@ class Service:
     loop: BackgroundLoop
     dialect: str
     clients: list[Api] = field(default_factory=list)
+    # The Starlette app, for tests that reach into the running service (its Live).
+    app: Any = None
 
     def client(self, token: str | None = None, **kw: Any) -> Api:
         api = Api(self.url, token, **kw)
@@ -102,7 +104,10 @@ class Service:
 
     def token_for(self, user: Any, ttl: int = 3600) -> str:
         return issue_token(
-            user_id=user.id, organization_id=user.organization_id, role=user.role, key=SECRET,
+            user_id=user.id,
+            organization_id=user.organization_id,
+            role=user.role,
+            key=SECRET,
             ttl_seconds=ttl,
         )
 
@@ -111,8 +116,12 @@ class Service:
         org = self.run(accounts.create_organization(self.db, name or f"Org {n}"))
         owner = self.run(
             accounts.create_user(
-                self.db, org.id, email=f"owner{n}@t{n}.example", password="owner-password",
-                role="owner", name=f"Owner {n}",
+                self.db,
+                org.id,
+                email=f"owner{n}@t{n}.example",
+                password="owner-password",
+                role="owner",
+                name=f"Owner {n}",
             )
         )
         return Tenant(self, org.id, owner, self.client(self.token_for(owner)))
@@ -131,20 +140,29 @@ class Tenant:
         n = next(_seq)
         user = self.service.run(
             accounts.create_user(
-                self.service.db, self.org_id, email=f"{role}{n}@t{self.org_id}.example",
-                password=password, role=role, name=f"{role.title()} {n}",
+                self.service.db,
+                self.org_id,
+                email=f"{role}{n}@t{self.org_id}.example",
+                password=password,
+                role=role,
+                name=f"{role.title()} {n}",
             )
         )
         return user, self.service.client(self.service.token_for(user))
 
     def conversation(
-        self, *, messages: int = 1, kind: str = "whatsapp", unread: int | None = None,
+        self,
+        *,
+        messages: int = 1,
+        kind: str = "whatsapp",
+        unread: int | None = None,
         name: str = "Sam Sender",
     ) -> Any:
         """A contact writing in on a channel of this tenant, with inbound messages."""
         return self.service.run(
-            seed_conversation(self.service.db, self.org_id, messages=messages, kind=kind,
-                              unread=unread, name=name)
+            seed_conversation(
+                self.service.db, self.org_id, messages=messages, kind=kind, unread=unread, name=name
+            )
         )
 
     def api_key(self, role: str = "agent") -> str:
@@ -160,22 +178,40 @@ async def seed_conversation(
     n = next(_seq)
     now = utcnow()
     async with db.session() as session:
-        channel = Channel(organization_id=org_id, kind="generic", name=f"{kind} {n}",
-                          routing_key=None, settings={})
+        channel = Channel(
+            organization_id=org_id,
+            kind="generic",
+            name=f"{kind} {n}",
+            routing_key=None,
+            settings={},
+        )
         contact = Contact(organization_id=org_id, name=name, phone=f"+1415555{n:04d}")
         session.add_all([channel, contact])
         await session.flush()
-        conv = Conversation(organization_id=org_id, contact_id=contact.id, channel_id=channel.id,
-                            unread_count=messages if unread is None else unread,
-                            last_message_at=now, last_message_preview=f"message {messages}")
+        conv = Conversation(
+            organization_id=org_id,
+            contact_id=contact.id,
+            channel_id=channel.id,
+            unread_count=messages if unread is None else unread,
+            last_message_at=now,
+            last_message_preview=f"message {messages}",
+        )
         session.add(conv)
         await session.flush()
         for i in range(1, messages + 1):
-            session.add(Message(organization_id=org_id, conversation_id=conv.id,
-                                channel_id=channel.id, direction="inbound",
-                                sender_contact_id=contact.id, content=f"message {i}",
-                                status="received", external_id=f"ext-{n}-{i}",
-                                platform_timestamp=now))
+            session.add(
+                Message(
+                    organization_id=org_id,
+                    conversation_id=conv.id,
+                    channel_id=channel.id,
+                    direction="inbound",
+                    sender_contact_id=contact.id,
+                    content=f"message {i}",
+                    status="received",
+                    external_id=f"ext-{n}-{i}",
+                    platform_timestamp=now,
+                )
+            )
         await session.commit()
     return conv
 
@@ -192,10 +228,11 @@ def service(database_url: str, loop: BackgroundLoop, platform: FakePlatform) -> 
     settings = make_settings(
         database_url, graph_api_url=platform.base_url, twilio_api_url=platform.base_url
     )
-    server = LiveServer(create_app(settings), loop)
+    app = create_app(settings)
+    server = LiveServer(app, loop)
     server.start()
     db = Database(database_url)
-    svc = Service(server.url, server.ws_url, settings, db, loop, db.dialect)
+    svc = Service(server.url, server.ws_url, settings, db, loop, db.dialect, app=app)
     yield svc
     for client in svc.clients:
         client.close()

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-22 07:19:57.679526
+Create Date: 2026-11-22 08:06:51.008139
 """
 from collections.abc import Sequence
 
@@ -157,6 +157,7 @@ def upgrade() -> None:
     with op.batch_alter_table('conversations', schema=None) as batch_op:
         batch_op.create_index('ix_conversations_contact_channel', ['contact_id', 'channel_id'], unique=False)
         batch_op.create_index('ix_conversations_org_activity', ['organization_id', 'last_message_at'], unique=False)
+        batch_op.create_index('ix_conversations_org_first_response', ['organization_id', 'first_response_at'], unique=False)
         batch_op.create_index('ix_conversations_org_status', ['organization_id', 'status'], unique=False)
 
     op.create_table('leads',
@@ -200,6 +201,7 @@ def upgrade() -> None:
     sa.Column('error_code', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True),
     sa.Column('error', sa.Text(), nullable=True),
     sa.Column('platform_timestamp', inbox.models.types.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('ordered_at', inbox.models.types.UTCDateTime(timezone=True), nullable=False),
     sa.Column('idempotency_key', sqlmodel.sql.sqltypes.AutoString(length=200), nullable=True),
     sa.Column('attempts', sa.Integer(), nullable=False),
     sa.Column('next_attempt_at', inbox.models.types.UTCDateTime(timezone=True), nullable=True),
@@ -217,7 +219,7 @@ def upgrade() -> None:
     sqlite_autoincrement=True
     )
     with op.batch_alter_table('messages', schema=None) as batch_op:
-        batch_op.create_index('ix_messages_conversation', ['conversation_id', 'id'], unique=False)
+        batch_op.create_index('ix_messages_conversation', ['conversation_id', 'ordered_at', 'id'], unique=False)
         batch_op.create_index('ix_messages_delivery', ['status', 'next_attempt_at'], unique=False)
         batch_op.create_index('ix_messages_org_created', ['organization_id', 'created_at'], unique=False)
 
@@ -240,6 +242,7 @@ def downgrade() -> None:
     op.drop_table('leads')
     with op.batch_alter_table('conversations', schema=None) as batch_op:
         batch_op.drop_index('ix_conversations_org_status')
+        batch_op.drop_index('ix_conversations_org_first_response')
         batch_op.drop_index('ix_conversations_org_activity')
         batch_op.drop_index('ix_conversations_contact_channel')
 

@@ -23,8 +23,13 @@ def events_of(service: Any, org_id: int, type: str | None = None) -> list[Event]
 def test_create_returns_the_lead_and_records_lead_created(service, tenant):
     r = tenant.api.post(
         "/api/leads",
-        json={"name": "Ada", "email": "Ada@Example.com", "phone": "+1 415 555 0100",
-              "value": 1250.5, "source": "website"},
+        json={
+            "name": "Ada",
+            "email": "Ada@Example.com",
+            "phone": "+1 415 555 0100",
+            "value": 1250.5,
+            "source": "website",
+        },
     )
     assert r.status_code == 201, r.text
     lead = r.json()
@@ -140,10 +145,12 @@ def test_filters_search_and_sort(tenant):
             "/api/leads", json={"name": name, "status": status, "source": source, "value": value}
         )
     names = lambda r: [x["name"] for x in r.json()["data"]]  # noqa: E731
-    assert names(tenant.api.get("/api/leads", params={"status": "qualified", "sort": "name",
-                                                      "order": "asc"})) == ["Beta", "Gamma"]
-    assert names(tenant.api.get("/api/leads", params={"source": "website", "sort": "value",
-                                                      "order": "desc"})) == ["Gamma", "Alpha Co buyer"]
+    assert names(
+        tenant.api.get("/api/leads", params={"status": "qualified", "sort": "name", "order": "asc"})
+    ) == ["Beta", "Gamma"]
+    assert names(
+        tenant.api.get("/api/leads", params={"source": "website", "sort": "value", "order": "desc"})
+    ) == ["Gamma", "Alpha Co buyer"]
     assert names(tenant.api.get("/api/leads", params={"q": "co b"})) == ["Alpha Co buyer"]
     # LIKE wildcards in the search are taken literally.
     assert names(tenant.api.get("/api/leads", params={"q": "%"})) == []
@@ -152,8 +159,9 @@ def test_filters_search_and_sort(tenant):
 def test_pagination_edges(tenant):
     for i in range(5):
         tenant.api.post("/api/leads", json={"name": f"L{i}"})
-    page = tenant.api.get("/api/leads", params={"limit": 2, "offset": 0, "sort": "name",
-                                                 "order": "asc"}).json()
+    page = tenant.api.get(
+        "/api/leads", params={"limit": 2, "offset": 0, "sort": "name", "order": "asc"}
+    ).json()
     assert [x["name"] for x in page["data"]] == ["L0", "L1"]
     assert page["pagination"] == {"total": 5, "limit": 2, "offset": 0, "has_more": True}
     last = tenant.api.get("/api/leads", params={"limit": 2, "offset": 4}).json()
@@ -172,3 +180,11 @@ def test_a_contact_of_another_organization_cannot_be_linked(tenant, other_tenant
     foreign = other_tenant.api.post("/api/contacts", json={"name": "Theirs"}).json()
     r = tenant.api.post("/api/leads", json={"name": "Mine", "contact_id": foreign["id"]})
     assert r.status_code == 404
+
+
+def test_a_null_status_in_a_patch_leaves_the_status_as_is(tenant):
+    lead = tenant.api.post("/api/leads", json={"name": "Hal", "status": "contacted"}).json()
+    r = tenant.api.patch(f"/api/leads/{lead['id']}", json={"status": None, "company": "Acme"})
+    assert r.status_code == 200, r.text
+    assert r.json()["status"] == "contacted"
+    assert r.json()["company"] == "Acme"
