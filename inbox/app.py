@@ -29,7 +29,12 @@ from .state import AppState
 from .web import health, webhooks
 from .web.drain import delay_exit_signals
 from .web.endpoint import as_route
-from .web.middleware import AccessLogMiddleware, ApiCORSMiddleware, BodyLimitMiddleware
+from .web.middleware import (
+    AccessLogMiddleware,
+    ApiCORSMiddleware,
+    BodyLimitMiddleware,
+    redact_server_logs,
+)
 from .web.openapi import DOCS_HTML, HEALTH_PATHS, build_openapi
 
 log = logging.getLogger("inbox.app")
@@ -37,6 +42,7 @@ log = logging.getLogger("inbox.app")
 
 def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or load_settings()
+    redact_server_logs()
     db = Database(settings.database_url)
     live = Live(settings, db)
     state = AppState(settings=settings, db=db, events=live, live=live)

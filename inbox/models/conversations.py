@@ -84,6 +84,12 @@ class Message(SQLModel, table=True):
     attachments: list[dict[str, Any]] = Field(
         default_factory=list, sa_column=Column(JSONType, nullable=False)
     )
+    # Everything else the platform sent with the message (Twilio's form fields, ...).
+    platform_data: dict[str, Any] = Field(
+        default_factory=dict, sa_column=Column(JSONType, nullable=False)
+    )
+    # The platform id of the message this one answers, when the platform says.
+    reply_to: str | None = Field(default=None, max_length=255)
     private: bool = Field(default=False)
     external_id: str | None = Field(default=None, max_length=255)
     status: str = Field(max_length=16)

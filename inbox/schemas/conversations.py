@@ -80,6 +80,8 @@ class MessagePublic(Output):
     content: str | None
     content_type: str
     attachments: list[dict[str, Any]]
+    platform_data: dict[str, Any]
+    reply_to: str | None
     private: bool
     external_id: str | None
     status: MessageStatus

@@ -235,6 +235,8 @@ class _Ingest:
             content_type=event.content_type,
             attachments=_attachments(event),
             timestamp=event.timestamp,
+            platform_data=event.raw,
+            reply_to=event.reply_to,
         )
 
     async def _store_inbound(
@@ -246,6 +248,8 @@ class _Ingest:
         content_type: str,
         attachments: list[dict[str, Any]],
         timestamp: datetime,
+        platform_data: dict[str, Any] | None = None,
+        reply_to: str | None = None,
     ) -> None:
         conv = await self.conversation_for(contact)
         assert conv.id is not None and self.channel.id is not None
@@ -262,6 +266,8 @@ class _Ingest:
             status="received",
             platform_timestamp=timestamp,
             ordered_at=timestamp,
+            platform_data=dict(platform_data or {}),
+            reply_to=reply_to,
         )
         if not await self._insert(message):
             self.result.duplicates += 1

@@ -21,6 +21,30 @@ def redact_query(query: str) -> str:
     return _SECRET_PARAMS.sub(lambda m: f"{m.group(1)}=[redacted]", query)
 
 
+class RedactQueryFilter(logging.Filter):
+    """Redacts secrets from the paths uvicorn logs itself.
+
+    uvicorn logs every WebSocket handshake ("uvicorn.error") and, where its access log
+    is on, every request with the full query string: a ``?token=`` would land in the log.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(
+                redact_query(arg) if isinstance(arg, str) and "=" in arg else arg
+                for arg in record.args
+            )
+        return True
+
+
+def redact_server_logs() -> None:
+    """Install the filter on uvicorn's loggers, once per process."""
+    for name in ("uvicorn.error", "uvicorn.access"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, RedactQueryFilter) for f in logger.filters):
+            logger.addFilter(RedactQueryFilter())
+
+
 class BodyTooLarge(Exception):
     pass
 

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-22 08:06:51.008139
+Create Date: 2026-11-22 08:10:18.150063
 """
 from collections.abc import Sequence
 
@@ -195,6 +195,8 @@ def upgrade() -> None:
     sa.Column('content', sa.Text(), nullable=True),
     sa.Column('content_type', sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),
     sa.Column('attachments', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
+    sa.Column('platform_data', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
+    sa.Column('reply_to', sqlmodel.sql.sqltypes.AutoString(length=255), nullable=True),
     sa.Column('private', sa.Boolean(), nullable=False),
     sa.Column('external_id', sqlmodel.sql.sqltypes.AutoString(length=255), nullable=True),
     sa.Column('status', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
