@@ -29,4 +29,4 @@ async def create_ticket(ctx: Context[None, None]) -> TicketResponse:
     response=MetricsSnapshot,
 )
 async def live_metrics(ctx: Context[None, None]) -> MetricsSnapshot:
-    return MetricsSnapshot(**await _live(ctx).metrics.current(ctx.org_id))
+    return MetricsSnapshot(**await _live(ctx).figures(ctx.org_id))

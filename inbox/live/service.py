@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from redis.exceptions import RedisError
 from sqlmodel import col, select
 from starlette.requests import HTTPConnection
 
@@ -25,7 +26,7 @@ from realtime.presence import create_presence
 
 from ..auth import Principal, as_role, authenticate, credentials_from_headers
 from ..db import Database
-from ..errors import ApiError
+from ..errors import ApiError, ServiceUnavailable
 from ..models import ApiKey, Event, User
 from ..services.metrics import METRIC_EVENTS, LiveMetrics
 from ..settings import Settings
@@ -89,6 +90,14 @@ class Live:
         await self.presence.stop()
         await self.broker.stop()
         await self.used_tickets.close()
+
+    async def figures(self, org_id: int) -> dict[str, Any]:
+        """The organization's live figures now, as ``metrics.update`` carries them."""
+        try:
+            return await self.metrics.current(org_id)
+        except RedisError as exc:
+            # Who is online lives in Redis; the rest of the service works on without it.
+            raise ServiceUnavailable("Live figures are unavailable: Redis does not answer") from exc
 
     async def broker_ready(self) -> None:
         if not await self.broker.ping():

@@ -13,6 +13,8 @@ from typing import Any, Protocol
 
 import jwt
 from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 
 from ..security import JWT_ALGORITHM
 
@@ -45,7 +47,11 @@ class MemoryUsedTickets:
 
 class RedisUsedTickets:
     def __init__(self, url: str) -> None:
-        self._redis: Redis = Redis.from_url(url)
+        # One retry on a fresh connection: a pooled one does not survive a Redis restart,
+        # and the first browser to connect afterwards would be refused for it.
+        self._redis: Redis = Redis.from_url(
+            url, socket_timeout=2.0, socket_connect_timeout=2.0, retry=Retry(NoBackoff(), 1)
+        )
 
     async def first_use(self, ticket_id: str, ttl_seconds: int) -> bool:
         return bool(await self._redis.set(f"inbox:ticket:{ticket_id}", 1, nx=True, ex=ttl_seconds))

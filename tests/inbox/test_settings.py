@@ -1,0 +1,164 @@
+"""Configuration from the environment: the URL forms people paste, PaaS names, clear errors."""
+
+from __future__ import annotations
+
+import logging
+import os
+import stat
+
+import pytest
+
+from inbox.settings import ConfigError, Settings, async_database_url, load_settings
+
+KEY = "a-configured-signing-key"
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
+    """Only what a test sets is configured; the working directory is the test's own."""
+    for name in list(os.environ):
+        if name.startswith("INBOX_") or name in ("DATABASE_URL", "REDIS_URL", "PORT"):
+            monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        ("sqlite:///inbox.db", "sqlite+aiosqlite:///inbox.db"),
+        ("sqlite:///data/inbox.db", "sqlite+aiosqlite:///data/inbox.db"),
+        ("sqlite:////var/lib/inbox/inbox.db", "sqlite+aiosqlite:////var/lib/inbox/inbox.db"),
+        ("sqlite+aiosqlite:///x.db", "sqlite+aiosqlite:///x.db"),
+        ("postgres://u:p@db.example:5432/inbox", "postgresql+asyncpg://u:p@db.example:5432/inbox"),
+        ("postgresql://u:p@db.example/inbox", "postgresql+asyncpg://u:p@db.example/inbox"),
+        ("postgresql+asyncpg://u@h/inbox", "postgresql+asyncpg://u@h/inbox"),
+        ("postgres://u:p@h/inbox?sslmode=require", "postgresql+asyncpg://u:p@h/inbox?ssl=require"),
+        ("postgresql://h/inbox?sslmode=verify-full&application_name=inbox",
+         "postgresql+asyncpg://h/inbox?ssl=verify-full&application_name=inbox"),
+    ],
+)
+def test_database_urls_map_to_async_drivers(given: str, expected: str) -> None:
+    assert async_database_url(given) == expected
+
+
+@pytest.mark.parametrize("url", ["mysql://x", "redis://h/0", "inbox.db", ""])
+def test_other_databases_are_refused(url: str) -> None:
+    with pytest.raises(ValueError, match="sqlite:///, postgresql:// or postgres://"):
+        async_database_url(url)
+
+
+def test_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("INBOX_SECRET_KEY", KEY)
+    settings = load_settings()
+    assert settings.env == "production"
+    assert settings.database_url == "sqlite+aiosqlite:///inbox.db"
+    assert settings.is_sqlite
+    assert settings.redis_url is None
+    assert settings.port == 8000
+    assert settings.allowed_origins == []
+    assert settings.signing_key == KEY
+
+
+def test_paas_variables_are_honoured(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("INBOX_SECRET_KEY", KEY)
+    monkeypatch.setenv("DATABASE_URL", "postgres://app:pw@db.internal:5432/app?sslmode=require")
+    monkeypatch.setenv("REDIS_URL", "rediss://:pw@cache.internal:6380/0")
+    monkeypatch.setenv("PORT", "5123")
+    settings = load_settings()
+    assert settings.database_url == "postgresql+asyncpg://app:pw@db.internal:5432/app?ssl=require"
+    assert not settings.is_sqlite
+    assert settings.redis_url == "rediss://:pw@cache.internal:6380/0"
+    assert settings.port == 5123
+
+
+def test_inbox_variables_win_over_the_plain_ones(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("INBOX_SECRET_KEY", KEY)
+    monkeypatch.setenv("DATABASE_URL", "postgres://paas/db")
+    monkeypatch.setenv("INBOX_DATABASE_URL", "sqlite:///mine.db")
+    monkeypatch.setenv("REDIS_URL", "redis://paas:6379/0")
+    monkeypatch.setenv("INBOX_REDIS_URL", "redis://mine:6379/1")
+    monkeypatch.setenv("PORT", "abc")  # ignored: INBOX_PORT is set
+    monkeypatch.setenv("INBOX_PORT", "9000")
+    settings = load_settings()
+    assert settings.database_url == "sqlite+aiosqlite:///mine.db"
+    assert settings.redis_url == "redis://mine:6379/1"
+    assert settings.port == 9000
+
+
+def test_allowed_origins_are_a_comma_separated_list(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("INBOX_SECRET_KEY", KEY)
+    monkeypatch.setenv(
+        "INBOX_ALLOWED_ORIGINS", "https://app.example.com, https://admin.example.com/ ,,"
+    )
+    assert load_settings().allowed_origins == [
+        "https://app.example.com", "https://admin.example.com",
+    ]
+
+
+def test_other_values(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("INBOX_SECRET_KEY", KEY)
+    monkeypatch.setenv("INBOX_PUBLIC_URL", "https://inbox.example.com/")
+    monkeypatch.setenv("INBOX_ACCESS_TOKEN_TTL", "900")
+    monkeypatch.setenv("INBOX_REDIS_URL", "")
+    settings = load_settings()
+    assert settings.public_url == "https://inbox.example.com"
+    assert settings.access_token_ttl == 900
+    assert settings.redis_url is None
+
+
+@pytest.mark.parametrize(
+    ("env", "variable"),
+    [
+        ({"INBOX_PORT": "abc"}, "INBOX_PORT"),
+        ({"PORT": "70000"}, "PORT"),
+        ({"INBOX_DATABASE_URL": "mysql://x"}, "INBOX_DATABASE_URL"),
+        ({"DATABASE_URL": "mysql://x"}, "DATABASE_URL"),
+        ({"REDIS_URL": "http://cache"}, "REDIS_URL"),
+        ({"INBOX_PUBLIC_URL": "inbox.example.com"}, "INBOX_PUBLIC_URL"),
+        ({"INBOX_ENV": "staging"}, "INBOX_ENV"),
+        ({"INBOX_ACCESS_TOKEN_TTL": "5"}, "INBOX_ACCESS_TOKEN_TTL"),
+        ({"INBOX_SECRET_KEY": "short"}, "INBOX_SECRET_KEY"),
+    ],
+)
+def test_a_bad_value_is_one_line_naming_the_variable(
+    monkeypatch: pytest.MonkeyPatch, env: dict[str, str], variable: str
+) -> None:
+    monkeypatch.setenv("INBOX_SECRET_KEY", KEY)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(ConfigError) as raised:
+        load_settings()
+    message = str(raised.value)
+    assert message.startswith(f"{variable}: ")
+    assert "\n" not in message
+
+
+def test_production_needs_a_secret_key() -> None:
+    with pytest.raises(ConfigError) as raised:
+        load_settings()
+    assert "INBOX_SECRET_KEY" in str(raised.value)
+    assert "INBOX_ENV=development" in str(raised.value)
+
+
+def test_development_generates_a_key_once_keeps_it_and_warns(
+    monkeypatch: pytest.MonkeyPatch, tmp_path, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setenv("INBOX_ENV", "development")
+    with caplog.at_level(logging.WARNING, logger="inbox.settings"):
+        key = load_settings().signing_key
+    assert len(key) >= 32
+    path = tmp_path / ".inbox-secret-key"
+    assert path.read_text().strip() == key
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert any("INBOX_SECRET_KEY" in r.getMessage() for r in caplog.records)
+    # A restart reuses it, so tokens issued before still verify.
+    assert load_settings().signing_key == key
+
+
+def test_a_configured_key_wins_in_development_and_writes_no_file(
+    monkeypatch: pytest.MonkeyPatch, tmp_path
+) -> None:
+    monkeypatch.setenv("INBOX_ENV", "development")
+    monkeypatch.setenv("INBOX_SECRET_KEY", KEY)
+    assert Settings().signing_key == KEY
+    assert not (tmp_path / ".inbox-secret-key").exists()
