@@ -296,6 +296,9 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    if args.command != "migrate":
+        # Alembic narrates every schema check; only `inbox migrate` is about migrating.
+        logging.getLogger("alembic").setLevel(logging.WARNING)
     try:
         return int(args.handler(args, settings))
     except ApiError as exc:
