@@ -337,6 +337,14 @@ class Hub:
 
     def _in_order(self, org: _Organization, envelope: Envelope, id: int) -> None:
         due = org.next_id
+        if due is None:
+            # The first event since the organization's first connection here. Ids the
+            # connections already have (up to their floors) tell which one is due; taking
+            # this event's id instead would send an earlier one arriving just after it out
+            # of order. Before any floor is known, there is nothing to go by.
+            floors = [c.floor for c in org.connections if c.floor is not None]
+            if floors:
+                due = org.next_id = min(floors) + 1
         if due is not None and id > due:
             org.held[id] = envelope
             if len(org.held) > self._max_held:
@@ -382,12 +390,19 @@ class Hub:
             if aclose is not None:
                 await aclose()
             org.filling = None
-            # Whatever the log could not give is gone for good: move past it.
-            while org.held:
+            # Whatever the log could not give up to `upto` is gone for good: move past it.
+            while org.held and min(org.held) <= upto:
                 first = min(org.held)
                 if org.next_id is None or first > org.next_id:
                     org.next_id = first
                 self._in_order(org, org.held.pop(first), first)
+            # What came early during the fill is after a gap the log was not asked about:
+            # moving past that one too would send its late event out of order. It waits,
+            # and is filled, like any other.
+            if org.held and self._organizations.get(organization_id) is org:
+                org.filling = asyncio.get_running_loop().call_later(
+                    self._reorder_wait, self._fill_gap_now, organization_id, org
+                )
 
     def _fan_out(self, org: _Organization, envelope: Envelope) -> None:
         id = envelope.id

@@ -15,6 +15,8 @@ from typing import Protocol
 from urllib.parse import urlsplit
 
 from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
 logger = logging.getLogger(__name__)
@@ -108,7 +110,8 @@ local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 
 # KEYS: procs, proc:{pid}, user:{org}:{user}, org:{org}
 # ARGV: pid, "org:user", user id, this process's count, ttl ms
-# Returns 1 when the user came online, -1 when they went offline, 0 otherwise.
+# Returns {change, online}: change is 1 when the user came online, -1 when they went
+# offline, 0 otherwise; online is 1 when the user is online now, else 0.
 _SET_COUNT = (
     _ONLINE
     + """
@@ -123,9 +126,10 @@ else
 end
 local after = online(KEYS[3], KEYS[1], now)
 if after then redis.call('SADD', KEYS[4], ARGV[3]) else redis.call('SREM', KEYS[4], ARGV[3]) end
-if before == after then return 0 end
-if after then return 1 end
-return -1
+local state = after and 1 or 0
+if before == after then return {0, state} end
+if after then return {1, state} end
+return {-1, state}
 """
 )
 
@@ -179,24 +183,36 @@ class RedisPresence:
         prefix: str = "realtime",
         ttl: float = 30.0,
         timeout: float = 2.0,
+        retry_interval: float = 1.0,
     ) -> None:
         self._url = url
         self._on_change = on_change
         self._prefix = f"{prefix}:presence"
         self._ttl_ms = int(ttl * 1000)
         self._timeout = timeout
+        self._retry_interval = retry_interval
         self.process_id = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
         self._counts: Counter[tuple[int, int]] = Counter()
+        # Users whose last write failed: the change it stood for may not have been told.
+        self._unsettled: set[tuple[int, int]] = set()
         # Writes go out one at a time so Redis sees this process's counts in order.
         self._lock: asyncio.Lock | None = None
         self._redis: Redis | None = None
         self._heartbeat: asyncio.Task[None] | None = None
+        self._wake: asyncio.Event | None = None
         self._stale = False
 
     async def start(self) -> None:
         self._lock = asyncio.Lock()
+        self._wake = asyncio.Event()
         self._redis = Redis.from_url(
-            self._url, socket_timeout=self._timeout, socket_connect_timeout=self._timeout
+            self._url,
+            socket_timeout=self._timeout,
+            socket_connect_timeout=self._timeout,
+            # A pooled connection does not survive a Redis restart: without one retry on a
+            # fresh connection, the first write after it would fail. Writes set absolute
+            # counts, so repeating one is harmless.
+            retry=Retry(NoBackoff(), 1),
         )
         self._heartbeat = asyncio.get_running_loop().create_task(
             self._beat(), name="realtime-presence-heartbeat"
@@ -212,6 +228,7 @@ class RedisPresence:
             with contextlib.suppress(RedisError, OSError):
                 await self._write(organization_id, user_id)
         self._counts.clear()
+        self._unsettled.clear()
         if self._redis is not None:
             # If this fails, other processes sweep the entry once it lapses.
             with contextlib.suppress(RedisError, OSError):
@@ -252,23 +269,40 @@ class RedisPresence:
 
     async def _beat(self) -> None:
         interval = self._ttl_ms / 3000
+        failing = False
         while True:
             try:
                 await self.heartbeat()
+                if failing:
+                    logger.warning("presence heartbeat restored")
+                failing = False
             except (RedisError, OSError) as exc:
-                logger.warning("presence heartbeat failed: %r", exc)
+                if not failing:
+                    logger.warning("presence heartbeat failed: %r", exc)
+                failing = True
                 self._stale = True
-            await asyncio.sleep(interval)
+            # Counts that could not be written are rewritten as soon as Redis answers again,
+            # not a whole interval later: until then the users' presence is wrong everywhere.
+            await self._pause(min(interval, self._retry_interval) if self._stale else interval)
+
+    async def _pause(self, seconds: float) -> None:
+        """Sleep until the next beat; a failed write brings it forward to `retry_interval`."""
+        assert self._wake is not None
+        self._wake.clear()
+        try:
+            async with asyncio.timeout(seconds):
+                await self._wake.wait()
+        except TimeoutError:
+            return
+        await asyncio.sleep(self._retry_interval)
 
     async def _write(self, organization_id: int, user_id: int) -> None:
         assert self._lock is not None
         key = (organization_id, user_id)
         async with self._lock:
-            count = self._counts[key]
-            if count <= 0:
-                del self._counts[key]
+            count = max(self._counts[key], 0)
             try:
-                change = await self._client().eval(
+                result = await self._client().eval(
                     _SET_COUNT,
                     4,
                     self._key("procs"),
@@ -278,15 +312,29 @@ class RedisPresence:
                     self.process_id,
                     f"{organization_id}:{user_id}",
                     user_id,
-                    max(count, 0),
+                    count,
                     self._ttl_ms,
                 )
             except (RedisError, OSError):
-                # The heartbeat rewrites every count once Redis answers again.
+                # The heartbeat rewrites every count it holds once Redis answers again, a
+                # zero included: that is why a zero is forgotten only once it is written.
                 self._stale = True
+                self._unsettled.add(key)
+                if self._wake is not None:
+                    self._wake.set()
                 raise
+            change, online = int(result[0]), bool(int(result[1]))
+            if count == 0 and self._counts[key] <= 0:
+                self._counts.pop(key, None)
+            unsettled = key in self._unsettled
+            self._unsettled.discard(key)
         if change:
             await _report(self._on_change, organization_id, user_id, change > 0)
+        elif unsettled:
+            # An earlier write of this user failed: whether its change was told is unknown,
+            # and a restarted Redis may have lost the state it was measured against. Tell
+            # the state as it is now; hearing it twice is harmless.
+            await _report(self._on_change, organization_id, user_id, online)
 
     def _client(self) -> Redis:
         if self._redis is None:

@@ -112,6 +112,8 @@ class LiveMetrics:
         self.interval = interval
         self._last: dict[int, float] = {}
         self._pending: dict[int, asyncio.TimerHandle | asyncio.Task[None]] = {}
+        # Touched while their snapshot was being computed: it may predate the change.
+        self._again: set[int] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self._closed = False
 
@@ -119,7 +121,15 @@ class LiveMetrics:
         return await snapshot(self.db, org_id, await self.agents_online(org_id))
 
     def touch(self, org_id: int) -> None:
-        if self._closed or org_id in self._pending:
+        if self._closed:
+            return
+        pending = self._pending.get(org_id)
+        if isinstance(pending, asyncio.Task):
+            # Its queries may have run before this change committed: compute once more
+            # after it, or the last update would not show the last change.
+            self._again.add(org_id)
+            return
+        if pending is not None:
             return
         loop = asyncio.get_running_loop()
         wait = self._last.get(org_id, 0.0) + self.interval - time.monotonic()
@@ -139,6 +149,9 @@ class LiveMetrics:
             log.exception("metrics for organization %s failed", org_id)
         finally:
             self._pending.pop(org_id, None)
+            if org_id in self._again:
+                self._again.discard(org_id)
+                self.touch(org_id)
 
     async def close(self) -> None:
         self._closed = True

@@ -125,10 +125,14 @@ class AccessLogMiddleware:
         status: dict[str, Any] = {"code": 0}
 
         async def capture(message: Message) -> None:
-            if message["type"] == "http.response.start":
+            kind = message["type"]
+            if kind in ("http.response.start", "websocket.http.response.start"):
                 status["code"] = message["status"]
-            elif message["type"] == "websocket.accept":
+            elif kind == "websocket.accept":
                 status["code"] = 101
+            elif kind == "websocket.close" and not status["code"]:
+                # Closed before accepting: the server answers the handshake with 403.
+                status["code"] = 403
             await send(message)
 
         try:

@@ -191,6 +191,50 @@ async def test_with_dense_ids_a_lost_event_is_fetched_from_the_log() -> None:
     assert socket.ids() == [1, 2, 3, 4, 5, 6, 7]
 
 
+class GatedLog(ListLog):
+    """A log whose reads wait for `gate`: events keep arriving while a gap is filled."""
+
+    def __init__(self, events: list[Envelope]) -> None:
+        super().__init__(events)
+        self.gate = asyncio.Event()
+
+    async def after(self, organization_id: int, after_id: int) -> AsyncIterator[Envelope]:
+        await self.gate.wait()
+        async for envelope in super().after(organization_id, after_id):
+            yield envelope
+
+
+async def test_with_dense_ids_an_event_early_during_a_fill_waits_for_its_own_gap() -> None:
+    stored = [event(i) for i in range(1, 6)]
+    log = GatedLog(stored)
+    hub = Hub(dense_ids=log, reorder_wait=0.01)
+    socket = FakeSocket()
+    live(hub, socket)
+    await settle()
+    hub.dispatch(stored[0])
+    hub.dispatch(stored[2])  # 2 is late: the log is asked for it, up to 3
+    await asyncio.sleep(0.05)
+    hub.dispatch(stored[4])  # 4 is late too, and the fill under way was not asked for it
+    log.gate.set()
+    await settle()
+    assert socket.ids() == [1, 2, 3]
+    hub.dispatch(stored[3])
+    await settle()
+    assert socket.ids() == [1, 2, 3, 4, 5]
+
+
+async def test_with_dense_ids_the_first_event_after_the_floor_is_the_one_due() -> None:
+    hub = Hub(dense_ids=ListLog([]), reorder_wait=5)
+    socket = FakeSocket()
+    live(hub, socket, floor=10)
+    await settle()
+    # Two processes published 11 and 12; 12 came through first.
+    hub.dispatch(event(12))
+    hub.dispatch(event(11))
+    await settle()
+    assert socket.ids() == [11, 12]
+
+
 async def test_events_at_or_below_the_replayed_floor_are_not_sent_again() -> None:
     hub = Hub()
     socket = FakeSocket()

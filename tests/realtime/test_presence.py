@@ -5,9 +5,11 @@ import subprocess
 import sys
 import textwrap
 from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 import pytest
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 from realtime import MemoryPresence, Presence, RedisPresence, create_presence
 
@@ -152,3 +154,25 @@ async def test_entries_lost_by_redis_are_written_again(
     assert isinstance(a, RedisPresence)
     await a.heartbeat()
     assert await a.online(1) == {7}
+
+
+@pytest.mark.redis
+async def test_a_user_who_leaves_while_redis_is_unreachable_goes_offline_once_it_answers(
+    own_redis: Any, started: list[Presence]
+) -> None:
+    recorder = Recorder()
+    observer = Recorder()
+    # Two processes: the second one only watches.
+    leaving = await start(started, RedisPresence(own_redis.url, recorder, retry_interval=0.1))
+    watching = await start(started, RedisPresence(own_redis.url, observer, retry_interval=0.1))
+    await leaving.connect(1, 7)
+    await leaving.connect(1, 8)
+    own_redis.stop()
+    with pytest.raises(RedisError):
+        await leaving.disconnect(1, 7)
+    own_redis.start()
+    # Redis came back empty: the zero is written again and told, the other user stays.
+    await eventually(lambda: (1, 7, False) in recorder.changes)
+    assert await watching.online(1) == {8}
+    assert await leaving.online(1) == {8}
+    assert (1, 8, False) not in recorder.changes
