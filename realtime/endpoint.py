@@ -19,7 +19,7 @@ from starlette.requests import HTTPConnection
 from starlette.types import Message, Receive, Scope, Send
 
 from .eventlog import EventLog, ReplayTruncated
-from .hub import Connection, Hub, SocketClosed
+from .hub import CLOSE_UNAUTHORIZED, Connection, Hub, SocketClosed
 from .presence import Presence
 from .protocol import (
     PONG,
@@ -43,7 +43,6 @@ logger = logging.getLogger(__name__)
 
 CLOSE_POLICY_VIOLATION = 1008
 CLOSE_TOO_BIG = 1009
-CLOSE_UNAUTHORIZED = 4401
 
 
 @dataclass(frozen=True)
@@ -55,6 +54,8 @@ class Session:
     user_id: int | None = None
     # The socket is closed with 4401 at this moment.
     expires_at: datetime | None = None
+    # Names the credential, so `Hub.revoke` can close its connections when it is withdrawn.
+    subject: str | None = None
 
 
 Authenticate = Callable[[HTTPConnection], Awaitable[Session | None]]
@@ -116,7 +117,10 @@ class RealtimeEndpoint:
         # Registered before anything is read from the outbox: events published from now
         # on wait in the queue, so the replay and the live stream leave no gap.
         connection = self._hub.connect(
-            _AsgiSocket(receive, send), session.organization_id, events=events
+            _AsgiSocket(receive, send),
+            session.organization_id,
+            events=events,
+            subject=session.subject,
         )
         connection.start(lambda: self._prelude(connection, session, resume_from))
         expiry = _schedule_expiry(connection, session)

@@ -26,6 +26,7 @@ CLOSE_INTERNAL_ERROR = 1011
 CLOSE_SERVICE_RESTART = 1012
 CLOSE_TRY_AGAIN_LATER = 1013
 CLOSE_TOO_SLOW = 4008
+CLOSE_UNAUTHORIZED = 4401
 
 
 class SocketClosed(Exception):
@@ -124,6 +125,7 @@ class Connection:
         "id",
         "organization_id",
         "socket",
+        "subject",
     )
 
     def __init__(
@@ -134,8 +136,11 @@ class Connection:
         *,
         events: frozenset[str] | None,
         conversation_ids: frozenset[int] | None,
+        subject: str | None = None,
     ) -> None:
         self._hub = hub
+        # Who holds it (the application's words, e.g. "user:5"), so it can be revoked.
+        self.subject = subject
         self.socket = socket
         self.id = secrets.token_urlsafe(12)
         self.organization_id = organization_id
@@ -305,6 +310,7 @@ class Hub:
         *,
         events: Iterable[str] | None = None,
         conversation_ids: Iterable[int] | None = None,
+        subject: str | None = None,
     ) -> Connection:
         """Register a connection: from now on its events are queued, not lost."""
         connection = Connection(
@@ -313,6 +319,7 @@ class Hub:
             organization_id,
             events=None if events is None else frozenset(events),
             conversation_ids=None if conversation_ids is None else frozenset(conversation_ids),
+            subject=subject,
         )
         org = self._organizations.get(organization_id)
         if org is None:
@@ -320,6 +327,16 @@ class Hub:
         org.connections = (*org.connections, connection)
         self.counters.connections_opened += 1
         return connection
+
+    def revoke(self, organization_id: int, subject: str, code: int = CLOSE_UNAUTHORIZED) -> int:
+        """Close the connections a revoked credential opened; answer how many."""
+        org = self._organizations.get(organization_id)
+        if org is None:
+            return 0
+        revoked = [c for c in org.connections if c.subject == subject]
+        for connection in revoked:
+            connection.close(code)
+        return len(revoked)
 
     def dispatch(self, envelope: Envelope) -> None:
         """Hand an event to every local connection of its organization that wants it.

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from sqlmodel import col, select
 
+from ..live.service import key_subject
 from ..models import ApiKey
 from ..schemas.auth import ApiKeyCreate, ApiKeyCreated, ApiKeyPublic
 from ..schemas.common import Page, PageQuery
@@ -54,3 +55,5 @@ async def delete_api_key(ctx: Context[None, None]) -> None:
         row = await get_owned(session, ApiKey, ctx.path["key_id"], ctx.org_id)
         await session.delete(row)
         await session.commit()
+    if ctx.state.live is not None:
+        await ctx.state.live.revoke(ctx.org_id, key_subject(row.id))

@@ -5,6 +5,7 @@ from typing import Any
 from sqlmodel import col, func, select
 
 from ..errors import AuthorizationFailed, Conflict
+from ..live.service import user_subject
 from ..models import User
 from ..schemas.common import Page
 from ..schemas.users import UserCreate, UserPatch, UserPublic, UserQuery
@@ -104,6 +105,9 @@ async def _change_user(ctx: Context[Any, Any], changes: dict[str, Any]) -> UserP
         if apply_changes(user, changes):
             session.add(user)
             await session.commit()
+    if changes.get("is_active") is False and ctx.state.live is not None:
+        # Tokens already stop working; open WebSockets must stop receiving too.
+        await ctx.state.live.revoke(ctx.org_id, user_subject(user.id))
     return UserPublic.model_validate(user)
 
 

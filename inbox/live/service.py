@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import orjson
 from redis.exceptions import RedisError
 from sqlmodel import col, select
 from starlette.requests import HTTPConnection
@@ -43,7 +44,23 @@ from .tickets import (
 log = logging.getLogger("inbox.live")
 
 CHANNEL_PREFIX = "inbox"
+REVOKED = "session.revoked"
 PRUNE_EVERY_SECONDS = 3600
+
+
+def user_subject(user_id: int | None) -> str:
+    return f"user:{user_id}"
+
+
+def key_subject(api_key_id: int | None) -> str:
+    return f"key:{api_key_id}"
+
+
+def subject_of(principal: Principal) -> str:
+    """What a revocation names: the user, or the API key."""
+    if principal.user_id is not None:
+        return user_subject(principal.user_id)
+    return key_subject(principal.api_key_id)
 
 
 class Live:
@@ -54,7 +71,7 @@ class Live:
         self.hub = Hub(dense_ids=self.log)
         self.broker = Broker(
             create_backend(settings.redis_url, prefix=CHANNEL_PREFIX),
-            on_event=self.hub.dispatch,
+            on_event=self._received,
             on_reconnected=self._caught_up,
         )
         self.presence = create_presence(
@@ -123,6 +140,19 @@ class Live:
             if not self._broker_down_logged:
                 log.warning("broker unavailable: live events wait for its return")
                 self._broker_down_logged = True
+
+    def _received(self, envelope: Envelope) -> None:
+        if envelope.type == REVOKED:
+            # An instruction for every process's hub, never an event for clients.
+            subject = orjson.loads(envelope.frame)["data"]["subject"]
+            self.hub.revoke(envelope.organization_id, str(subject))
+            return
+        self.hub.dispatch(envelope)
+
+    async def revoke(self, org_id: int, subject: str) -> None:
+        """Close every live connection of a deactivated user or deleted key, everywhere."""
+        self.hub.revoke(org_id, subject)
+        await self._send(Envelope.build(REVOKED, org_id, {"subject": subject}))
 
     async def _caught_up(self) -> None:
         replayed = await self.hub.catch_up(self.log)
@@ -198,6 +228,7 @@ class Live:
             ),
             user_id=principal.user_id,
             expires_at=principal.expires_at,
+            subject=subject_of(principal),
         )
 
     async def _redeem(self, ticket: str) -> Principal | None:

@@ -20,6 +20,7 @@ from tests.inbox.live.wsclient import (
     closed_with,
     events_until,
     extra_service,
+    frames_until,
     live_of,
     open_ws,
     ready,
@@ -236,3 +237,30 @@ async def test_the_token_in_the_query_never_reaches_a_log(service, tenant, caplo
     assert any('"WS /ws?token=[redacted]" 403' in line for line in access), access
     for line in lines:
         assert token not in line and "not-a-valid-token" not in line, line
+
+
+async def test_deactivating_a_user_closes_their_open_sockets(service, tenant):
+    user, _ = tenant.user("agent")
+    colleague, _ = tenant.user("agent")
+    async with (
+        await open_ws(service.url, service.token_for(user)) as ws,
+        await open_ws(service.url, service.token_for(colleague)) as other,
+    ):
+        await ready(ws)
+        await ready(other)
+        assert tenant.api.post(f"/api/users/{user.id}/deactivate").status_code == 200
+        assert await closed_with(ws) == 4401
+        # Only the deactivated user's sockets go; the colleague's stays and gets events.
+        tenant.api.post("/api/leads", json={"name": "After"})
+        frame = await frames_until(other, lambda f: f["type"] == "lead.created")
+        assert frame[-1]["data"]["name"] == "After"
+
+
+async def test_deleting_an_api_key_closes_the_sockets_it_opened(service, tenant):
+    key = tenant.api_key()
+    keys = tenant.api.get("/api/api-keys").json()["data"]
+    [row] = [k for k in keys if key.startswith(k["prefix"])]
+    async with await open_ws(service.url, key) as ws:
+        await ready(ws)
+        assert tenant.api.delete(f"/api/api-keys/{row['id']}").status_code == 204
+        assert await closed_with(ws) == 4401
