@@ -264,6 +264,19 @@ def test_serve_on_an_empty_database_migrates_explains_and_stops_on_sigterm(sqlit
     assert sqlite_cli.run("create-org", "--name", "After").returncode == 0
 
 
+def test_on_sigterm_readiness_fails_first_then_the_server_stops(sqlite_cli):
+    sqlite_cli.env["INBOX_DRAIN_SECONDS"] = "2"
+    served = sqlite_cli.serve(free_port())
+    assert httpx.get(f"{served.url}/readyz").status_code == 200
+    served.proc.send_signal(signal.SIGTERM)
+    # Draining: still serving, but a load balancer is told to stop sending traffic.
+    r = httpx.get(f"{served.url}/readyz")
+    assert (r.status_code, r.json()["status"]) == (503, "draining")
+    assert httpx.get(f"{served.url}/livez").status_code == 200
+    assert served.proc.wait(timeout=30) in (0, -signal.SIGTERM)
+    assert "Application shutdown complete" in served.output()
+
+
 def test_serve_on_postgresql_refuses_an_unmigrated_database(postgres_server_url, tmp_path):
     url, name = create_database(postgres_server_url)
     try:

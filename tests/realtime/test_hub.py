@@ -453,3 +453,18 @@ async def test_a_stuck_socket_is_dropped_whatever_the_websocket_implementation(
         dead.close()
     finally:
         server.stop()
+
+
+async def test_an_idle_peer_that_stops_answering_pings_is_dropped() -> None:
+    app = RealtimeApp(hub=Hub(close_timeout=0.5))
+    # What `inbox serve` sets (20 s each), shortened for the test.
+    server = ServerThread(app.app, ws_ping_interval=0.3, ws_ping_timeout=0.3).start()
+    try:
+        silent = await asyncio.to_thread(stuck_client, server, app.token(1, user_id=1))
+        await eventually(lambda: app.hub.connection_count == 1)
+        # No event flows: only the unanswered ping can tell the peer is gone.
+        await eventually(lambda: server.open_sockets() == 0)
+        await eventually(lambda: app.hub.connection_count == 0)
+        silent.close()
+    finally:
+        server.stop()
