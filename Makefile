@@ -24,8 +24,9 @@ typecheck: $(BIN)/.installed
 test: lint typecheck
 	$(BIN)/pytest
 
+# `make bench ARGS=--quick` for a short check; bench/README.md lists the options.
 bench: $(BIN)/.installed
-	$(BIN)/python -m bench
+	$(BIN)/python -m bench $(ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -1,0 +1,1 @@
+"""The five measurements. Each `run(env)` returns entries for the results file."""
