@@ -55,6 +55,14 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
 
     from . import migrate
 
+    if args.workers > 1 and not settings.redis_url:
+        # Each worker is a process with its own in-memory broker: WebSockets held by one
+        # would never hear of events caused through another.
+        print(
+            "error: --workers > 1 needs INBOX_REDIS_URL (the in-memory broker is per process)",
+            file=sys.stderr,
+        )
+        return 2
     if settings.is_sqlite:
         migrate.upgrade(settings.database_url)
     elif not migrate.is_current(settings.database_url):

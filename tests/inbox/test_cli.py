@@ -277,6 +277,12 @@ def test_on_sigterm_readiness_fails_first_then_the_server_stops(sqlite_cli):
     assert "Application shutdown complete" in served.output()
 
 
+def test_several_workers_need_redis(sqlite_cli):
+    result = sqlite_cli.run("serve", "--port", str(free_port()), "--workers", "2")
+    assert result.returncode == 2
+    assert "INBOX_REDIS_URL" in result.stderr
+
+
 def test_serve_on_postgresql_refuses_an_unmigrated_database(postgres_server_url, tmp_path):
     url, name = create_database(postgres_server_url)
     try:
