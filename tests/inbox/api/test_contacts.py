@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlmodel import col, func, select
+from sqlmodel import func, select
 
-from inbox.models import ContactIdentity, Conversation, Event, Lead, Message, utcnow
+from inbox.models import ContactIdentity, Conversation, Lead, Message, utcnow
+from tests.inbox.platforms import events_of
 
 SMS_SETTINGS = {
     "phone_number": "+15550009999",
@@ -15,15 +16,6 @@ SMS_SETTINGS = {
 }
 
 
-def events_of(service: Any, org_id: int, type: str | None = None) -> list[Event]:
-    async def load() -> list[Event]:
-        async with service.db.session() as session:
-            stmt = select(Event).where(Event.organization_id == org_id).order_by(col(Event.id))
-            if type:
-                stmt = stmt.where(Event.type == type)
-            return list(await session.exec(stmt))
-
-    return service.run(load())
 
 
 def names(response: Any) -> list[str]:

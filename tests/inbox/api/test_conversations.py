@@ -8,18 +8,8 @@ from typing import Any
 import pytest
 from sqlmodel import col, select
 
-from inbox.models import Conversation, Event, Message, utcnow
-
-
-def events_of(service: Any, org_id: int, type: str | None = None) -> list[Event]:
-    async def load() -> list[Event]:
-        async with service.db.session() as session:
-            stmt = select(Event).where(Event.organization_id == org_id).order_by(col(Event.id))
-            if type:
-                stmt = stmt.where(Event.type == type)
-            return list(await session.exec(stmt))
-
-    return service.run(load())
+from inbox.models import Conversation, Message, utcnow
+from tests.inbox.platforms import events_of
 
 
 def set_activity(service: Any, conversation_id: int, at: datetime | None) -> None:

@@ -2,22 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from sqlmodel import col, select
-
-from inbox.models import Event
-
-
-def events_of(service: Any, org_id: int, type: str | None = None) -> list[Event]:
-    async def load() -> list[Event]:
-        async with service.db.session() as session:
-            stmt = select(Event).where(Event.organization_id == org_id).order_by(col(Event.id))
-            if type:
-                stmt = stmt.where(Event.type == type)
-            return list(await session.exec(stmt))
-
-    return service.run(load())
+from tests.inbox.platforms import events_of
 
 
 def test_create_returns_the_lead_and_records_lead_created(service, tenant):
