@@ -19,7 +19,7 @@ from starlette.requests import HTTPConnection
 from starlette.types import Message, Receive, Scope, Send
 
 from .eventlog import EventLog, ReplayTruncated
-from .hub import CLOSE_UNAUTHORIZED, Connection, Hub, SocketClosed
+from .hub import CLOSE_UNAUTHORIZED, Connection, Hub
 from .presence import Presence
 from .protocol import (
     PONG,
@@ -38,6 +38,7 @@ from .protocol import (
     subscription,
     widen,
 )
+from .transport import AsgiSocket
 
 logger = logging.getLogger(__name__)
 
@@ -117,7 +118,7 @@ class RealtimeEndpoint:
         # Registered before anything is read from the outbox: events published from now
         # on wait in the queue, so the replay and the live stream leave no gap.
         connection = self._hub.connect(
-            _AsgiSocket(receive, send),
+            AsgiSocket(receive, send),
             session.organization_id,
             events=events,
             subject=session.subject,
@@ -240,40 +241,6 @@ class RealtimeEndpoint:
             await self._presence.disconnect(session.organization_id, session.user_id)
         except Exception:
             logger.exception("presence: recording user %s offline failed", session.user_id)
-
-
-class _AsgiSocket:
-    """The hub's view of one ASGI WebSocket."""
-
-    __slots__ = ("_receive", "_send")
-
-    def __init__(self, receive: Receive, send: Send) -> None:
-        self._receive = receive
-        self._send = send
-
-    async def send_text(self, text: str) -> None:
-        try:
-            await self._send({"type": "websocket.send", "text": text})
-        except (OSError, RuntimeError) as exc:
-            raise SocketClosed from exc
-
-    async def close(self, code: int) -> None:
-        try:
-            await self._send({"type": "websocket.close", "code": code})
-        except (OSError, RuntimeError) as exc:
-            raise SocketClosed from exc
-
-    def abort(self) -> None:
-        # ASGI has no way to drop a connection without flushing it. A peer that stopped
-        # reading leaves the server's send waiting for buffer space, and a graceful close
-        # waiting to flush, forever. uvicorn's ASGI receive is a method of its protocol
-        # object, which holds the asyncio transport: aborting that frees the socket.
-        transport = getattr(getattr(self._receive, "__self__", None), "transport", None)
-        abort = getattr(transport, "abort", None)
-        if callable(abort):
-            abort()
-        else:
-            logger.warning("cannot abort a stuck WebSocket: the ASGI server hides its transport")
 
 
 def _event_id(value: str) -> int:

@@ -9,6 +9,8 @@ from typing import Any, TypeGuard
 
 import orjson
 
+_TEXT_FRAME = 0x81  # FIN + opcode 1 (text)
+
 # Datetimes inside `data` follow the project convention: UTC with a `Z`.
 _DUMPS_OPTIONS = orjson.OPT_UTC_Z | orjson.OPT_NAIVE_UTC
 
@@ -28,7 +30,8 @@ class Envelope:
 
     `frame` is the exact JSON sent to clients and published to the broker; `text` is the
     same frame decoded once, because ASGI text messages carry `str` and decoding per
-    recipient would repeat the work for every socket.
+    recipient would repeat the work for every socket; `wire` is the whole WebSocket frame
+    around it, for transports that take bytes directly.
     """
 
     id: int | None
@@ -40,6 +43,7 @@ class Envelope:
     source: str | None
     frame: bytes
     text: str
+    wire: bytes
 
     @property
     def ephemeral(self) -> bool:
@@ -72,6 +76,7 @@ class Envelope:
             source=_source(id, data),
             frame=frame,
             text=frame.decode(),
+            wire=text_frame(frame),
         )
 
     @classmethod
@@ -103,6 +108,7 @@ class Envelope:
             source=_source(id_, data),
             frame=frame,
             text=frame.decode(),
+            wire=text_frame(frame),
         )
 
 
@@ -123,7 +129,24 @@ def control(type: str, fields: Mapping[str, Any] | None = None) -> Envelope:
         source=None,
         frame=frame,
         text=frame.decode(),
+        wire=text_frame(frame),
     )
+
+
+def text_frame(payload: bytes) -> bytes:
+    """`payload` as one unfragmented WebSocket text frame (RFC 6455, section 5.2).
+
+    Frames from a server are never masked, so this is the same bytes for every recipient
+    of an event: it is encoded once and handed to each transport as it is.
+    """
+    size = len(payload)
+    if size < 126:
+        header = bytes((_TEXT_FRAME, size))
+    elif size < 1 << 16:
+        header = bytes((_TEXT_FRAME, 126)) + size.to_bytes(2, "big")
+    else:
+        header = bytes((_TEXT_FRAME, 127)) + size.to_bytes(8, "big")
+    return header + payload
 
 
 def _is_int(value: object) -> TypeGuard[int]:

@@ -1,8 +1,11 @@
 """The per-process registry of connections and the fan-out of events to them.
 
-Each connection owns a bounded queue and one writer task. `dispatch` only appends to
-queues, so one socket that stopped reading cannot slow the others; a connection whose
-queue passes its limits is evicted with close code 4008 and can resume by id.
+`dispatch` never waits on a socket, so one that stopped reading cannot slow the others.
+Until a connection is live (its prelude, session.ready and any replay, has been sent)
+its events wait in a bounded queue that one writer task drains. Once live, a socket
+that takes encoded frames directly gets each event's frame at once, bounded by the
+bytes its transport holds unsent; any other keeps the queue and the writer. Past its
+limits a connection is evicted with close code 4008 and can resume by id.
 """
 
 from __future__ import annotations
@@ -38,6 +41,16 @@ class Socket(Protocol):
 
     async def send_text(self, text: str) -> None:
         """Send one text frame; raise SocketClosed when the peer is gone."""
+        ...
+
+    @property
+    def takes_frames(self) -> bool:
+        """Whether `write_frame` can be used: the transport takes encoded frames."""
+        ...
+
+    def write_frame(self, frame: bytes) -> int:
+        """Write an encoded frame now, without waiting; answer how many bytes the
+        transport holds unsent. Raise SocketClosed when the peer is gone."""
         ...
 
     async def close(self, code: int) -> None:
@@ -110,6 +123,7 @@ class Connection:
     __slots__ = (
         "_close_timeout",
         "_closer",
+        "_direct",
         "_hub",
         "_max_bytes",
         "_max_messages",
@@ -158,8 +172,15 @@ class Connection:
         self._max_bytes = hub.max_queue_bytes
         self._close_timeout = hub.close_timeout
         self._ready = asyncio.Event()
+        # Set once live on a socket that takes frames directly: no queue, no writer task.
+        self._direct = False
         self._writer: asyncio.Task[None] | None = None
         self._closer: asyncio.Task[None] | None = None
+
+    @property
+    def direct(self) -> bool:
+        """Whether events are written straight to the transport (live, frame-taking)."""
+        return self._direct
 
     def wants(self, envelope: Envelope) -> bool:
         if self.events is not None and envelope.type not in self.events:
@@ -217,33 +238,54 @@ class Connection:
         self._hub._unregister(self)
 
     def _push(self, envelope: Envelope, size: int) -> None:
+        if self._direct:
+            self._write_direct(envelope)
+            return
         self._queue.append(envelope)
         self._queued_bytes += size
         if len(self._queue) > self._max_messages or self._queued_bytes > self._max_bytes:
-            self._hub.counters.evictions += 1
-            logger.info(
-                "evicting connection %s of organization %s: %d frames, %d bytes queued",
-                self.id,
-                self.organization_id,
-                len(self._queue),
-                self._queued_bytes,
-            )
-            self.close(CLOSE_TOO_SLOW)
+            self._evict(f"{len(self._queue)} frames, {self._queued_bytes} bytes queued")
         else:
             self._ready.set()
+
+    def _write_direct(self, envelope: Envelope) -> None:
+        try:
+            unsent = self.socket.write_frame(envelope.wire)
+        except SocketClosed:
+            # The peer is gone; its disconnect, on the way, finishes the connection.
+            self._shut_down(None)
+            return
+        if unsent > self._max_bytes:
+            self._evict(f"{unsent} bytes unsent")
+
+    def _evict(self, why: str) -> None:
+        self._hub.counters.evictions += 1
+        logger.info(
+            "evicting connection %s of organization %s: %s", self.id, self.organization_id, why
+        )
+        self.close(CLOSE_TOO_SLOW)
 
     async def _write(self, prelude: Callable[[], Awaitable[int]]) -> None:
         try:
             floor = self.floor = await prelude()
             queue, ready, send = self._queue, self._ready, self.socket.send_text
+            direct = self.socket.takes_frames
             while True:
-                while queue:
+                while queue and not self.closing:
                     envelope = queue.popleft()
                     self._queued_bytes -= len(envelope.frame)
                     # Live events buffered while the prelude replayed may repeat it.
                     if envelope.id is not None and envelope.id <= floor:
                         continue
-                    await send(envelope.text)
+                    if direct:
+                        self._write_direct(envelope)
+                    else:
+                        await send(envelope.text)
+                if direct:
+                    # Drained without waiting, so nothing was queued meanwhile: from now
+                    # on `_push` writes each frame itself and this task is done.
+                    self._direct = not self.closing
+                    return
                 ready.clear()
                 await ready.wait()
         except SocketClosed:
@@ -302,6 +344,10 @@ class Hub:
     @property
     def connection_count(self) -> int:
         return sum(len(org.connections) for org in self._organizations.values())
+
+    def connections(self, organization_id: int) -> tuple[Connection, ...]:
+        org = self._organizations.get(organization_id)
+        return () if org is None else org.connections
 
     def connect(
         self,

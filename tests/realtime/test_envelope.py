@@ -4,6 +4,8 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import orjson
 import pytest
+from websockets.frames import Frame, Opcode
+from websockets.streams import StreamReader
 
 from realtime import Envelope, EnvelopeError
 from realtime.envelope import control, format_timestamp
@@ -79,3 +81,18 @@ def test_parsing_keeps_the_received_bytes_as_the_frame() -> None:
 def test_parsing_rejects_what_is_not_an_envelope(payload: bytes) -> None:
     with pytest.raises(EnvelopeError):
         Envelope.parse(payload)
+
+
+@pytest.mark.parametrize("size", [0, 125, 126, 65535, 65536, 200_000])
+def test_the_wire_form_is_one_unmasked_text_frame_a_client_decodes(size: int) -> None:
+    envelope = Envelope.build("message.received", 1, {"text": "é" * (size // 2)}, id=1)
+    reader = StreamReader()
+    reader.feed_data(envelope.wire)
+    parser = Frame.parse(reader.read_exact, mask=False)
+    with pytest.raises(StopIteration) as done:
+        next(parser)
+    frame = done.value.value
+    assert (frame.opcode, frame.fin) == (Opcode.TEXT, True)
+    assert frame.data == envelope.frame
+    # Nothing before or after it: the frame is exactly the bytes to write.
+    assert len(envelope.wire) == len(frame.serialize(mask=False))

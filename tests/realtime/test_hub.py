@@ -7,21 +7,28 @@ import orjson
 import pytest
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
+from websockets.frames import Frame
+from websockets.streams import StreamReader
 
 from realtime import Envelope, Hub, ReplayTruncated
-from realtime.hub import Connection
+from realtime.hub import Connection, SocketClosed
 from tests.realtime.rt_harness import (
     RealtimeApp,
     ServerThread,
     client,
     drain,
+    ids_of,
+    nothing_more,
     receive,
+    receive_events,
     stuck_client,
 )
 
 
 class FakeSocket:
     """Records what the hub sends; `stuck` models a peer that stopped reading."""
+
+    takes_frames = False
 
     def __init__(self, *, stuck: bool = False) -> None:
         self.sent: list[str] = []
@@ -47,6 +54,38 @@ class FakeSocket:
 
     def ids(self) -> list[int]:
         return [body["id"] for body in map(orjson.loads, self.sent) if "id" in body]
+
+
+class FrameSocket(FakeSocket):
+    """A transport that takes encoded frames; `stuck` ones keep them all unsent."""
+
+    takes_frames = True
+
+    def __init__(self, *, stuck: bool = False) -> None:
+        super().__init__(stuck=stuck)
+        self.frames: list[bytes] = []
+        self.unsent = 0
+        self.gone = False
+
+    def write_frame(self, frame: bytes) -> int:
+        if self.gone:
+            raise SocketClosed
+        self.frames.append(frame)
+        self.sent.append(text_of(frame))
+        if not self._flowing.is_set():
+            self.unsent += len(frame)
+        return self.unsent
+
+
+def text_of(frame: bytes) -> str:
+    """Decode one server frame as a client would."""
+    reader = StreamReader()
+    reader.feed_data(frame)
+    try:
+        next(Frame.parse(reader.read_exact, mask=False))
+    except StopIteration as done:
+        return str(done.value.data.decode())
+    raise AssertionError("an incomplete frame")
 
 
 class ListLog:
@@ -288,6 +327,72 @@ async def test_a_connection_over_its_byte_limit_is_evicted() -> None:
     await slow.finish()
 
 
+async def test_a_live_connection_on_a_frame_transport_gets_the_shared_frame_directly() -> None:
+    hub = Hub()
+    sockets = [FrameSocket() for _ in range(3)]
+    connections = [live(hub, socket, events=["message.received"]) for socket in sockets]
+    await settle()
+    envelope = event(1, conversation_id=4)
+    hub.dispatch(envelope)
+    hub.dispatch(event(2, "lead.created"))
+    # Written during dispatch itself: no writer task is left to wake.
+    assert all(socket.frames == [envelope.wire] for socket in sockets)
+    assert all(socket.frames[0] is envelope.wire for socket in sockets)
+    assert all(c._writer is not None and c._writer.done() for c in connections)
+    connections[0].send(event(None, "pong"))
+    assert sockets[0].types() == ["message.received", "pong"]
+
+
+async def test_on_a_frame_transport_what_came_during_the_prelude_goes_first() -> None:
+    hub = Hub()
+    socket = FrameSocket()
+    replay_done = asyncio.Event()
+    connection = hub.connect(socket, 1)
+
+    async def prelude() -> int:
+        await socket.send_text(event(10).text)
+        await replay_done.wait()
+        return 10
+
+    connection.start(prelude)
+    await settle()
+    for id in (9, 10, 11, 12):
+        hub.dispatch(event(id))
+    assert socket.ids() == [10]
+    replay_done.set()
+    await settle()
+    hub.dispatch(event(13))
+    assert socket.ids() == [10, 11, 12, 13]
+
+
+async def test_a_frame_transport_holding_too_many_unsent_bytes_is_evicted() -> None:
+    hub = Hub(max_queue_bytes=4096, close_timeout=0.05)
+    stuck, healthy = FrameSocket(stuck=True), FrameSocket()
+    slow = live(hub, stuck)
+    live(hub, healthy)
+    await settle()
+    for id in range(1, 11):
+        hub.dispatch(event(id, text="x" * 1000))
+    assert slow.close_code == 4008 and hub.counters.evictions == 1
+    assert 0 < len(stuck.frames) < 10
+    assert healthy.ids() == list(range(1, 11))
+    await slow.finish()
+    assert stuck.close_requested == 4008 and stuck.aborted
+
+
+async def test_a_frame_transport_whose_peer_left_is_no_longer_dispatched_to() -> None:
+    hub = Hub()
+    gone, other = FrameSocket(), FrameSocket()
+    live(hub, gone)
+    live(hub, other)
+    await settle()
+    gone.gone = True
+    hub.dispatch(event(1))
+    hub.dispatch(event(2))
+    assert hub.connection_count == 1
+    assert other.ids() == [1, 2]
+
+
 async def test_catching_up_fills_the_gap_exactly_once() -> None:
     hub = Hub()
     sockets = [FakeSocket(), FakeSocket()]
@@ -425,6 +530,44 @@ async def test_a_slow_consumer_is_evicted_and_the_others_get_everything() -> Non
         # Its queue stayed within bounds and was released.
         assert app.hub.counters.aborted == 0
         for ws in readers:
+            await ws.close()
+    finally:
+        server.stop()
+
+
+@pytest.mark.parametrize(
+    ("implementation", "compression", "direct"),
+    [
+        ("websockets-sansio", None, True),
+        # Compressed frames differ from one connection to the next: each is encoded apart.
+        ("websockets-sansio", "deflate", False),
+        ("wsproto", None, False),
+    ],
+)
+async def test_events_reach_clients_whichever_way_the_server_writes_them(
+    implementation: str, compression: str | None, direct: bool
+) -> None:
+    app = RealtimeApp()
+    server = ServerThread(
+        app.app, ws=implementation, ws_per_message_deflate=compression is not None
+    ).start()
+    try:
+        token = app.token(1, user_id=1)
+        sockets = [await client(server, token, compression=compression) for _ in range(3)]
+        for ws in sockets:
+            assert (await receive(ws))["type"] == "session.ready"
+        await eventually(lambda: all(c.floor is not None for c in app.hub.connections(1)))
+        sizes = [0, 100, 126, 70_000]
+        ids = await server.call(app.produce(1, 40, data={"note": "é"}, size=sizes[1]))
+        for size in sizes:
+            ids += await server.call(app.produce(1, 1, size=size))
+        for ws in sockets:
+            frames = await receive_events(ws, ids[-1])
+            assert ids_of(frames) == ids
+            assert [len(f["data"].get("text", "")) for f in frames[-4:]] == sizes
+            await nothing_more(ws)
+        assert [c.direct for c in app.hub.connections(1)] == [direct] * 3
+        for ws in sockets:
             await ws.close()
     finally:
         server.stop()
