@@ -141,7 +141,9 @@ class RealtimeEndpoint:
     ) -> int:
         organization_id = session.organization_id
         if resume_from is None:
-            latest = await self._event_log.latest_id(organization_id)
+            latest = self._hub.last_in_order(organization_id)
+            if latest is None:
+                latest = await self._event_log.latest_id(organization_id)
             await connection.send_now(
                 session_ready(connection.id, session.user, organization_id, latest)
             )

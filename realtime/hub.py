@@ -285,6 +285,7 @@ class Connection:
                     # Drained without waiting, so nothing was queued meanwhile: from now
                     # on `_push` writes each frame itself and this task is done.
                     self._direct = not self.closing
+                    self._writer = None
                     return
                 ready.clear()
                 await ready.wait()
@@ -344,6 +345,17 @@ class Hub:
     @property
     def connection_count(self) -> int:
         return sum(len(org.connections) for org in self._organizations.values())
+
+    def last_in_order(self, organization_id: int) -> int | None:
+        """With dense ids: the id of the last event handed out in order, if any was.
+
+        A new connection may take it as its floor instead of asking the log: every event
+        after it is either on its way here or held for order, and reaches it.
+        """
+        org = self._organizations.get(organization_id)
+        if org is None or org.next_id is None:
+            return None
+        return org.next_id - 1
 
     def connections(self, organization_id: int) -> tuple[Connection, ...]:
         org = self._organizations.get(organization_id)

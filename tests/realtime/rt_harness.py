@@ -104,6 +104,7 @@ class StoreLog:
         self.events: dict[int, list[Envelope]] = defaultdict(list)
         # Replay from an id below this one is past retention.
         self.oldest_kept: dict[int, int] = {}
+        self.latest_asked = 0
 
     def append(self, organization_id: int, type: str, data: dict[str, Any]) -> Envelope:
         envelope = Envelope.build(type, organization_id, data, id=next(self._ids))
@@ -114,6 +115,7 @@ class StoreLog:
         return [e.id for e in self.events[organization_id] if e.id is not None]
 
     async def latest_id(self, organization_id: int) -> int:
+        self.latest_asked += 1
         events = self.events[organization_id]
         return (events[-1].id or 0) if events else 0
 
@@ -142,9 +144,10 @@ class RealtimeApp:
         presence: Presence | None = None,
         hub: Hub | None = None,
         allowed_origins: tuple[str, ...] = (),
+        dense_ids: bool = False,
     ) -> None:
-        self.hub = hub or Hub()
         self.log = StoreLog()
+        self.hub = hub or Hub(dense_ids=self.log if dense_ids else None)
         self.tokens: dict[str, Session] = {}
         self.presence = presence
         self.reconnects = 0

@@ -59,6 +59,28 @@ async def test_session_ready_then_every_event_of_the_organization(served: Served
         await nothing_more(ws)
 
 
+async def test_joining_a_live_stream_starts_right_after_what_the_others_were_sent() -> None:
+    # With dense ids the hub knows the last event it handed out: no need to ask the log.
+    app = RealtimeApp(dense_ids=True)
+    server = ServerThread(app.app).start()
+    try:
+        first = await client(server, app.token(1, user_id=1))
+        assert (await receive(first))["last_event_id"] == 0
+        before = await server.call(app.produce(1, 5))
+        await receive_events(first, before[-1])
+        asked = app.log.latest_asked
+        second = await client(server, app.token(1, user_id=2))
+        assert (await receive(second))["last_event_id"] == before[-1]
+        assert app.log.latest_asked == asked
+        after = await server.call(app.produce(1, 3))
+        for ws in (first, second):
+            assert ids_of(await receive_events(ws, after[-1])) == after
+            await nothing_more(ws)
+            await ws.close()
+    finally:
+        server.stop()
+
+
 @pytest.mark.parametrize(
     ("token", "headers"),
     [
