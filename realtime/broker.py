@@ -68,8 +68,10 @@ class Broker:
             self._pump = None
         await self.backend.disconnect()
 
-    async def publish(self, envelope: Envelope) -> None:
-        await self.backend.publish(envelope)
+    async def publish(self, *envelopes: Envelope) -> None:
+        """Publish in order; several at once share one round trip to the broker."""
+        if envelopes:
+            await self.backend.publish(envelopes)
 
     async def ping(self) -> bool:
         return await self.backend.ping()

@@ -123,17 +123,13 @@ class Live:
     # -- the outbox's sink ---------------------------------------------------------
 
     async def publish(self, events: Sequence[Event]) -> None:
-        touched: set[int] = set()
-        for event in events:
-            await self._send(envelope_of(event))
-            if event.type in METRIC_EVENTS:
-                touched.add(event.organization_id)
-        for org_id in touched:
+        await self._send(*map(envelope_of, events))
+        for org_id in {e.organization_id for e in events if e.type in METRIC_EVENTS}:
             self.metrics.touch(org_id)
 
-    async def _send(self, envelope: Envelope) -> None:
+    async def _send(self, *envelopes: Envelope) -> None:
         try:
-            await self.broker.publish(envelope)
+            await self.broker.publish(*envelopes)
             self._broker_down_logged = False
         except BrokerUnavailable:
             # Stored events reach everyone after the broker's reconnect catch-up.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Protocol
 
 from ..envelope import Envelope
@@ -22,8 +23,9 @@ class BrokerBackend(Protocol):
         """Start this process's one subscription, covering every organization."""
         ...
 
-    async def publish(self, envelope: Envelope) -> None:
-        """Send to every subscribed process; raise BrokerUnavailable quickly on failure."""
+    async def publish(self, envelopes: Sequence[Envelope]) -> None:
+        """Send to every subscribed process, in order, in one round trip where the broker
+        allows it; raise BrokerUnavailable quickly on failure."""
         ...
 
     async def next_message(self) -> Envelope | None:

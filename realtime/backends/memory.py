@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 
 from ..envelope import Envelope
 
@@ -22,11 +23,13 @@ class MemoryBackend:
     async def subscribe(self) -> None:
         self._subscribed = True
 
-    async def publish(self, envelope: Envelope) -> None:
+    async def publish(self, envelopes: Sequence[Envelope]) -> None:
         # The envelope object itself is handed over: nothing to serialize or parse here.
         # A full queue makes publishers wait for the dispatcher instead of growing memory.
         if self._subscribed:
-            await self._ready().put(envelope)
+            queue = self._ready()
+            for envelope in envelopes:
+                await queue.put(envelope)
 
     async def next_message(self) -> Envelope | None:
         return await self._ready().get()

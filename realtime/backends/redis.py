@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+from collections.abc import Sequence
 from typing import Any
 
 from redis.asyncio import Redis
@@ -75,17 +76,22 @@ class RedisBackend:
         # listener keeps retrying.
         await first_attempt
 
-    async def publish(self, envelope: Envelope) -> None:
+    async def publish(self, envelopes: Sequence[Envelope]) -> None:
         client = self._client
         if client is None:
             raise BrokerUnavailable("not connected")
         try:
             async with asyncio.timeout(self._timeout):
-                await client.publish(
-                    channel(self._prefix, envelope.organization_id), envelope.frame
-                )
+                # One round trip; Redis runs the commands in the order they were sent.
+                async with client.pipeline(transaction=False) as pipe:
+                    for envelope in envelopes:
+                        pipe.publish(self._channel(envelope), envelope.frame)
+                    await pipe.execute()
         except _FAILURES as exc:
             raise BrokerUnavailable(f"publishing to Redis failed: {exc!r}") from exc
+
+    def _channel(self, envelope: Envelope) -> str:
+        return channel(self._prefix, envelope.organization_id)
 
     async def next_message(self) -> Envelope | None:
         if self._queue is None:
