@@ -7,7 +7,9 @@ from dataclasses import dataclass, field
 
 from .db import Database
 from .live import Live
+from .services.channel_cache import ChannelCache
 from .services.delivery import DeliveryWorker
+from .services.group_commit import GroupCommit
 from .services.outbox import EventSink, NullSink
 from .settings import Settings
 
@@ -16,6 +18,10 @@ from .settings import Settings
 class AppState:
     settings: Settings
     db: Database
+    # Webhook deliveries commit through it, several to a transaction.
+    writer: GroupCommit
+    # Webhooks' channel lookups; the channel API clears it on every change.
+    channels: ChannelCache
     events: EventSink = field(default_factory=NullSink)
     # Broker, hub and /ws of this process.
     live: Live | None = None

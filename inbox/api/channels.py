@@ -90,6 +90,7 @@ async def create_channel(ctx: Context[None, ChannelCreate]) -> ChannelPublic:
             await session.commit()
         except IntegrityError:
             raise _routing_conflict(channel.kind, channel.routing_key) from None
+    ctx.state.channels.invalidate()
     return channel_public(channel)
 
 
@@ -130,6 +131,8 @@ async def update_channel(ctx: Context[None, ChannelPatch]) -> ChannelPublic:
                 await session.commit()
             except IntegrityError:
                 raise conflict from None
+            # Webhooks of this process see the change (a deactivation above all) at once.
+            ctx.state.channels.invalidate()
     return channel_public(channel)
 
 
@@ -151,3 +154,4 @@ async def delete_channel(ctx: Context[None, None]) -> None:
             )
         await session.delete(channel)
         await session.commit()
+    ctx.state.channels.invalidate()

@@ -1,19 +1,22 @@
 """Inbound: normalized platform events become contacts, conversations and messages.
 
-One delivery is one transaction: the route answers 200 only after it commits,
-and a platform's retry of the same delivery finds every message already stored
-(the unique ``(channel_id, external_id)`` key) and changes nothing.
+One delivery is one unit of work, committed (possibly together with other
+deliveries: ``group_commit``) before the route answers 200; a platform's retry of
+the same delivery finds every message already stored (the unique
+``(channel_id, external_id)`` key) and changes nothing.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func
+from sqlalchemy import bindparam, func
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 
@@ -28,11 +31,11 @@ from connectors.types import (
     StatusUpdate,
 )
 
-from ..db import Database
 from ..models import Channel, Contact, ContactIdentity, Conversation, Lead, Message, utcnow
-from ..views import contact_data, conversation_data, lead_data, message_data
+from ..views import contact_data, conversation_public, lead_data, message_data
+from .group_commit import GroupCommit
 from .message_status import move_status
-from .outbox import EventSink, Transaction, transaction
+from .outbox import Transaction
 
 log = logging.getLogger("inbox.ingest")
 
@@ -50,16 +53,73 @@ class IngestResult:
 
 
 async def ingest(
-    db: Database, sink: EventSink, channel: Channel, events: Sequence[InboundEvent]
+    writer: GroupCommit, channel: Channel, events: Sequence[InboundEvent]
 ) -> IngestResult:
-    """Store one delivery's events in one transaction and record what changed."""
-    result = IngestResult()
-    async with transaction(db, channel.organization_id, sink) as tx:
+    """Store one delivery's events as one unit of work and record what changed.
+
+    ``channel`` is read, never written: it may be a cached copy shared by deliveries.
+    """
+
+    async def work(tx: Transaction) -> IngestResult:
+        # Made afresh by every attempt: the writer may run a unit of work again.
+        result = IngestResult()
         run = _Ingest(tx, channel, result)
         for event in events:
             await run.apply(event)
         await run.flush_conversations()
-    return result
+        return result
+
+    return await writer.run(channel.organization_id, work)
+
+
+# The statements every inbound message runs, built once: building one costs about
+# as much as running it.
+_STORED = select(Message.id).where(
+    col(Message.channel_id) == bindparam("channel_id"),
+    col(Message.external_id) == bindparam("external_id"),
+)
+# The row lock serializes deliveries of one contact, so two messages arriving
+# together cannot open two conversations.
+_KNOWN_CONTACT = (
+    select(Contact)
+    .join(ContactIdentity, col(ContactIdentity.contact_id) == col(Contact.id))
+    .where(
+        col(ContactIdentity.organization_id) == bindparam("org_id"),
+        col(ContactIdentity.kind) == bindparam("kind"),
+        col(ContactIdentity.external_id) == bindparam("sender_id"),
+    )
+    .with_for_update(of=Contact)
+)
+# Locked until commit, so what a delivery holds in memory is what gets committed:
+# its events are built from it without reading it back.
+_OPEN_CONVERSATION = (
+    select(Conversation)
+    .where(
+        col(Conversation.contact_id) == bindparam("contact_id"),
+        col(Conversation.channel_id) == bindparam("channel_id"),
+        col(Conversation.status) != "closed",
+    )
+    .order_by(col(Conversation.id).desc())
+    .limit(1)
+    .with_for_update()
+)
+_MESSAGE_COLUMNS = [c.key for c in Message.__table__.columns if c.key != "id"]  # type: ignore[attr-defined]
+
+
+@functools.cache
+def _insert_message(dialect: str) -> Any:
+    """INSERT of a message that does nothing when the platform id is stored already.
+
+    No savepoint and no error to recover from: the unique key decides, and the
+    statement answers the new id, or nothing for a duplicate.
+    """
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    table = Message.__table__  # type: ignore[attr-defined]
+    return (
+        insert(table)
+        .on_conflict_do_nothing(index_elements=["channel_id", "external_id"])
+        .returning(table.c.id)
+    )
 
 
 class _Ingest:
@@ -69,8 +129,9 @@ class _Ingest:
         self.channel = channel
         self.org_id = channel.organization_id
         self.result = result
-        # Conversations touched by this delivery: one conversation.updated each, at the end.
-        self.touched: dict[int, Conversation] = {}
+        # Conversations touched by this delivery, with their contact: one
+        # conversation.updated each, at the end.
+        self.touched: dict[int, tuple[Conversation, Contact]] = {}
 
     async def apply(self, event: InboundEvent) -> None:
         if isinstance(event, InboundMessage):
@@ -114,20 +175,8 @@ class _Ingest:
         return contact
 
     async def _known_contact(self, kind: str, sender_id: str) -> Contact | None:
-        contact_id = (
-            await self.session.exec(
-                select(ContactIdentity.contact_id).where(
-                    col(ContactIdentity.organization_id) == self.org_id,
-                    col(ContactIdentity.kind) == kind,
-                    col(ContactIdentity.external_id) == sender_id,
-                )
-            )
-        ).first()
-        if contact_id is None:
-            return None
-        # The row lock serializes deliveries of one contact, so two messages arriving
-        # together cannot open two conversations.
-        return await self.session.get(Contact, contact_id, with_for_update=True)
+        params = {"org_id": self.org_id, "kind": kind, "sender_id": sender_id}
+        return (await self.session.exec(_KNOWN_CONTACT, params=params)).first()
 
     async def _new_identity(
         self, kind: str, sender_id: str, name: str | None, phone: str | None
@@ -172,18 +221,8 @@ class _Ingest:
 
     async def conversation_for(self, contact: Contact) -> Conversation:
         """The contact's open (or pending) conversation on this channel, or a new one."""
-        conv = (
-            await self.session.exec(
-                select(Conversation)
-                .where(
-                    col(Conversation.contact_id) == contact.id,
-                    col(Conversation.channel_id) == self.channel.id,
-                    col(Conversation.status) != "closed",
-                )
-                .order_by(col(Conversation.id).desc())
-                .limit(1)
-            )
-        ).first()
+        params = {"contact_id": contact.id, "channel_id": self.channel.id}
+        conv = (await self.session.exec(_OPEN_CONVERSATION, params=params)).first()
         if conv is not None:
             return conv
         assert contact.id is not None and self.channel.id is not None
@@ -192,33 +231,29 @@ class _Ingest:
         )
         self.session.add(conv)
         await self.session.flush()
-        assert conv.id is not None
-        self.tx.emit(
-            "conversation.created", await conversation_data(self.session, conv.id, self.org_id)
-        )
+        self.tx.emit("conversation.created", self._conversation_data(conv, contact))
         return conv
+
+    def _conversation_data(self, conv: Conversation, contact: Contact) -> dict[str, Any]:
+        public = conversation_public(conv, contact.name, self.channel.kind, self.channel.name)
+        return public.model_dump(mode="json")
 
     # -- messages ---------------------------------------------------------
 
     async def _exists(self, external_id: str | None) -> bool:
         if external_id is None:
             return False
-        found = await self.session.exec(
-            select(Message.id).where(
-                col(Message.channel_id) == self.channel.id,
-                col(Message.external_id) == external_id,
-            )
-        )
-        return found.first() is not None
+        params = {"channel_id": self.channel.id, "external_id": external_id}
+        return (await self.session.exec(_STORED, params=params)).first() is not None
 
     async def _insert(self, message: Message) -> bool:
         """Insert unless the platform id is stored already; the unique key decides."""
-        try:
-            async with self.session.begin_nested():
-                self.session.add(message)
-                await self.session.flush()
-        except IntegrityError:
+        dialect = self.session.get_bind().dialect.name
+        values = {key: getattr(message, key) for key in _MESSAGE_COLUMNS}
+        new_id = (await self.session.exec(_insert_message(dialect), params=values)).scalar()
+        if new_id is None:
             return False
+        message.id = new_id
         return True
 
     async def message(self, event: InboundMessage) -> None:
@@ -280,7 +315,7 @@ class _Ingest:
         if conv.last_message_at is None or timestamp >= conv.last_message_at:
             conv.last_message_at = timestamp
             conv.last_message_preview = _preview(content, content_type)
-        self.touched[conv.id] = conv
+        self.touched[conv.id] = (conv, contact)
 
     async def reaction(self, event: Reaction) -> None:
         external_id = event.external_id or (
@@ -303,13 +338,11 @@ class _Ingest:
         )
 
     async def flush_conversations(self) -> None:
-        for conv_id, conv in self.touched.items():
+        for conv, contact in self.touched.values():
             conv.updated_at = utcnow()
             self.session.add(conv)
             await self.session.flush()
-            self.tx.emit(
-                "conversation.updated", await conversation_data(self.session, conv_id, self.org_id)
-            )
+            self.tx.emit("conversation.updated", self._conversation_data(conv, contact))
 
     # -- what happened to messages we sent -----------------------------------
 
@@ -409,7 +442,7 @@ class _Ingest:
         if conv.last_message_at is None or event.timestamp >= conv.last_message_at:
             conv.last_message_at = event.timestamp
             conv.last_message_preview = _preview(event.content, "text")
-            self.touched[conv.id] = conv
+            self.touched[conv.id] = (conv, contact)
 
     async def _being_sent(self, contact: Contact, content: str) -> bool:
         """Whether a send of ours with this text to this contact is under way here."""

@@ -5,9 +5,10 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from itertools import groupby
 from typing import Any, Protocol
 
-from sqlalchemy import update
+from sqlalchemy import insert, update
 from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -37,24 +38,46 @@ class Transaction:
     def emit(self, type: str, data: dict[str, Any]) -> None:
         self.events.append(Event(organization_id=self.organization_id, id=0, type=type, data=data))
 
-    async def _append_events(self) -> None:
-        if not self.events:
-            return
-        # The row lock taken here is held until commit: event ids of one organization
-        # are handed out, and become visible, strictly in order.
+
+async def append_events(session: AsyncSession, events: Sequence[Event]) -> None:
+    """Number ``events`` (in the order given) and add them to the outbox.
+
+    Each organization's counter is bumped once for all of its events. The row lock
+    taken here is held until commit: event ids of one organization are handed out,
+    and become visible, strictly in order. Organizations are locked in id order so
+    that two transactions naming the same ones cannot deadlock.
+    """
+    if not events:
+        return
+    now = utcnow()
+    by_org = sorted(events, key=lambda e: e.organization_id)  # stable: keeps each org's order
+    for org_id, group in groupby(by_org, key=lambda e: e.organization_id):
+        numbered = list(group)
         bump = (
             update(Organization)
-            .where(col(Organization.id) == self.organization_id)
-            .values(last_event_id=col(Organization.last_event_id) + len(self.events))
+            .where(col(Organization.id) == org_id)
+            .values(last_event_id=col(Organization.last_event_id) + len(numbered))
             .returning(col(Organization.last_event_id))
         )
-        last = (await self.session.exec(bump)).scalar_one()
-        now = utcnow()
-        for offset, event in enumerate(self.events, start=last - len(self.events) + 1):
+        last = (await session.exec(bump)).scalar_one()
+        for offset, event in enumerate(numbered, start=last - len(numbered) + 1):
             event.id = offset
             event.created_at = now
-        self.session.add_all(self.events)
-        await self.session.flush()
+    # A Core insert: the events are written once and never changed, so the ORM's unit
+    # of work would only add cost.
+    await session.exec(
+        insert(Event.__table__),  # type: ignore[attr-defined]
+        params=[
+            {
+                "organization_id": e.organization_id,
+                "id": e.id,
+                "type": e.type,
+                "data": e.data,
+                "created_at": e.created_at,
+            }
+            for e in events
+        ],
+    )
 
 
 @asynccontextmanager
@@ -65,7 +88,7 @@ async def transaction(
     async with db.session(write=True) as session:
         tx = Transaction(session, organization_id)
         yield tx
-        await tx._append_events()
+        await append_events(session, tx.events)
         await session.commit()
     if tx.events:
         try:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import functools
 import logging
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
@@ -78,21 +78,11 @@ def _payload_error(exc: PayloadError) -> MalformedRequest:
     return MalformedRequest(str(exc), details)
 
 
-async def _channels(state: AppState, kind: str, keys: Sequence[str]) -> dict[str, Channel]:
-    async with state.db.session() as session:
-        rows = await session.exec(
-            select(Channel).where(col(Channel.kind) == kind, col(Channel.routing_key).in_(keys))
-        )
-        return {c.routing_key: c for c in rows if c.routing_key is not None}
-
-
-def _verify(adapter: Adapter, req: WebhookRequest, channel: Channel) -> ChannelSettings:
-    settings = settings_model(channel.kind).model_validate(channel.settings)
+def _verify(adapter: Adapter, req: WebhookRequest, settings: ChannelSettings) -> None:
     try:
         adapter.verify(req, settings)
     except SignatureError as exc:
         raise AuthenticationFailed(f"Signature check failed: {exc}") from None
-    return settings
 
 
 async def receive(request: Request, kind: str) -> IngestResult:
@@ -107,15 +97,15 @@ async def receive(request: Request, kind: str) -> IngestResult:
     if not keys:
         raise MalformedRequest("The delivery names no channel")
     channels = {
-        key: channel
-        for key, channel in (await _channels(state, kind, keys)).items()
-        if channel.is_active
+        key: known
+        for key, known in (await state.channels.lookup(kind, keys)).items()
+        if known.channel.is_active
     }
     if not channels:
         raise NotFound(f"No active {kind} channel for {', '.join(keys)}")
     # Every channel named must vouch for the body before any of it is parsed.
-    for channel in channels.values():
-        _verify(adapter, req, channel)
+    for known in channels.values():
+        _verify(adapter, req, known.settings)
     try:
         events = adapter.parse(req)
     except PayloadError as exc:
@@ -136,7 +126,7 @@ async def receive(request: Request, kind: str) -> IngestResult:
             )
             total.ignored += len(channel_events)
             continue
-        result = await ingest(state.db, state.events, found, channel_events)
+        result = await ingest(state.writer, found.channel, channel_events)
         total.stored += result.stored
         total.duplicates += result.duplicates
         total.updated += result.updated
@@ -202,7 +192,7 @@ async def generic_message(request: Request) -> Response:
     except PayloadError as exc:
         raise _payload_error(exc) from None
     channel = await _generic_channel(state, principal.organization_id)
-    return _ack(await ingest(state.db, state.events, channel, events))
+    return _ack(await ingest(state.writer, channel, events))
 
 
 async def _generic_channel(state: AppState, org_id: int) -> Channel:

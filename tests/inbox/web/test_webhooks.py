@@ -798,6 +798,25 @@ def test_a_delivery_for_a_deactivated_channel_is_a_404(service, tenant):
     assert nothing_stored(service, tenant)
 
 
+def test_a_channel_the_server_already_knows_is_refused_once_deactivated(service, tenant):
+    channel = whatsapp_channel(tenant)
+    first = post_meta(service, "whatsapp", whatsapp_body(channel, "text.json"), channel.secret)
+    assert first.status_code == 200 and first.json()["stored"] == 1
+    later = whatsapp_body(channel, "image.json")
+
+    tenant.api.patch(f"/api/channels/{channel.id}", json={"is_active": False})
+    assert post_meta(service, "whatsapp", later, channel.secret).status_code == 404
+    tenant.api.patch(f"/api/channels/{channel.id}", json={"is_active": True})
+    assert post_meta(service, "whatsapp", later, channel.secret).json()["stored"] == 1
+
+    # A new secret counts at once too: the old one no longer signs.
+    new = {"app_secret": "rotated-app-secret"}
+    tenant.api.patch(f"/api/channels/{channel.id}", json={"settings": new})
+    again = whatsapp_body(channel, "audio.json")
+    assert post_meta(service, "whatsapp", again, channel.secret).status_code == 401
+    assert post_meta(service, "whatsapp", again, new["app_secret"]).json()["stored"] == 1
+
+
 def test_a_body_over_one_mebibyte_is_a_413(service, tenant):
     channel = whatsapp_channel(tenant)
     text = whatsapp_body(channel, "text.json")

@@ -1,0 +1,82 @@
+"""Channels as webhooks find them: by (kind, routing key), remembered in-process.
+
+Every delivery names its channel before anything else happens, so the lookup (and
+the parsing of the channel's settings) is worth keeping. A change made through
+this process's API clears the cache at once: a deactivated channel is refused by
+the next delivery. A change made by another process (another server, the CLI)
+is seen within ``TTL_SECONDS``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlmodel import col, select
+
+from connectors.settings import ChannelSettings, settings_model
+
+from ..db import Database
+from ..models import Channel
+
+TTL_SECONDS = 5.0
+
+
+@dataclass(frozen=True)
+class KnownChannel:
+    """A channel row, detached and shared by deliveries: read it, never change it."""
+
+    channel: Channel
+    settings: ChannelSettings
+    expires: float
+
+
+class ChannelCache:
+    def __init__(self, db: Database, *, ttl: float = TTL_SECONDS) -> None:
+        self.db = db
+        self.ttl = ttl
+        self._known: dict[tuple[str, str], KnownChannel] = {}
+        # Bumped by every invalidation: a lookup that started before one must not
+        # store what it read, which may be the old row.
+        self._generation = 0
+
+    async def lookup(self, kind: str, keys: Sequence[str]) -> dict[str, KnownChannel]:
+        """The channels of ``kind`` with these routing keys, active or not; unknown
+        keys are left out (and not remembered: a new channel counts at once)."""
+        now = time.monotonic()
+        found: dict[str, KnownChannel] = {}
+        missing: list[str] = []
+        for key in keys:
+            known = self._known.get((kind, key))
+            if known is not None and known.expires > now:
+                found[key] = known
+            else:
+                missing.append(key)
+        if missing:
+            generation = self._generation
+            read = await self._read(kind, missing, now + self.ttl)
+            if generation == self._generation:
+                self._known.update(((kind, key), known) for key, known in read.items())
+            found.update(read)
+        return found
+
+    def invalidate(self) -> None:
+        """Forget every channel; call after a change to any channel has committed."""
+        self._generation += 1
+        self._known.clear()
+
+    async def _read(
+        self, kind: str, keys: Sequence[str], expires: float
+    ) -> dict[str, KnownChannel]:
+        async with self.db.session() as session:
+            rows = await session.exec(
+                select(Channel).where(col(Channel.kind) == kind, col(Channel.routing_key).in_(keys))
+            )
+            return {
+                c.routing_key: KnownChannel(
+                    c, settings_model(c.kind).model_validate(c.settings), expires
+                )
+                for c in rows
+                if c.routing_key is not None
+            }

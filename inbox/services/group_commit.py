@@ -1,0 +1,158 @@
+"""Group commit: concurrent units of work share one transaction and one commit.
+
+Webhook deliveries arrive many at a time, and each one on its own would pay for a
+transaction: begin, the organization's event counter, the outbox insert, commit
+(on SQLite, also the turn at the one write lock). Here they queue to one writer,
+which runs whatever is queued when it is free (no waiting for more: under light
+load a batch is one delivery), commits once, and only then answers each caller
+and publishes the batch's events, in id order.
+
+A unit of work that fails takes the shared transaction down with it: the writer
+rolls back, answers that caller with its error, and runs the others again without
+it. A failure that belongs to no unit (begin, commit, the database going away) is
+every caller's error. Units of work must therefore be safe to run again: they only
+touch the database and their own ``Transaction``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+from ..db import Database
+from ..models import Event
+from .outbox import EventSink, Transaction, append_events
+
+log = logging.getLogger("inbox.group_commit")
+
+T = TypeVar("T")
+
+# Bounds a batch's transaction (and so the wait of its first caller, and the time
+# row locks are held on PostgreSQL).
+MAX_BATCH = 64
+
+
+@dataclass(eq=False)
+class _Unit(Generic[T]):
+    organization_id: int
+    work: Callable[[Transaction], Awaitable[T]]
+    answer: asyncio.Future[T]
+    # Filled by the attempt that ran it.
+    events: list[Event] = field(default_factory=list)
+    value: Any = None
+
+
+class _UnitFailed(Exception):
+    def __init__(self, unit: _Unit[Any], error: BaseException) -> None:
+        super().__init__(unit, error)
+        self.unit = unit
+        self.error = error
+
+
+class GroupCommit:
+    """One writer per process for the units of work that may share a commit."""
+
+    def __init__(self, db: Database, sink: EventSink, *, max_batch: int = MAX_BATCH) -> None:
+        self.db = db
+        self.sink = sink
+        self.max_batch = max_batch
+        # Loop-bound, so made by the first caller.
+        self._queue: asyncio.Queue[_Unit[Any]] | None = None
+        self._writer: asyncio.Task[None] | None = None
+
+    async def run(self, organization_id: int, work: Callable[[Transaction], Awaitable[T]]) -> T:
+        """Run ``work`` in a transaction of ``organization_id``'s events, possibly shared
+        with other units; return its value once that transaction has committed."""
+        if (
+            self._queue is None
+            or self._writer is None
+            or self._writer.done()
+            or self._writer.get_loop() is not asyncio.get_running_loop()
+        ):
+            self._queue = asyncio.Queue()
+            self._writer = asyncio.create_task(self._write_forever(self._queue), name="writer")
+        unit: _Unit[T] = _Unit(organization_id, work, asyncio.get_running_loop().create_future())
+        self._queue.put_nowait(unit)
+        return await unit.answer
+
+    async def close(self) -> None:
+        if self._writer is not None:
+            self._writer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._writer
+        if self._queue is not None:
+            while not self._queue.empty():
+                self._queue.get_nowait().answer.cancel()
+        self._writer = self._queue = None
+
+    async def _write_forever(self, queue: asyncio.Queue[_Unit[Any]]) -> None:
+        while True:
+            batch = [await queue.get()]
+            while len(batch) < self.max_batch and not queue.empty():
+                batch.append(queue.get_nowait())
+            try:
+                await self._commit(batch)
+            except asyncio.CancelledError:
+                for unit in batch:
+                    unit.answer.cancel()
+                raise
+
+    async def _commit(self, batch: list[_Unit[Any]]) -> None:
+        # A caller that has gone away (its request cancelled) wants no answer.
+        pending = [unit for unit in batch if not unit.answer.done()]
+        while pending:
+            try:
+                await self._attempt(pending)
+            except _UnitFailed as failed:
+                _settle(failed.unit, error=failed.error)
+                pending = [unit for unit in pending if unit is not failed.unit]
+                continue
+            except Exception as exc:
+                for unit in pending:
+                    _settle(unit, error=exc)
+                return
+            break
+        # Committed: answer every caller, then tell everyone else.
+        events = [event for unit in pending for event in unit.events]
+        for unit in pending:
+            _settle(unit, value=unit.value)
+        if events:
+            try:
+                await self.sink.publish(events)
+            except Exception:
+                # Stored is what counts: subscribers catch up from the outbox.
+                log.exception("publishing %d committed events failed", len(events))
+
+    async def _attempt(self, units: list[_Unit[Any]]) -> None:
+        """Run every unit in one transaction and commit it; raise _UnitFailed naming
+        the unit whose work failed (the transaction then rolled back)."""
+        async with self.db.session(write=True) as session:
+            for unit in units:
+                tx = Transaction(session, unit.organization_id)
+                try:
+                    unit.value = await unit.work(tx)
+                    # Whatever it left unflushed fails here, as its own failure.
+                    await session.flush()
+                except Exception as exc:
+                    raise _UnitFailed(unit, exc) from exc
+                unit.events = tx.events
+                # The next unit starts from the database, not from objects this one
+                # loaded: it must not see (or flush) anything stale.
+                session.expunge_all()
+            # Ids are numbered in unit order, so within an organization they follow
+            # the order the units ran (and committed) in.
+            await append_events(session, [event for unit in units for event in unit.events])
+            await session.commit()
+
+
+def _settle(unit: _Unit[Any], *, value: Any = None, error: BaseException | None = None) -> None:
+    if unit.answer.done():
+        return
+    if error is not None:
+        unit.answer.set_exception(error)
+    else:
+        unit.answer.set_result(value)

@@ -1,0 +1,148 @@
+"""Group commit: deliveries that share a transaction still succeed or fail alone,
+are answered only once committed, and number their events densely, in order."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Sequence
+
+import pytest
+from sqlmodel import col, select
+
+from inbox.db import Database
+from inbox.models import Contact, Event
+from inbox.services import accounts
+from inbox.services.group_commit import GroupCommit
+from inbox.services.outbox import Transaction
+
+
+class Recorder:
+    """An event sink that keeps what it was given, call by call."""
+
+    def __init__(self) -> None:
+        self.calls: list[list[Event]] = []
+
+    async def publish(self, events: Sequence[Event]) -> None:
+        self.calls.append(list(events))
+
+
+@pytest.fixture()
+async def db(database_url: str) -> AsyncIterator[Database]:
+    database = Database(database_url)
+    yield database
+    await database.dispose()
+
+
+async def new_org(db: Database) -> int:
+    org = await accounts.create_organization(db, "Group commit")
+    assert org.id is not None
+    return org.id
+
+
+def add_contact(name: str, *, events: int = 1, fail: bool = False):  # type: ignore[no-untyped-def]
+    """A unit of work: a contact row and `events` events; `fail` raises after both."""
+
+    async def work(tx: Transaction) -> str:
+        tx.session.add(Contact(organization_id=tx.organization_id, name=name))
+        await tx.session.flush()
+        for n in range(events):
+            tx.emit("test.event", {"name": name, "n": n})
+        if fail:
+            raise ValueError(f"{name} fails")
+        return name
+
+    return work
+
+
+async def names_stored(db: Database, org_id: int) -> set[str | None]:
+    async with db.session() as session:
+        rows = await session.exec(select(Contact).where(col(Contact.organization_id) == org_id))
+        return {c.name for c in rows}
+
+
+async def stored_events(db: Database, org_id: int) -> list[Event]:
+    async with db.session() as session:
+        rows = await session.exec(
+            select(Event).where(col(Event.organization_id) == org_id).order_by(col(Event.id))
+        )
+        return list(rows)
+
+
+async def test_a_failing_unit_fails_alone_and_the_rest_commit_together(db: Database):
+    org = await new_org(db)
+    sink = Recorder()
+    writer = GroupCommit(db, sink)
+    units = [add_contact("a"), add_contact("b", fail=True), add_contact("c")]
+    try:
+        # Queued together before the writer runs: one batch.
+        answers = await asyncio.gather(
+            *(writer.run(org, unit) for unit in units), return_exceptions=True
+        )
+    finally:
+        await writer.close()
+
+    assert answers[0] == "a" and answers[2] == "c"
+    assert isinstance(answers[1], ValueError) and str(answers[1]) == "b fails"
+    assert await names_stored(db, org) == {"a", "c"}
+    # The failed unit's events took no ids: the outbox has no gap.
+    assert [(e.id, e.data["name"]) for e in await stored_events(db, org)] == [(1, "a"), (2, "c")]
+    # One commit, one publication, in id order.
+    assert [[e.id for e in call] for call in sink.calls] == [[1, 2]]
+
+
+async def test_a_caller_is_answered_only_once_its_unit_is_committed(db: Database):
+    org = await new_org(db)
+    writer = GroupCommit(db, Recorder())
+
+    async def caller(name: str) -> set[str | None]:
+        await writer.run(org, add_contact(name))
+        # Another connection already sees it: the answer came after the commit.
+        return await names_stored(db, org)
+
+    try:
+        seen = await asyncio.gather(*(caller(name) for name in "xyz"))
+    finally:
+        await writer.close()
+    for name, names in zip("xyz", seen, strict=True):
+        assert name in names
+
+
+async def test_event_ids_are_dense_and_in_unit_order_per_organization(db: Database):
+    first, second = await new_org(db), await new_org(db)
+    sink = Recorder()
+    writer = GroupCommit(db, sink)
+    plan = [(first, "f1", 2), (second, "s1", 1), (first, "f2", 1), (second, "s2", 3)]
+    try:
+        await asyncio.gather(
+            *(writer.run(org, add_contact(name, events=n)) for org, name, n in plan)
+        )
+        # A later batch goes on from where the first one stopped.
+        await writer.run(first, add_contact("f3"))
+    finally:
+        await writer.close()
+
+    expected = {
+        first: [("f1", 0), ("f1", 1), ("f2", 0), ("f3", 0)],
+        second: [("s1", 0), ("s2", 0), ("s2", 1), ("s2", 2)],
+    }
+    for org, events in expected.items():
+        stored = await stored_events(db, org)
+        assert [e.id for e in stored] == list(range(1, len(events) + 1))
+        assert [(e.data["name"], e.data["n"]) for e in stored] == events
+    published = [e for call in sink.calls for e in call]
+    for org in (first, second):
+        ids = [e.id for e in published if e.organization_id == org]
+        assert ids == sorted(ids) == list(range(1, len(expected[org]) + 1))
+
+
+async def test_a_unit_whose_caller_has_gone_is_not_run(db: Database):
+    org = await new_org(db)
+    writer = GroupCommit(db, Recorder())
+    try:
+        gone = asyncio.ensure_future(writer.run(org, add_contact("gone")))
+        await asyncio.sleep(0)  # queued
+        gone.cancel()
+        assert await writer.run(org, add_contact("kept")) == "kept"
+    finally:
+        await writer.close()
+    assert await names_stored(db, org) == {"kept"}
