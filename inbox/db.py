@@ -8,8 +8,12 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from sqlalchemy import event
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlalchemy.pool import AsyncAdaptedQueuePool
 from sqlmodel.ext.asyncio.session import AsyncSession
+
+from . import sqlite_inline
 
 SQLITE_BUSY_TIMEOUT_MS = 5000
 
@@ -17,22 +21,41 @@ SQLITE_BUSY_TIMEOUT_MS = 5000
 def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
     if url.startswith("sqlite"):
         engine = create_async_engine(url, echo=echo, connect_args={"timeout": 30})
-        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        event.listen(engine.sync_engine, "connect", _sqlite_pragmas(SQLITE_BUSY_TIMEOUT_MS))
         return engine
     return create_async_engine(
         url, echo=echo, pool_size=10, max_overflow=20, pool_pre_ping=True, pool_recycle=1800
     )
 
 
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
-    # WAL lets readers run beside the one writer; the busy timeout makes a second
-    # writer wait instead of failing with "database is locked".
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
-    cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.close()
+def create_sqlite_writer(url: str, *, echo: bool = False) -> AsyncEngine:
+    """The engine of SQLite write transactions: one connection, on the loop's thread."""
+    engine = create_async_engine(
+        url,
+        echo=echo,
+        async_creator=sqlite_inline.connect(make_url(url).database or ""),
+        # Writers of a process take turns anyway (see Database.session).
+        poolclass=AsyncAdaptedQueuePool,
+        pool_size=1,
+        max_overflow=0,
+    )
+    # No busy handler: it would hold up the whole loop. begin_immediate waits instead.
+    event.listen(engine.sync_engine, "connect", _sqlite_pragmas(0))
+    return engine
+
+
+def _sqlite_pragmas(busy_timeout_ms: int) -> Any:
+    def on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # WAL lets readers run beside the one writer; the busy timeout makes a second
+        # writer wait instead of failing with "database is locked".
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA busy_timeout={busy_timeout_ms}")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    return on_connect
 
 
 class Database:
@@ -45,6 +68,13 @@ class Database:
             self.engine, class_=AsyncSession, expire_on_commit=False
         )
         self._sqlite_writer = asyncio.Lock()
+        self.writer_engine: AsyncEngine | None = None
+        self._writer_sessions = self._sessions
+        if self.dialect == "sqlite":
+            self.writer_engine = create_sqlite_writer(url, echo=echo)
+            self._writer_sessions = async_sessionmaker(
+                self.writer_engine, class_=AsyncSession, expire_on_commit=False
+            )
 
     @property
     def dialect(self) -> str:
@@ -65,11 +95,13 @@ class Database:
             async with self._sessions() as session:
                 yield session
             return
-        # Writers of this process queue here in arrival order. SQLite's busy handler,
-        # which polls, would starve some of them past the busy timeout under load; it
-        # is left to arbitrate between processes (the CLI beside the server).
-        async with self._sqlite_writer, self._sessions() as session:
-            await (await session.connection()).exec_driver_sql("BEGIN IMMEDIATE")
+        # Writers of this process queue here in arrival order, and run on the loop's
+        # thread (sqlite_inline): short statements cost far less there than a hop to
+        # aiosqlite's thread. Another process's write lock is waited for without
+        # blocking the loop.
+        async with self._sqlite_writer, self._writer_sessions() as session:
+            connection = await session.connection()
+            await sqlite_inline.begin_immediate(connection, SQLITE_BUSY_TIMEOUT_MS / 1000)
             yield session
 
     async def ping(self) -> None:
@@ -78,3 +110,5 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+        if self.writer_engine is not None:
+            await self.writer_engine.dispose()

@@ -88,9 +88,13 @@ async def test_writes_and_webhooks_arrive_as_their_rest_resources(service, tenan
         assert r.status_code == 201, r.text
         reply = r.json()
         wamid = await _wamid_sent_for(platform, channel)
+        # The platform's status webhooks follow its answer to the send, which the worker
+        # records (message.status "sent"); only then can a status name our message.
+        frames = await frames_until(
+            ws, lambda f: f["type"] == "message.status" and f["data"]["status"] == "sent")
         await _webhook(api, whatsapp_status(channel, wamid, "delivered",
                                             recipient="16505550001"), channel.secret)
-        frames = await frames_until(
+        frames += await frames_until(
             ws, lambda f: f["type"] == "message.status" and f["data"]["status"] == "delivered")
         more = stored(frames)
         assert [e["type"] for e in more] == [
