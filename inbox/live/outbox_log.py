@@ -14,13 +14,14 @@ from realtime.eventlog import ReplayTruncated
 
 from ..db import Database
 from ..models import Event, Organization, utcnow
+from ..services.outbox import OutboxEvent
 
 log = logging.getLogger("inbox.live")
 
 REPLAY_PAGE = 1000
 
 
-def envelope_of(event: Event) -> Envelope:
+def envelope_of(event: Event | OutboxEvent) -> Envelope:
     return Envelope.build(
         event.type, event.organization_id, event.data, id=event.id, timestamp=event.created_at
     )

@@ -28,8 +28,9 @@ from realtime.presence import create_presence
 from ..auth import Principal, as_role, authenticate, credentials_from_headers
 from ..db import Database
 from ..errors import ApiError, ServiceUnavailable
-from ..models import ApiKey, Event, User
+from ..models import ApiKey, User
 from ..services.metrics import METRIC_EVENTS, LiveMetrics
+from ..services.outbox import OutboxEvent
 from ..settings import Settings
 from .outbox_log import OutboxLog, envelope_of
 from .tickets import (
@@ -122,7 +123,7 @@ class Live:
 
     # -- the outbox's sink ---------------------------------------------------------
 
-    async def publish(self, events: Sequence[Event]) -> None:
+    async def publish(self, events: Sequence[OutboxEvent]) -> None:
         await self._send(*map(envelope_of, events))
         for org_id in {e.organization_id for e in events if e.type in METRIC_EVENTS}:
             self.metrics.touch(org_id)

@@ -24,8 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 from ..db import Database
-from ..models import Event
-from .outbox import EventSink, Transaction, append_events
+from .outbox import EventSink, OutboxEvent, Transaction, append_events
 
 log = logging.getLogger("inbox.group_commit")
 
@@ -42,7 +41,7 @@ class _Unit(Generic[T]):
     work: Callable[[Transaction], Awaitable[T]]
     answer: asyncio.Future[T]
     # Filled by the attempt that ran it.
-    events: list[Event] = field(default_factory=list)
+    events: list[OutboxEvent] = field(default_factory=list)
     value: Any = None
 
 
