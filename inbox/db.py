@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -15,7 +16,12 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from . import sqlite_inline
 
+log = logging.getLogger("inbox.db")
+
 SQLITE_BUSY_TIMEOUT_MS = 5000
+# Write transactions between two WAL checkpoints (each writes a few pages; SQLite's
+# own automatic checkpoint comes every 1,000 pages).
+SQLITE_CHECKPOINT_EVERY = 200
 
 
 def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
@@ -40,11 +46,13 @@ def create_sqlite_writer(url: str, *, echo: bool = False) -> AsyncEngine:
         max_overflow=0,
     )
     # No busy handler: it would hold up the whole loop. begin_immediate waits instead.
-    event.listen(engine.sync_engine, "connect", _sqlite_pragmas(0))
+    # No automatic checkpoint either: copying the WAL into the database and syncing it
+    # takes milliseconds, which Database.session has done on aiosqlite's thread.
+    event.listen(engine.sync_engine, "connect", _sqlite_pragmas(0, autocheckpoint=False))
     return engine
 
 
-def _sqlite_pragmas(busy_timeout_ms: int) -> Any:
+def _sqlite_pragmas(busy_timeout_ms: int, *, autocheckpoint: bool = True) -> Any:
     def on_connect(dbapi_connection: Any, _record: Any) -> None:
         # WAL lets readers run beside the one writer; the busy timeout makes a second
         # writer wait instead of failing with "database is locked".
@@ -53,6 +61,8 @@ def _sqlite_pragmas(busy_timeout_ms: int) -> Any:
         cursor.execute(f"PRAGMA busy_timeout={busy_timeout_ms}")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
+        if not autocheckpoint:
+            cursor.execute("PRAGMA wal_autocheckpoint=0")
         cursor.close()
 
     return on_connect
@@ -68,6 +78,8 @@ class Database:
             self.engine, class_=AsyncSession, expire_on_commit=False
         )
         self._sqlite_writer = asyncio.Lock()
+        self._writes = 0
+        self._checkpoint: asyncio.Task[None] | None = None
         self.writer_engine: AsyncEngine | None = None
         self._writer_sessions = self._sessions
         if self.dialect == "sqlite":
@@ -103,12 +115,36 @@ class Database:
             connection = await session.connection()
             await sqlite_inline.begin_immediate(connection, SQLITE_BUSY_TIMEOUT_MS / 1000)
             yield session
+        self._writes += 1
+        if self._writes % SQLITE_CHECKPOINT_EVERY == 0 and (
+            self._checkpoint is None or self._checkpoint.done()
+        ):
+            self._checkpoint = asyncio.get_running_loop().create_task(
+                self._checkpoint_in_background(), name="sqlite-checkpoint"
+            )
+
+    async def _checkpoint_in_background(self) -> None:
+        try:
+            await self.checkpoint()
+        except Exception:
+            # The next one takes what this one left; meanwhile the log only grows.
+            log.exception("checkpointing SQLite's write-ahead log failed")
+
+    async def checkpoint(self) -> None:
+        """Copy SQLite's write-ahead log into the database, on aiosqlite's thread.
+
+        PASSIVE: it takes what no reader still needs and waits for nobody.
+        """
+        async with self.engine.connect() as conn:
+            await conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
 
     async def ping(self) -> None:
         async with self.engine.connect() as conn:
             await conn.exec_driver_sql("SELECT 1")
 
     async def dispose(self) -> None:
+        if self._checkpoint is not None:
+            await asyncio.wait([self._checkpoint])
         await self.engine.dispose()
         if self.writer_engine is not None:
             await self.writer_engine.dispose()

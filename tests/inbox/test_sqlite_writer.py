@@ -10,10 +10,11 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy import text
 from sqlmodel import col, select
 
 from inbox import migrate
-from inbox.db import Database
+from inbox.db import SQLITE_CHECKPOINT_EVERY, Database
 from inbox.models import Organization
 from inbox.sqlite_inline import begin_immediate
 
@@ -39,9 +40,13 @@ def other_process_lock(db: Database) -> sqlite3.Connection:
     return holder
 
 
-async def insert_organization(db: Database, name: str) -> None:
+async def insert_organization(db: Database, name: str, *, padding: int = 0) -> None:
     async with db.session(write=True) as session:
         session.add(Organization(name=name))
+        if padding:
+            await session.exec(  # type: ignore[call-overload]
+                text("INSERT INTO padding VALUES (randomblob(:size))"), params={"size": padding}
+            )
         await session.commit()
 
 
@@ -98,3 +103,29 @@ async def test_a_lock_held_past_the_writers_patience_is_an_error(db: Database) -
                 await begin_immediate(connection, 0.2)
     finally:
         holder.close()
+
+
+async def test_the_write_ahead_log_is_checkpointed_off_the_writers_connection(
+    url: str,
+) -> None:
+    db = Database(url)
+    path = Path(db.engine.url.database or "")
+    async with db.session(write=True) as session:
+        await session.exec(text("CREATE TABLE padding (data BLOB)"))  # type: ignore[call-overload]
+        await session.commit()
+    before = path.stat().st_size
+    names = [f"org {n}" for n in range(SQLITE_CHECKPOINT_EVERY)]
+    for name in names[:-1]:
+        await insert_organization(db, name, padding=32 * 1024)
+    # More than SQLite's automatic checkpoint would have let pile up (1,000 pages), but
+    # the writer's own connection never checkpoints: it would block the loop.
+    assert path.stat().st_size == before
+    await insert_organization(db, names[-1])
+    # The database runs one on aiosqlite's thread every so many writes.
+    await db.dispose()
+    assert path.stat().st_size > before
+    reopened = Database(url)
+    try:
+        assert await organization_names(reopened) == names
+    finally:
+        await reopened.dispose()
