@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
+from datetime import datetime
+from typing import Any, Protocol
 
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -32,6 +33,37 @@ def message_data(message: Message) -> dict[str, Any]:
     return MessagePublic.model_validate(message).model_dump(mode="json")
 
 
+class ConversationFields(Protocol):
+    """What a conversation's wire form is made of: a `Conversation`, or a plain row."""
+
+    @property
+    def id(self) -> int | None: ...
+    @property
+    def organization_id(self) -> int: ...
+    @property
+    def status(self) -> str: ...
+    @property
+    def contact_id(self) -> int: ...
+    @property
+    def channel_id(self) -> int: ...
+    @property
+    def assignee_id(self) -> int | None: ...
+    @property
+    def labels(self) -> list[str]: ...
+    @property
+    def unread_count(self) -> int: ...
+    @property
+    def last_message_at(self) -> datetime | None: ...
+    @property
+    def last_message_preview(self) -> str | None: ...
+    @property
+    def first_response_seconds(self) -> float | None: ...
+    @property
+    def created_at(self) -> datetime: ...
+    @property
+    def updated_at(self) -> datetime: ...
+
+
 def conversations_with_refs() -> Any:
     return (
         select(Conversation, Contact.name, Channel.kind, Channel.name)
@@ -41,7 +73,7 @@ def conversations_with_refs() -> Any:
 
 
 def conversation_public(
-    conv: Conversation, contact_name: str | None, channel_kind: str, channel_name: str
+    conv: ConversationFields, contact_name: str | None, channel_kind: str, channel_name: str
 ) -> ConversationPublic:
     return ConversationPublic(
         id=conv.id,

@@ -7,11 +7,17 @@ which runs whatever is queued when it is free (no waiting for more: under light
 load a batch is one delivery), commits once, and only then answers each caller
 and publishes the batch's events, in id order.
 
+Units of one kind may also run *together*: consecutive units that name the same
+``together`` function are handed to it in one call, which can then serve all of
+them with a few statements instead of a few each (``inbound_batch``).
+
 A unit of work that fails takes the shared transaction down with it: the writer
 rolls back, answers that caller with its error, and runs the others again without
-it. A failure that belongs to no unit (begin, commit, the database going away) is
-every caller's error. Units of work must therefore be safe to run again: they only
-touch the database and their own ``Transaction``.
+it. When a ``together`` call fails, the writer cannot tell whose fault it was: it
+runs those units again one by one, which finds out. A failure that belongs to no
+unit (begin, commit, the database going away) is every caller's error. Units of
+work must therefore be safe to run again: they only touch the database and their
+own ``Transaction``.
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
@@ -34,12 +40,20 @@ T = TypeVar("T")
 # row locks are held on PostgreSQL).
 MAX_BATCH = 64
 
+Work = Callable[[Transaction], Awaitable[T]]
+# Runs several units' work in the current transaction, one Transaction each, and
+# answers their values in the same order. Each work is what that unit would run alone.
+Together = Callable[[Sequence[tuple[Transaction, Work[Any]]]], Awaitable[Sequence[Any]]]
+
 
 @dataclass(eq=False)
 class _Unit(Generic[T]):
     organization_id: int
-    work: Callable[[Transaction], Awaitable[T]]
+    work: Work[T]
+    together: Together | None
     answer: asyncio.Future[T]
+    # Set once a together call failed with this unit in it: it runs on its own.
+    alone: bool = False
     # Filled by the attempt that ran it.
     events: list[OutboxEvent] = field(default_factory=list)
     value: Any = None
@@ -50,6 +64,12 @@ class _UnitFailed(Exception):
         super().__init__(unit, error)
         self.unit = unit
         self.error = error
+
+
+class _TogetherFailed(Exception):
+    def __init__(self, units: list[_Unit[Any]]) -> None:
+        super().__init__(units)
+        self.units = units
 
 
 class GroupCommit:
@@ -63,9 +83,14 @@ class GroupCommit:
         self._queue: asyncio.Queue[_Unit[Any]] | None = None
         self._writer: asyncio.Task[None] | None = None
 
-    async def run(self, organization_id: int, work: Callable[[Transaction], Awaitable[T]]) -> T:
+    async def run(
+        self, organization_id: int, work: Work[T], *, together: Together | None = None
+    ) -> T:
         """Run ``work`` in a transaction of ``organization_id``'s events, possibly shared
-        with other units; return its value once that transaction has committed."""
+        with other units; return its value once that transaction has committed.
+
+        With ``together``, the unit may instead be served by one call of it along with
+        the units queued next to it that name the same function."""
         if (
             self._queue is None
             or self._writer is None
@@ -74,7 +99,8 @@ class GroupCommit:
         ):
             self._queue = asyncio.Queue()
             self._writer = asyncio.create_task(self._write_forever(self._queue), name="writer")
-        unit: _Unit[T] = _Unit(organization_id, work, asyncio.get_running_loop().create_future())
+        answer: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        unit = _Unit(organization_id, work, together, answer)
         self._queue.put_nowait(unit)
         return await unit.answer
 
@@ -110,6 +136,15 @@ class GroupCommit:
                 _settle(failed.unit, error=failed.error)
                 pending = [unit for unit in pending if unit is not failed.unit]
                 continue
+            except _TogetherFailed as failed:
+                log.warning(
+                    "%d units failed together; running them one by one",
+                    len(failed.units),
+                    exc_info=failed.__cause__,
+                )
+                for unit in failed.units:
+                    unit.alone = True
+                continue
             except Exception as exc:
                 for unit in pending:
                     _settle(unit, error=exc)
@@ -130,15 +165,29 @@ class GroupCommit:
         """Run every unit in one transaction and commit it; raise _UnitFailed naming
         the unit whose work failed (the transaction then rolled back)."""
         async with self.db.session(write=True) as session:
-            for unit in units:
-                tx = Transaction(session, unit.organization_id)
-                try:
-                    unit.value = await unit.work(tx)
-                    # Whatever it left unflushed fails here, as its own failure.
-                    await session.flush()
-                except Exception as exc:
-                    raise _UnitFailed(unit, exc) from exc
-                unit.events = tx.events
+            for run in _runs(units):
+                txs = [Transaction(session, unit.organization_id) for unit in run]
+                together = run[0].together
+                if together is not None and len(run) > 1:
+                    try:
+                        values = await together(
+                            [(tx, unit.work) for tx, unit in zip(txs, run, strict=True)]
+                        )
+                        await session.flush()
+                    except Exception as exc:
+                        raise _TogetherFailed(run) from exc
+                    for unit, value in zip(run, values, strict=True):
+                        unit.value = value
+                else:
+                    (unit,) = run
+                    try:
+                        unit.value = await unit.work(txs[0])
+                        # Whatever it left unflushed fails here, as its own failure.
+                        await session.flush()
+                    except Exception as exc:
+                        raise _UnitFailed(unit, exc) from exc
+                for unit, tx in zip(run, txs, strict=True):
+                    unit.events = tx.events
                 # The next unit starts from the database, not from objects this one
                 # loaded: it must not see (or flush) anything stale.
                 session.expunge_all()
@@ -146,6 +195,24 @@ class GroupCommit:
             # the order the units ran (and committed) in.
             await append_events(session, [event for unit in units for event in unit.events])
             await session.commit()
+
+
+def _runs(units: list[_Unit[Any]]) -> list[list[_Unit[Any]]]:
+    """The units in order, consecutive ones that may run together grouped."""
+    runs: list[list[_Unit[Any]]] = []
+    for unit in units:
+        last = runs[-1] if runs else None
+        if (
+            last is not None
+            and unit.together is not None
+            and not unit.alone
+            and not last[0].alone
+            and last[0].together is unit.together
+        ):
+            last.append(unit)
+        else:
+            runs.append([unit])
+    return runs
 
 
 def _settle(unit: _Unit[Any], *, value: Any = None, error: BaseException | None = None) -> None:

@@ -12,7 +12,7 @@ from ..db import Database
 from ..errors import NotFound
 from ..models import Conversation, Message, utcnow
 from ..views import conversation_data, message_data
-from .ingest import PREVIEW_LENGTH
+from .inbound import PREVIEW_LENGTH
 from .outbox import EventSink, transaction
 
 

@@ -27,9 +27,16 @@ async def new_channel(db: Database, key: str | None = None) -> Channel:
     org = await accounts.create_organization(db, "Channel cache")
     key = key or f"106{unique_digits(9)}"
     channel = Channel(
-        organization_id=org.id, kind="whatsapp", name="line", routing_key=key,
-        settings={"phone_number_id": key, "access_token": "t", "app_secret": "s",
-                  "verify_token": "v"},
+        organization_id=org.id,
+        kind="whatsapp",
+        name="line",
+        routing_key=key,
+        settings={
+            "phone_number_id": key,
+            "access_token": "t",
+            "app_secret": "s",
+            "verify_token": "v",
+        },
     )
     async with db.session() as session:
         session.add(channel)

@@ -59,19 +59,24 @@ def written_in(service: Any, tenant: Any, kind: str) -> tuple[Connected, int]:
         r = post_meta(service, "instagram", instagram_body(channel, "text.json"), channel.secret)
     else:
         channel = sms_channel(tenant)
-        r = post_twilio(service, "/webhooks/twilio/sms", sms_body(channel, "sms.txt"),
-                        channel.secret)
+        r = post_twilio(
+            service, "/webhooks/twilio/sms", sms_body(channel, "sms.txt"), channel.secret
+        )
     assert r.status_code == 200, r.text
     [conv] = rows(service, Conversation, col(Conversation.channel_id) == channel.id)
     assert conv.id is not None
     return channel, conv.id
 
 
-def reply(tenant: Any, conversation_id: int, content: str = "Yes, in blue and green.",
-          **extra: Any) -> Any:
+def reply(
+    tenant: Any, conversation_id: int, content: str = "Yes, in blue and green.", **extra: Any
+) -> Any:
     headers = extra.pop("headers", {})
-    return tenant.api.post(f"/api/conversations/{conversation_id}/messages",
-                           json={"content": content, **extra}, headers=headers)
+    return tenant.api.post(
+        f"/api/conversations/{conversation_id}/messages",
+        json={"content": content, **extra},
+        headers=headers,
+    )
 
 
 def stored(service: Any, message_id: int) -> Message:
@@ -82,21 +87,28 @@ def stored(service: Any, message_id: int) -> Message:
 def settled(service: Any, message_id: int, timeout: float = 20.0) -> Message:
     """The message once the worker is done with it (sent or failed)."""
     return wait_for(
-        lambda: (m if (m := stored(service, message_id)).status in ("sent", "failed") else None),
-        timeout=timeout, what=f"message {message_id} to be sent or failed",
+        lambda: m if (m := stored(service, message_id)).status in ("sent", "failed") else None,
+        timeout=timeout,
+        what=f"message {message_id} to be sent or failed",
     )
 
 
 def requests_for(platform: FakePlatform, channel: Connected) -> list[RecordedRequest]:
     if channel.kind == "sms":
-        return [r for r in platform.requests if r.path.endswith("/Messages.json")
-                and r.form().get("From") == [channel.key]]
+        return [
+            r
+            for r in platform.requests
+            if r.path.endswith("/Messages.json") and r.form().get("From") == [channel.key]
+        ]
     return [r for r in platform.requests if r.path.endswith(f"/{channel.key}/messages")]
 
 
 def statuses(service: Any, org_id: int, message_id: int) -> list[str]:
-    return [e.data["status"] for e in events_of(service, org_id, "message.status")
-            if e.data["id"] == message_id]
+    return [
+        e.data["status"]
+        for e in events_of(service, org_id, "message.status")
+        if e.data["id"] == message_id
+    ]
 
 
 # -- sending -----------------------------------------------------------------------------
@@ -111,7 +123,10 @@ def test_a_reply_is_queued_at_once_then_sent_through_whatsapp(service, tenant, p
     assert r.status_code == 201, r.text
     queued = r.json()
     assert (queued["status"], queued["direction"], queued["external_id"]) == (
-        "queued", "outbound", None)
+        "queued",
+        "outbound",
+        None,
+    )
     [event] = events_of(service, tenant.org_id, "message.sent")
     assert (event.data["id"], event.data["status"]) == (queued["id"], "queued")
 
@@ -119,8 +134,12 @@ def test_a_reply_is_queued_at_once_then_sent_through_whatsapp(service, tenant, p
     assert sent.status == "sent"
     [request] = requests_for(platform, channel)
     assert request.headers["authorization"] == f"Bearer {channel.settings['access_token']}"
-    assert request.json() == {"messaging_product": "whatsapp", "to": "16505551234",
-                              "type": "text", "text": {"body": "Yes, in blue and green."}}
+    assert request.json() == {
+        "messaging_product": "whatsapp",
+        "to": "16505551234",
+        "type": "text",
+        "text": {"body": "Yes, in blue and green."},
+    }
     assert sent.external_id == request.reply_json()["messages"][0]["id"]
     assert statuses(service, tenant.org_id, queued["id"]) == ["sent"]
     api_view = tenant.api.get(f"/api/conversations/{conv}/messages").json()["data"][-1]
@@ -137,8 +156,10 @@ def test_a_reply_is_sent_through_instagram(service, tenant, platform):
     assert sent.status == "sent"
     [request] = requests_for(platform, channel)
     assert request.headers["authorization"] == f"Bearer {channel.settings['access_token']}"
-    assert request.json() == {"recipient": {"id": "1254459154682919"},
-                              "message": {"text": "We do!"}}
+    assert request.json() == {
+        "recipient": {"id": "1254459154682919"},
+        "message": {"text": "We do!"},
+    }
     assert sent.external_id == request.reply_json()["message_id"]
 
 
@@ -155,8 +176,11 @@ def test_a_reply_is_sent_through_twilio(service, tenant, platform):
     assert request.path == f"/2010-04-01/Accounts/{sid}/Messages.json"
     credentials = base64.b64encode(f"{sid}:{channel.settings['auth_token']}".encode()).decode()
     assert request.headers["authorization"] == f"Basic {credentials}"
-    assert request.form() == {"To": ["+15558675310"], "From": [channel.key],
-                              "Body": ["Open 10 to 4 on Sundays."]}
+    assert request.form() == {
+        "To": ["+15558675310"],
+        "From": [channel.key],
+        "Body": ["Open 10 to 4 on Sundays."],
+    }
     assert sent.external_id == request.reply_json()["sid"]
 
 
@@ -186,8 +210,9 @@ def test_a_permanent_error_fails_the_message_with_the_platform_code(service, ten
     assert (failed.status, failed.error_code, failed.attempts) == ("failed", "131047", 1)
     assert failed.error is not None and "24 hours" in failed.error
     assert len(requests_for(platform, channel)) == 1
-    [event] = [e for e in events_of(service, tenant.org_id, "message.status")
-               if e.data["id"] == message_id]
+    [event] = [
+        e for e in events_of(service, tenant.org_id, "message.status") if e.data["id"] == message_id
+    ]
     assert (event.data["status"], event.data["error_code"]) == ("failed", "131047")
     shown = tenant.api.get(f"/api/conversations/{conv}/messages").json()["data"][-1]
     assert (shown["status"], shown["error_code"]) == ("failed", "131047")
@@ -218,7 +243,9 @@ def test_a_private_note_never_reaches_the_platform(service, tenant, platform):
     kept = stored(service, note.json()["id"])
     assert (kept.private, kept.external_id, kept.attempts) == (True, None, 0)
     assert [e.data["id"] for e in events_of(service, tenant.org_id, "message.sent")] == [
-        note.json()["id"], public.json()["id"]]
+        note.json()["id"],
+        public.json()["id"],
+    ]
 
 
 def test_a_repeat_with_the_same_idempotency_key_sends_nothing_more(service, tenant, platform):
@@ -248,10 +275,16 @@ def test_an_interrupted_attempt_is_failed_not_sent_again(service, tenant, platfo
 
     async def crashed_mid_send() -> Message:
         async with service.db.session() as session:
-            message = Message(organization_id=tenant.org_id, conversation_id=conv,
-                              channel_id=channel.id, direction="outbound", content="Lost?",
-                              status="queued", attempts=1,
-                              attempt_started_at=utcnow() - timedelta(hours=1))
+            message = Message(
+                organization_id=tenant.org_id,
+                conversation_id=conv,
+                channel_id=channel.id,
+                direction="outbound",
+                content="Lost?",
+                status="queued",
+                attempts=1,
+                attempt_started_at=utcnow() - timedelta(hours=1),
+            )
             session.add(message)
             await session.commit()
             return message
@@ -296,12 +329,12 @@ class Deployment:
         self.services: list[Service] = []
 
     def start(self, api_url: str) -> Service:
-        settings = make_settings(self.database_url, graph_api_url=api_url,
-                                 twilio_api_url=api_url)
+        settings = make_settings(self.database_url, graph_api_url=api_url, twilio_api_url=api_url)
         self.server = LiveServer(create_app(settings), self.loop)
         self.server.start()
-        service = Service(self.server.url, self.server.ws_url, settings, self.db, self.loop,
-                          self.db.dialect)
+        service = Service(
+            self.server.url, self.server.ws_url, settings, self.db, self.loop, self.db.dialect
+        )
         self.services.append(service)
         return service
 
@@ -332,8 +365,10 @@ def test_queued_replies_survive_a_restart_and_are_sent_once(deployment, platform
     tenant = first.new_tenant()
     channel, conv = written_in(first, tenant, "whatsapp")
     message_id = reply(tenant, conv, "Sent after the restart").json()["id"]
-    wait_for(lambda: (m := stored(first, message_id)).attempts >= 1 and m.attempt_started_at
-             is None, what="a failed first attempt")
+    wait_for(
+        lambda: (m := stored(first, message_id)).attempts >= 1 and m.attempt_started_at is None,
+        what="a failed first attempt",
+    )
     deployment.stop()
     assert stored(first, message_id).status == "queued"
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Sequence
+from typing import Any
 
 import pytest
 from sqlmodel import col, select
@@ -12,7 +13,7 @@ from sqlmodel import col, select
 from inbox.db import Database
 from inbox.models import Contact, Event
 from inbox.services import accounts
-from inbox.services.group_commit import GroupCommit
+from inbox.services.group_commit import GroupCommit, Work
 from inbox.services.outbox import Transaction
 
 
@@ -146,3 +147,51 @@ async def test_a_unit_whose_caller_has_gone_is_not_run(db: Database):
     finally:
         await writer.close()
     assert await names_stored(db, org) == {"kept"}
+
+
+async def test_units_queued_side_by_side_run_together_in_one_call(db: Database):
+    org = await new_org(db)
+    calls: list[int] = []
+
+    async def together(units: Sequence[tuple[Transaction, Work[Any]]]) -> list[Any]:
+        calls.append(len(units))
+        return [await work(tx) for tx, work in units]
+
+    writer = GroupCommit(db, Recorder())
+    try:
+        answers = await asyncio.gather(
+            writer.run(org, add_contact("a"), together=together),
+            writer.run(org, add_contact("b"), together=together),
+            writer.run(org, add_contact("alone")),
+            writer.run(org, add_contact("c"), together=together),
+        )
+    finally:
+        await writer.close()
+    assert answers == ["a", "b", "alone", "c"]
+    # Only consecutive units share a call; a run of one is just run.
+    assert calls == [2]
+    assert [e.data["name"] for e in await stored_events(db, org)] == ["a", "b", "alone", "c"]
+
+
+async def test_a_failed_together_call_is_run_again_one_by_one(db: Database):
+    org = await new_org(db)
+    sink = Recorder()
+
+    async def together(units: Sequence[tuple[Transaction, Work[Any]]]) -> list[Any]:
+        for tx, work in units:
+            await work(tx)
+        raise RuntimeError("cannot tell whose fault")
+
+    units = [add_contact("a"), add_contact("b", fail=True), add_contact("c")]
+    writer = GroupCommit(db, sink)
+    try:
+        answers = await asyncio.gather(
+            *(writer.run(org, unit, together=together) for unit in units),
+            return_exceptions=True,
+        )
+    finally:
+        await writer.close()
+    assert answers[0] == "a" and answers[2] == "c"
+    assert isinstance(answers[1], ValueError)
+    assert await names_stored(db, org) == {"a", "c"}
+    assert [(e.id, e.data["name"]) for e in await stored_events(db, org)] == [(1, "a"), (2, "c")]

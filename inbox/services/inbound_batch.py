@@ -1,0 +1,380 @@
+"""Plain inbound messages of many deliveries, stored with a few statements.
+
+Under load nearly every delivery is a message from a known sender to an open
+conversation. Alone, each costs a handful of statements; the deliveries of one
+group commit run here together and share them: per channel, one query for the
+messages stored already, one for the senders' contacts and one for their open
+conversations; then one insert of every new message and one update of every
+conversation touched. What is rare (a new sender, a name learned, a new
+conversation) goes through `Delivery`, as it would alone.
+
+Each delivery gets the result and the events, in the same order, that it would
+have got running alone after the deliveries queued before it.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Table, bindparam, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from connectors.types import InboundEvent, InboundMessage
+
+from ..models import Contact, ContactIdentity, Conversation, Message, utcnow
+from ..schemas.conversations import MessagePublic
+from ..views import conversation_public
+from .group_commit import Work
+from .inbound import (
+    Delivery,
+    IngestResult,
+    StoreDelivery,
+    attachments_of,
+    insert_message,
+    preview,
+)
+from .outbox import Transaction
+
+_MESSAGES: Table = Message.__table__  # type: ignore[attr-defined]
+_CONVERSATIONS: Table = Conversation.__table__  # type: ignore[attr-defined]
+_CONTACTS: Table = Contact.__table__  # type: ignore[attr-defined]
+_IDENTITIES: Table = ContactIdentity.__table__  # type: ignore[attr-defined]
+
+_STORED = select(_MESSAGES.c.external_id).where(
+    _MESSAGES.c.channel_id == bindparam("channel_id"),
+    _MESSAGES.c.external_id.in_(bindparam("external_ids", expanding=True)),
+)
+# Locked in id order, so that two transactions locking some of the same contacts
+# take them in the same order and cannot deadlock.
+_CONTACTS_OF = (
+    select(_IDENTITIES.c.external_id, _CONTACTS.c.id, _CONTACTS.c.name)
+    .join_from(_IDENTITIES, _CONTACTS, _CONTACTS.c.id == _IDENTITIES.c.contact_id)
+    .where(
+        _IDENTITIES.c.organization_id == bindparam("org_id"),
+        _IDENTITIES.c.kind == bindparam("kind"),
+        _IDENTITIES.c.external_id.in_(bindparam("sender_ids", expanding=True)),
+    )
+    .order_by(_CONTACTS.c.id)
+    .with_for_update(of=_CONTACTS)
+)
+# Ascending, so that the last row of a contact is its newest open conversation, the
+# one `Delivery.conversation_for` picks.
+_OPEN_CONVERSATIONS = (
+    select(_CONVERSATIONS)
+    .where(
+        _CONVERSATIONS.c.channel_id == bindparam("channel_id"),
+        _CONVERSATIONS.c.contact_id.in_(bindparam("contact_ids", expanding=True)),
+        _CONVERSATIONS.c.status != "closed",
+    )
+    .order_by(_CONVERSATIONS.c.id)
+    .with_for_update()
+)
+_UPDATE_CONVERSATION = (
+    update(_CONVERSATIONS)
+    .where(_CONVERSATIONS.c.id == bindparam("b_id"))
+    .values(
+        status=bindparam("b_status"),
+        unread_count=bindparam("b_unread_count"),
+        last_message_at=bindparam("b_last_message_at"),
+        last_message_preview=bindparam("b_last_message_preview"),
+        updated_at=bindparam("b_updated_at"),
+    )
+)
+# A message row's columns that no inbound message sets: their model defaults.
+_MESSAGE_DEFAULTS = {
+    name: Message.model_fields[name].default
+    for name in (
+        "sender_user_id",
+        "private",
+        "error_code",
+        "error",
+        "idempotency_key",
+        "attempts",
+        "next_attempt_at",
+        "attempt_started_at",
+    )
+}
+
+
+def runs_together(events: Sequence[InboundEvent]) -> bool:
+    """Whether a delivery holds only messages this module can store together."""
+    return bool(events) and all(
+        isinstance(event, InboundMessage) and event.external_id is not None for event in events
+    )
+
+
+async def store_together(
+    units: Sequence[tuple[Transaction, Work[Any]]],
+) -> list[IngestResult]:
+    """`group_commit.Together` for `StoreDelivery` units whose events `runs_together`."""
+    items = []
+    for tx, work in units:
+        assert isinstance(work, StoreDelivery) and runs_together(work.events)
+        items.append(_Item(tx, work))
+    connection = await units[0][0].session.connection()
+    return await _Together(connection, items).run()
+
+
+@dataclass(eq=False, slots=True)
+class _Contact:
+    id: int
+    name: str | None
+
+
+@dataclass(eq=False, slots=True)
+class _Conversation:
+    """A conversation's row, changed in memory and written once at the end."""
+
+    id: int
+    organization_id: int
+    contact_id: int
+    channel_id: int
+    status: str
+    assignee_id: int | None
+    labels: list[str]
+    unread_count: int
+    last_message_at: datetime | None
+    last_message_preview: str | None
+    first_response_seconds: float | None
+    created_at: datetime
+    updated_at: datetime
+    changed: bool = False
+
+    @classmethod
+    def of_row(cls, row: Any) -> _Conversation:
+        return cls(**{name: row[name] for name in _CONVERSATION_FIELDS})
+
+    @classmethod
+    def of_model(cls, conversation: Conversation) -> _Conversation:
+        return cls(**{name: getattr(conversation, name) for name in _CONVERSATION_FIELDS})
+
+
+_CONVERSATION_FIELDS = [name for name in _Conversation.__slots__ if name != "changed"]
+
+
+@dataclass(eq=False, slots=True)
+class _Fresh:
+    """A message not stored yet, and where it goes."""
+
+    event: InboundMessage
+    contact: _Contact | None = None
+    conversation: _Conversation | None = None
+    # How many of its delivery's events come before its message.received.
+    slot: int = 0
+    row: dict[str, Any] = field(default_factory=dict)
+
+
+class _Item:
+    """One delivery of the batch."""
+
+    def __init__(self, tx: Transaction, work: StoreDelivery) -> None:
+        self.tx = tx
+        self.channel = work.channel
+        self.messages: Sequence[InboundEvent] = work.events
+        self.result = IngestResult()
+        self.delivery = Delivery(tx, work.channel, self.result)
+        self.fresh: list[_Fresh] = []
+
+
+class _Together:
+    def __init__(self, connection: AsyncConnection, items: list[_Item]) -> None:
+        self.connection = connection
+        self.items = items
+        self.contacts: dict[tuple[int, str, str], _Contact] = {}
+        self.conversations: dict[tuple[int, int], _Conversation] = {}
+
+    async def run(self) -> list[IngestResult]:
+        await self._drop_stored()
+        await self._load_contacts()
+        await self._load_conversations()
+        for item in self.items:
+            await self._place(item)
+        stored = await self._insert()
+        for item in self.items:
+            self._tell(item, stored)
+        await self._update_conversations()
+        return [item.result for item in self.items]
+
+    async def _drop_stored(self) -> None:
+        """Count messages stored already (or twice in this batch) as duplicates."""
+        by_channel: dict[int, set[str]] = defaultdict(set)
+        for item in self.items:
+            for event in item.messages:
+                assert isinstance(event, InboundMessage) and event.external_id is not None
+                by_channel[_id(item.channel.id)].add(event.external_id)
+        seen: set[tuple[int, str | None]] = set()
+        for channel_id, external_ids in by_channel.items():
+            rows = await self.connection.execute(
+                _STORED, {"channel_id": channel_id, "external_ids": list(external_ids)}
+            )
+            seen.update((channel_id, external_id) for (external_id,) in rows)
+        for item in self.items:
+            for event in item.messages:
+                assert isinstance(event, InboundMessage)
+                key = (_id(item.channel.id), event.external_id)
+                if key in seen:
+                    item.result.duplicates += 1
+                else:
+                    seen.add(key)
+                    item.fresh.append(_Fresh(event))
+
+    async def _load_contacts(self) -> None:
+        wanted: dict[tuple[int, str], set[str]] = defaultdict(set)
+        for item in self.items:
+            for fresh in item.fresh:
+                wanted[(item.channel.organization_id, fresh.event.platform)].add(
+                    fresh.event.sender_id
+                )
+        for (org_id, kind), sender_ids in wanted.items():
+            rows = await self.connection.execute(
+                _CONTACTS_OF, {"org_id": org_id, "kind": kind, "sender_ids": list(sender_ids)}
+            )
+            for sender_id, contact_id, name in rows:
+                self.contacts[(org_id, kind, sender_id)] = _Contact(contact_id, name)
+
+    async def _load_conversations(self) -> None:
+        wanted: dict[int, set[int]] = defaultdict(set)
+        for item in self.items:
+            org_id = item.channel.organization_id
+            for fresh in item.fresh:
+                contact = self.contacts.get((org_id, fresh.event.platform, fresh.event.sender_id))
+                if contact is not None:
+                    wanted[_id(item.channel.id)].add(contact.id)
+        for channel_id, contact_ids in wanted.items():
+            rows = await self.connection.execute(
+                _OPEN_CONVERSATIONS, {"channel_id": channel_id, "contact_ids": list(contact_ids)}
+            )
+            for row in rows.mappings():
+                self.conversations[(row["contact_id"], channel_id)] = _Conversation.of_row(row)
+
+    async def _place(self, item: _Item) -> None:
+        """Give each fresh message its contact and conversation, making them where the
+        sender or the conversation is new, and note where its event goes."""
+        org_id = item.channel.organization_id
+        channel_id = _id(item.channel.id)
+        for fresh in item.fresh:
+            event = fresh.event
+            key = (org_id, event.platform, event.sender_id)
+            contact = self.contacts.get(key)
+            orm_contact: Contact | None = None
+            if contact is None or (event.sender_name and not contact.name):
+                orm_contact = await item.delivery.contact_for(
+                    event.platform, event.sender_id, event.sender_name, event.sender_phone
+                )
+                contact = self.contacts[key] = _Contact(_id(orm_contact.id), orm_contact.name)
+            conversation = self.conversations.get((contact.id, channel_id))
+            if conversation is None:
+                if orm_contact is None:
+                    orm_contact = Contact(id=contact.id, organization_id=org_id, name=contact.name)
+                made = await item.delivery.conversation_for(orm_contact)
+                conversation = _Conversation.of_model(made)
+                self.conversations[(contact.id, channel_id)] = conversation
+            fresh.contact = contact
+            fresh.conversation = conversation
+            fresh.slot = len(item.tx.events)
+            fresh.row = _message_row(item, fresh)
+
+    async def _insert(self) -> dict[tuple[int, str], int]:
+        """Insert every fresh message; answer the ids of those stored, by platform id.
+
+        Only another process storing the same message meanwhile makes one missing."""
+        rows = [fresh.row for item in self.items for fresh in item.fresh]
+        if not rows:
+            return {}
+        statement = insert_message(self.connection.dialect.name, "id", "channel_id", "external_id")
+        result = await self.connection.execute(statement, rows)
+        return {(channel_id, external_id): id_ for id_, channel_id, external_id in result}
+
+    def _tell(self, item: _Item, stored: dict[tuple[int, str], int]) -> None:
+        """Count and emit what each of the delivery's messages changed, in order."""
+        events = item.tx.events
+        before = list(events)
+        events.clear()
+        taken = 0
+        touched: dict[int, tuple[_Conversation, _Contact]] = {}
+        for fresh in item.fresh:
+            events.extend(before[taken : fresh.slot])
+            taken = fresh.slot
+            row = fresh.row
+            new_id = stored.get((row["channel_id"], row["external_id"]))
+            if new_id is None:
+                item.result.duplicates += 1
+                continue
+            row["id"] = new_id
+            item.result.stored += 1
+            item.tx.emit(
+                "message.received", MessagePublic.model_validate(row).model_dump(mode="json")
+            )
+            conversation, contact = fresh.conversation, fresh.contact
+            assert conversation is not None and contact is not None
+            conversation.unread_count += 1
+            if conversation.status == "pending":
+                conversation.status = "open"
+            timestamp = fresh.event.timestamp
+            if conversation.last_message_at is None or timestamp >= conversation.last_message_at:
+                conversation.last_message_at = timestamp
+                conversation.last_message_preview = preview(
+                    fresh.event.content, fresh.event.content_type
+                )
+            conversation.changed = True
+            touched[conversation.id] = (conversation, contact)
+        events.extend(before[taken:])
+        for conversation, contact in touched.values():
+            conversation.updated_at = utcnow()
+            public = conversation_public(
+                conversation, contact.name, item.channel.kind, item.channel.name
+            )
+            item.tx.emit("conversation.updated", public.model_dump(mode="json"))
+
+    async def _update_conversations(self) -> None:
+        changed = [c for c in self.conversations.values() if c.changed]
+        if not changed:
+            return
+        await self.connection.execute(
+            _UPDATE_CONVERSATION,
+            [
+                {
+                    "b_id": c.id,
+                    "b_status": c.status,
+                    "b_unread_count": c.unread_count,
+                    "b_last_message_at": c.last_message_at,
+                    "b_last_message_preview": c.last_message_preview,
+                    "b_updated_at": c.updated_at,
+                }
+                for c in changed
+            ],
+        )
+
+
+def _message_row(item: _Item, fresh: _Fresh) -> dict[str, Any]:
+    event = fresh.event
+    assert fresh.contact is not None and fresh.conversation is not None
+    now = utcnow()
+    return {
+        **_MESSAGE_DEFAULTS,
+        "organization_id": item.channel.organization_id,
+        "conversation_id": fresh.conversation.id,
+        "channel_id": item.channel.id,
+        "direction": "inbound",
+        "sender_contact_id": fresh.contact.id,
+        "content": event.content,
+        "content_type": event.content_type,
+        "attachments": attachments_of(event),
+        "platform_data": dict(event.raw or {}),
+        "reply_to": event.reply_to,
+        "external_id": event.external_id,
+        "status": "received",
+        "platform_timestamp": event.timestamp,
+        "ordered_at": event.timestamp,
+        "created_at": now,
+        "updated_at": now,
+    }
+
+
+def _id(value: int | None) -> int:
+    assert value is not None
+    return value

@@ -1,0 +1,288 @@
+"""Deliveries of plain messages stored together: with fewer statements, yet the same
+results, rows and events, in the same order, as each delivery stored alone."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections.abc import AsyncIterator, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import event as sa_event
+from sqlalchemy import update
+from sqlmodel import col, select
+
+from connectors.types import InboundEvent, InboundMessage
+from inbox.db import Database
+from inbox.models import Channel, Contact, Conversation, Message
+from inbox.services import accounts
+from inbox.services.group_commit import GroupCommit
+from inbox.services.ingest import IngestResult, ingest
+from inbox.services.outbox import OutboxEvent
+
+_seq = itertools.count(1)
+T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.events: list[OutboxEvent] = []
+
+    async def publish(self, events: Sequence[OutboxEvent]) -> None:
+        self.events.extend(events)
+
+
+@pytest.fixture()
+async def db(database_url: str) -> AsyncIterator[Database]:
+    database = Database(database_url)
+    yield database
+    await database.dispose()
+
+
+def message(
+    channel: Channel,
+    sender: str,
+    external_id: str,
+    *,
+    minute: int,
+    name: str | None = None,
+    phone: str | None = None,
+) -> InboundMessage:
+    return InboundMessage(
+        platform=channel.kind,
+        channel_key=channel.routing_key,
+        sender_id=sender,
+        external_id=external_id,
+        timestamp=T0 + timedelta(minutes=minute),
+        content=f"text of {external_id}",
+        sender_name=name,
+        sender_phone=phone,
+        raw={"id": external_id},
+    )
+
+
+class Inbox:
+    """An organization with a WhatsApp and an SMS channel, and senders already known:
+    one with an open conversation, one unnamed with a pending conversation, one whose
+    only conversation is closed."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self.sink = Recorder()
+
+    async def setup(self) -> Inbox:
+        n = next(_seq)
+        org = await accounts.create_organization(self.db, f"Batch {n}")
+        assert org.id is not None
+        self.org_id = org.id
+        self.wa = Channel(organization_id=org.id, kind="whatsapp", name="wa", routing_key=f"wa{n}")
+        self.sms = Channel(organization_id=org.id, kind="sms", name="sms", routing_key=f"sms{n}")
+        async with self.db.session() as session:
+            session.add_all([self.wa, self.sms])
+            await session.commit()
+        await self.alone([message(self.wa, "111", "pre-1", minute=1, name="Kay")])
+        await self.alone([message(self.wa, "222", "pre-2", minute=2)])
+        await self.alone([message(self.wa, "333", "pre-3", minute=3, name="Tre")])
+        await self.set_status("222", "pending")
+        await self.set_status("333", "closed")
+        self.sink.events.clear()
+        return self
+
+    async def set_status(self, sender: str, status: str) -> None:
+        async with self.db.session() as session:
+            conv = (
+                await session.exec(
+                    select(Conversation).where(
+                        col(Conversation.organization_id) == self.org_id,
+                        col(Conversation.last_message_preview) == f"text of pre-{sender[0]}",
+                    )
+                )
+            ).one()
+            await session.exec(
+                update(Conversation).where(col(Conversation.id) == conv.id).values(status=status)
+            )
+            await session.commit()
+
+    async def alone(self, events: Sequence[InboundEvent]) -> IngestResult:
+        writer = GroupCommit(self.db, self.sink)
+        try:
+            return await ingest(
+                writer, self.wa if events[0].platform == "whatsapp" else self.sms, events
+            )
+        finally:
+            await writer.close()
+
+    def deliveries(self) -> list[tuple[Channel, list[InboundEvent]]]:
+        wa, sms = self.wa, self.sms
+        return [
+            (wa, [message(wa, "111", "m1", minute=10)]),  # known sender, open conversation
+            (wa, [message(wa, "222", "m2", minute=11, name="Zed")]),  # name learned, pending
+            (wa, [message(wa, "333", "m3", minute=12)]),  # conversation closed: a new one
+            (
+                wa,
+                [  # two new senders in one delivery
+                    message(wa, "444", "m4", minute=13, name="Quad", phone="+14155550144"),
+                    message(wa, "555", "m5", minute=14),
+                ],
+            ),
+            (wa, [message(wa, "111", "pre-1", minute=1)]),  # stored before
+            (wa, [message(wa, "111", "m1", minute=10)]),  # stored earlier in this batch
+            (wa, [message(wa, "444", "m6", minute=15)]),  # sender new earlier in this batch
+            (wa, [message(wa, "111", "m7", minute=9)]),  # older than the last: no new preview
+            (sms, [message(sms, "+14155550144", "SM8", minute=16, phone="+14155550144")]),
+        ]
+
+    async def state(self) -> dict[str, Any]:
+        """Contacts, conversations and messages, named by what a user sees."""
+        async with self.db.session() as session:
+            contacts = {
+                c.id: c
+                for c in await session.exec(
+                    select(Contact).where(col(Contact.organization_id) == self.org_id)
+                )
+            }
+            conversations = list(
+                await session.exec(
+                    select(Conversation)
+                    .where(col(Conversation.organization_id) == self.org_id)
+                    .order_by(col(Conversation.id))
+                )
+            )
+            messages = list(
+                await session.exec(
+                    select(Message)
+                    .where(col(Message.organization_id) == self.org_id)
+                    .order_by(col(Message.id))
+                )
+            )
+        by_conv = {conv.id: conv for conv in conversations}
+        return {
+            "contacts": sorted((c.name or "", c.phone or "", c.status) for c in contacts.values()),
+            "conversations": [
+                (
+                    contacts[conv.contact_id].name,
+                    conv.channel_id == self.wa.id,
+                    conv.status,
+                    conv.unread_count,
+                    conv.last_message_preview,
+                    conv.last_message_at,
+                )
+                for conv in conversations
+            ],
+            "messages": [
+                (
+                    m.external_id,
+                    m.content,
+                    m.status,
+                    m.ordered_at,
+                    contacts[m.sender_contact_id].name if m.sender_contact_id else None,
+                    conversations.index(by_conv[m.conversation_id]),
+                    m.platform_data,
+                )
+                for m in messages
+            ],
+        }
+
+
+_DROPPED = {"created_at", "updated_at"}
+_NAMESPACE = {
+    "contact_id": "contact",
+    "sender_contact_id": "contact",
+    "conversation_id": "conversation",
+    "channel_id": "channel",
+    "organization_id": "organization",
+}
+
+
+def normalized(events: Sequence[OutboxEvent]) -> list[tuple[str, Any]]:
+    """Events with ids replaced by their order of appearance and times of storage
+    dropped: what two organizations fed the same deliveries must agree on."""
+    names: dict[tuple[str, Any], int] = {}
+
+    def name(space: str, value: Any) -> Any:
+        return None if value is None else names.setdefault((space, value), len(names))
+
+    def walk(data: Any, space: str) -> Any:
+        if not isinstance(data, dict):
+            return data
+        out = {}
+        for key, value in data.items():
+            if key in _DROPPED:
+                continue
+            if key == "id":
+                out[key] = name(space, value)
+            elif key in _NAMESPACE:
+                out[key] = name(_NAMESPACE[key], value)
+            elif isinstance(value, dict) and key in ("contact", "channel"):
+                out[key] = walk(value, key)
+            else:
+                out[key] = value
+        return out
+
+    return [(e.type, walk(e.data, e.type.split(".")[0])) for e in events]
+
+
+async def test_deliveries_stored_together_match_each_stored_alone(db: Database):
+    alone, together = await Inbox(db).setup(), await Inbox(db).setup()
+    inserts: list[str] = []
+
+    def count(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if statement.lstrip().upper().startswith("INSERT INTO MESSAGES"):
+            inserts.append(statement)
+
+    engine = (db.writer_engine or db.engine).sync_engine
+    sa_event.listen(engine, "before_cursor_execute", count)
+    try:
+        alone_results = [await alone.alone(events) for _, events in alone.deliveries()]
+        alone_inserts = len(inserts)
+        inserts.clear()
+        writer = GroupCommit(db, together.sink)
+        try:
+            # Queued before the writer runs: one batch.
+            together_results = await asyncio.gather(
+                *(ingest(writer, channel, events) for channel, events in together.deliveries())
+            )
+        finally:
+            await writer.close()
+    finally:
+        sa_event.remove(engine, "before_cursor_execute", count)
+
+    assert together_results == alone_results
+    assert [(r.stored, r.duplicates) for r in together_results] == [
+        (1, 0),
+        (1, 0),
+        (1, 0),
+        (2, 0),
+        (0, 1),
+        (0, 1),
+        (1, 0),
+        (1, 0),
+        (1, 0),
+    ]
+    assert await together.state() == await alone.state()
+    assert normalized(together.sink.events) == normalized(alone.sink.events)
+    # Every new message of the batch went in with one statement (the new contacts and
+    # conversations come first, as they would alone).
+    assert alone_inserts == 8
+    assert len(inserts) == 1
+
+
+async def test_what_one_delivery_emits_comes_in_the_order_it_would_alone(db: Database):
+    inbox = await Inbox(db).setup()
+    writer = GroupCommit(db, inbox.sink)
+    deliveries = inbox.deliveries()
+    try:
+        await asyncio.gather(*(ingest(writer, ch, events) for ch, events in deliveries))
+    finally:
+        await writer.close()
+    types = [e.type for e in inbox.sink.events]
+    # The delivery of two new senders: each one's lead, contact and conversation come
+    # before its message, and the conversations' updates close the delivery.
+    start = types.index("lead.created")
+    assert types[start : start + 10] == [
+        "lead.created", "contact.created", "conversation.created", "message.received",
+        "lead.created", "contact.created", "conversation.created", "message.received",
+        "conversation.updated", "conversation.updated",
+    ]  # fmt: skip
