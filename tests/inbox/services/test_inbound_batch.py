@@ -21,6 +21,7 @@ from inbox.services import accounts
 from inbox.services.group_commit import GroupCommit
 from inbox.services.ingest import IngestResult, ingest
 from inbox.services.outbox import OutboxEvent
+from tests.inbox.platforms import unique_digits
 
 _seq = itertools.count(1)
 T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
@@ -77,8 +78,27 @@ class Inbox:
         org = await accounts.create_organization(self.db, f"Batch {n}")
         assert org.id is not None
         self.org_id = org.id
-        self.wa = Channel(organization_id=org.id, kind="whatsapp", name="wa", routing_key=f"wa{n}")
-        self.sms = Channel(organization_id=org.id, kind="sms", name="sms", routing_key=f"sms{n}")
+        # Real settings: other tests read every channel of a kind.
+        wa_key, sms_key = f"106{unique_digits(9)}", f"+1415{unique_digits(7)}"
+        self.wa = Channel(
+            organization_id=org.id,
+            kind="whatsapp",
+            name="wa",
+            routing_key=wa_key,
+            settings={
+                "phone_number_id": wa_key,
+                "access_token": "t",
+                "app_secret": "s",
+                "verify_token": f"v{n}",
+            },
+        )
+        self.sms = Channel(
+            organization_id=org.id,
+            kind="sms",
+            name="sms",
+            routing_key=sms_key,
+            settings={"phone_number": sms_key, "account_sid": "AC" + "0" * 32, "auth_token": "t"},
+        )
         async with self.db.session() as session:
             session.add_all([self.wa, self.sms])
             await session.commit()
