@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import functools
+
 import phonenumbers
 
 # Longer than any real number with formatting; refuse before parsing.
 _MAX_INPUT = 64
 
 
+# Parsing costs tens of microseconds, and the same senders write again and again.
+@functools.lru_cache(maxsize=4096)
 def to_e164(value: str | None, default_region: str | None = None) -> str | None:
     """``value`` as E.164 (``+15550123456``), or None when it is not a phone number.
 

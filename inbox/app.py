@@ -131,12 +131,13 @@ def create_app(settings: Settings | None = None) -> Starlette:
         )
     app = Starlette(
         routes=[
+            # Webhooks first: platforms send most of the requests.
+            *webhooks.routes,
             *health.routes,
             Route("/openapi.json", openapi_json, methods=["GET"]),
             Route("/asyncapi.json", asyncapi_json, methods=["GET"]),
             Route("/docs", docs, methods=["GET"]),
             *(as_route(op) for op in OPERATIONS),
-            *webhooks.routes,
             WebSocketRoute("/ws", live.endpoint),
         ],
         middleware=middleware,
