@@ -167,8 +167,8 @@ class GroupCommit:
         async with self.db.session(write=True) as session:
             for run in _runs(units):
                 txs = [Transaction(session, unit.organization_id) for unit in run]
-                together = run[0].together
-                if together is not None and len(run) > 1:
+                together = None if run[0].alone else run[0].together
+                if together is not None:
                     try:
                         values = await together(
                             [(tx, unit.work) for tx, unit in zip(txs, run, strict=True)]

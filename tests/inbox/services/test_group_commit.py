@@ -168,8 +168,8 @@ async def test_units_queued_side_by_side_run_together_in_one_call(db: Database):
     finally:
         await writer.close()
     assert answers == ["a", "b", "alone", "c"]
-    # Only consecutive units share a call; a run of one is just run.
-    assert calls == [2]
+    # Only consecutive units share a call; one with none of its kind beside it has its own.
+    assert calls == [2, 1]
     assert [e.data["name"] for e in await stored_events(db, org)] == ["a", "b", "alone", "c"]
 
 

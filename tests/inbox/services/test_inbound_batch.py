@@ -1,5 +1,6 @@
 """Deliveries of plain messages stored together: with fewer statements, yet the same
-results, rows and events, in the same order, as each delivery stored alone."""
+results, rows and events, in the same order, as the one-delivery path (`Delivery`,
+which every kind of event goes through) gives each delivery alone."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from inbox.db import Database
 from inbox.models import Channel, Contact, Conversation, Message
 from inbox.services import accounts
 from inbox.services.group_commit import GroupCommit
+from inbox.services.inbound import StoreDelivery
 from inbox.services.ingest import IngestResult, ingest
 from inbox.services.outbox import OutboxEvent
 from tests.inbox.platforms import unique_digits
@@ -126,11 +128,11 @@ class Inbox:
             await session.commit()
 
     async def alone(self, events: Sequence[InboundEvent]) -> IngestResult:
+        """Through the one-delivery path."""
+        channel = self.wa if events[0].platform == "whatsapp" else self.sms
         writer = GroupCommit(self.db, self.sink)
         try:
-            return await ingest(
-                writer, self.wa if events[0].platform == "whatsapp" else self.sms, events
-            )
+            return await writer.run(self.org_id, StoreDelivery(channel, events))
         finally:
             await writer.close()
 
