@@ -66,6 +66,9 @@ async def append_events(session: AsyncSession, events: Sequence[OutboxEvent]) ->
     """
     if not events:
         return
+    # Core statements on the session's connection: the ORM's bulk handling of them
+    # would only add cost.
+    connection = await session.connection()
     now = utcnow()
     by_org = sorted(events, key=lambda e: e.organization_id)  # stable: keeps each org's order
     for org_id, group in groupby(by_org, key=lambda e: e.organization_id):
@@ -76,15 +79,13 @@ async def append_events(session: AsyncSession, events: Sequence[OutboxEvent]) ->
             .values(last_event_id=col(Organization.last_event_id) + len(numbered))
             .returning(col(Organization.last_event_id))
         )
-        last = (await session.exec(bump)).scalar_one()
+        last = (await connection.execute(bump)).scalar_one()
         for offset, event in enumerate(numbered, start=last - len(numbered) + 1):
             event.id = offset
             event.created_at = now
-    # A Core insert: the events are written once and never changed, so the ORM's unit
-    # of work would only add cost.
-    await session.exec(
+    await connection.execute(
         insert(Event.__table__),  # type: ignore[attr-defined]
-        params=[
+        [
             {
                 "organization_id": e.organization_id,
                 "id": e.id,
