@@ -7,8 +7,9 @@ from typing import Any
 
 from sqlalchemy import JSON, BigInteger, DateTime, Integer
 from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.sqlite import DATETIME
 from sqlalchemy.engine import Dialect
-from sqlalchemy.types import TypeDecorator
+from sqlalchemy.types import TypeDecorator, TypeEngine
 
 # SQLite only auto-increments a column declared exactly INTEGER PRIMARY KEY.
 BigIntId = BigInteger().with_variant(Integer(), "sqlite")
@@ -20,11 +21,36 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+class _SQLiteDateTime(DATETIME):
+    """SQLite's DATETIME text, written and read by `datetime`'s own ISO code.
+
+    The same text as SQLAlchemy's default storage format (``2026-11-22
+    12:00:00.000000``), at a fraction of the cost of its %-formatting and regex:
+    every message stored binds four of them."""
+
+    def bind_processor(self, dialect: Dialect) -> Any:
+        def process(value: datetime | None) -> str | None:
+            return None if value is None else value.isoformat(" ", "microseconds")
+
+        return process
+
+    def result_processor(self, dialect: Dialect, coltype: object) -> Any:
+        def process(value: str | None) -> datetime | None:
+            return None if value is None else datetime.fromisoformat(value)
+
+        return process
+
+
 class UTCDateTime(TypeDecorator[datetime]):
     """Timezone-aware UTC in and out; SQLite keeps naive UTC text."""
 
     impl = DateTime(timezone=True)
     cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        if dialect.name == "sqlite":
+            return dialect.type_descriptor(_SQLiteDateTime())  # type: ignore[no-untyped-call]
+        return dialect.type_descriptor(self.impl)
 
     def process_bind_param(self, value: datetime | None, dialect: Dialect) -> Any:
         if value is None:

@@ -190,7 +190,7 @@ class _Item:
     def __init__(self, tx: Transaction, work: StoreDelivery) -> None:
         self.tx = tx
         self.channel = work.channel
-        self.messages: Sequence[InboundEvent] = work.events
+        self.messages = [event for event in work.events if isinstance(event, InboundMessage)]
         self.result = IngestResult()
         self.delivery = Delivery(tx, work.channel, self.result)
         self.fresh: list[_Fresh] = []
@@ -220,7 +220,7 @@ class _Together:
         by_channel: dict[int, set[str]] = defaultdict(set)
         for item in self.items:
             for event in item.messages:
-                assert isinstance(event, InboundMessage) and event.external_id is not None
+                assert event.external_id is not None  # runs_together
                 by_channel[_id(item.channel.id)].add(event.external_id)
         seen: set[tuple[int, str | None]] = set()
         stored = _STORED_POSTGRES if self.connection.dialect.name == "postgresql" else _STORED
@@ -231,7 +231,6 @@ class _Together:
             seen.update((channel_id, external_id) for (external_id,) in rows)
         for item in self.items:
             for event in item.messages:
-                assert isinstance(event, InboundMessage)
                 key = (_id(item.channel.id), event.external_id)
                 if key in seen:
                     item.result.duplicates += 1
