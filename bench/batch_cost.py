@@ -1,0 +1,117 @@
+"""`python -m bench.batch_cost [--postgres-url URL]`: what one group commit costs.
+
+Runs the ingest service layer in this process, without HTTP, against a fresh
+database (a temporary SQLite file, or a new PostgreSQL database that is dropped
+afterwards), and prints wall and CPU time per group commit of 1, 4, 16 and 32
+plain-message deliveries from known senders. The difference between the sizes
+separates what a commit costs whatever its size (statements, round trips, the
+commit) from what each delivery adds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+import asyncpg
+
+from connectors.types import InboundMessage
+from inbox import migrate
+from inbox.db import Database
+from inbox.models import Channel
+from inbox.services import accounts
+from inbox.services.group_commit import GroupCommit
+from inbox.services.ingest import ingest
+from inbox.services.outbox import NullSink
+from inbox.settings import async_database_url
+
+SENDERS = 192
+SIZES = (1, 4, 16, 32)
+DELIVERIES_PER_SIZE = 800
+
+
+async def measure(url: str) -> None:
+    db = Database(url)
+    org = await accounts.create_organization(db, "Batch cost")
+    channel = Channel(
+        organization_id=org.id, kind="whatsapp", name="bench", routing_key="1", settings={}
+    )
+    async with db.session() as session:
+        session.add(channel)
+        await session.commit()
+    writer = GroupCommit(db, NullSink())
+    sent = 0
+
+    def message(sender: int) -> InboundMessage:
+        nonlocal sent
+        sent += 1
+        return InboundMessage(
+            platform="whatsapp",
+            channel_key="1",
+            sender_id=str(sender),
+            external_id=f"wamid.{sent}",
+            timestamp=datetime.now(UTC),
+            content="hello",
+            sender_name="Bench",
+            raw={"id": sent},
+        )
+
+    async def commit(size: int, first: int) -> None:
+        # Queued together before the writer runs: one group commit.
+        await asyncio.gather(*(ingest(writer, channel, [message(first + n)]) for n in range(size)))
+
+    try:
+        # Every sender known and every conversation open: the steady state.
+        for first in range(0, SENDERS, 32):
+            await commit(32, first)
+        for size in SIZES:
+            rounds = DELIVERIES_PER_SIZE // size
+            wall, cpu = time.perf_counter(), time.process_time()
+            for n in range(rounds):
+                await commit(size, (n * size) % (SENDERS - size))
+            wall_ms = (time.perf_counter() - wall) / rounds * 1e3
+            cpu_ms = (time.process_time() - cpu) / rounds * 1e3
+            print(
+                f"{db.dialect:<10} {size:>2} deliveries: {wall_ms:6.2f} ms wall, "
+                f"{cpu_ms:6.2f} ms CPU per commit ({cpu_ms / size * 1e3:5.0f} µs per delivery)"
+            )
+    finally:
+        await writer.close()
+        await db.dispose()
+
+
+async def _admin(server_url: str, sql: str) -> None:
+    connection = await asyncpg.connect(server_url)
+    try:
+        await connection.execute(sql)
+    finally:
+        await connection.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--postgres-url", help="a PostgreSQL server to make a database on")
+    args = parser.parse_args()
+    if args.postgres_url is None:
+        url = async_database_url(f"sqlite:///{Path(tempfile.mkdtemp()) / 'batch.db'}")
+        migrate.upgrade(url)
+        asyncio.run(measure(url))
+        return
+    server = args.postgres_url.rstrip("/")
+    name = f"inbox_batch_{uuid.uuid4().hex[:12]}"
+    asyncio.run(_admin(server, f'CREATE DATABASE "{name}"'))
+    try:
+        url = async_database_url(f"{server.rsplit('/', 1)[0]}/{name}")
+        migrate.upgrade(url)
+        asyncio.run(measure(url))
+    finally:
+        asyncio.run(_admin(server, f'DROP DATABASE "{name}"'))
+
+
+if __name__ == "__main__":
+    main()
