@@ -1,4 +1,5 @@
-"""Channels as webhooks find them: by (kind, routing key), remembered in-process.
+"""Channels as webhooks find them: by (kind, routing key), or an organization's
+generic channel, remembered in-process.
 
 Every delivery names its channel before anything else happens, so the lookup (and
 the parsing of the channel's settings) is worth keeping. A change made through
@@ -37,6 +38,7 @@ class ChannelCache:
         self.db = db
         self.ttl = ttl
         self._known: dict[tuple[str, str], KnownChannel] = {}
+        self._generic: dict[int, KnownChannel] = {}
         # Bumped by every invalidation: a lookup that started before one must not
         # store what it read, which may be the old row.
         self._generation = 0
@@ -61,10 +63,35 @@ class ChannelCache:
             found.update(read)
         return found
 
+    async def generic(self, organization_id: int) -> Channel | None:
+        """The organization's generic channel (an active one before others), or None
+        (not remembered: the first generic message makes one)."""
+        now = time.monotonic()
+        known = self._generic.get(organization_id)
+        if known is not None and known.expires > now:
+            return known.channel
+        generation = self._generation
+        async with self.db.session() as session:
+            channel = (
+                await session.exec(
+                    select(Channel)
+                    .where(
+                        col(Channel.organization_id) == organization_id,
+                        col(Channel.kind) == "generic",
+                    )
+                    .order_by(col(Channel.is_active).desc(), col(Channel.id))
+                )
+            ).first()
+        if channel is not None and generation == self._generation:
+            settings = settings_model("generic").model_validate(channel.settings)
+            self._generic[organization_id] = KnownChannel(channel, settings, now + self.ttl)
+        return channel
+
     def invalidate(self) -> None:
         """Forget every channel; call after a change to any channel has committed."""
         self._generation += 1
         self._known.clear()
+        self._generic.clear()
 
     async def _read(
         self, kind: str, keys: Sequence[str], expires: float

@@ -196,15 +196,9 @@ async def generic_message(request: Request) -> Response:
 
 
 async def _generic_channel(state: AppState, org_id: int) -> Channel:
-    async with state.db.session() as session:
-        channel = (
-            await session.exec(
-                select(Channel)
-                .where(col(Channel.organization_id) == org_id, col(Channel.kind) == "generic")
-                .order_by(col(Channel.is_active).desc(), col(Channel.id))
-            )
-        ).first()
-        if channel is None:
+    channel = await state.channels.generic(org_id)
+    if channel is None:
+        async with state.db.session() as session:
             channel = Channel(organization_id=org_id, kind="generic", name="API", settings={})
             session.add(channel)
             await session.commit()

@@ -84,3 +84,24 @@ async def test_unknown_keys_are_not_remembered(db: Database):
     assert await cache.lookup("whatsapp", [key]) == {}
     await new_channel(db, key)
     assert key in await cache.lookup("whatsapp", [key])
+
+
+async def test_an_organization_s_generic_channel_is_remembered_once_it_exists(db: Database):
+    org = await accounts.create_organization(db, "Generic cache")
+    assert org.id is not None
+    cache = ChannelCache(db, ttl=3600)
+    assert await cache.generic(org.id) is None  # not remembered: the first message makes one
+
+    channel = Channel(organization_id=org.id, kind="generic", name="API", settings={})
+    async with db.session() as session:
+        session.add(channel)
+        await session.commit()
+    found = await cache.generic(org.id)
+    assert found is not None and found.id == channel.id and found.is_active
+
+    await deactivate(db, channel)
+    remembered = await cache.generic(org.id)
+    assert remembered is not None and remembered.is_active
+    cache.invalidate()
+    changed = await cache.generic(org.id)
+    assert changed is not None and not changed.is_active
