@@ -239,7 +239,8 @@ class Delivery:
 
     # -- messages ---------------------------------------------------------
 
-    async def _exists(self, external_id: str | None) -> bool:
+    async def stored(self, external_id: str | None) -> bool:
+        """Whether this channel holds a message with this platform id already."""
         if external_id is None:
             return False
         params = {"channel_id": self.channel.id, "external_id": external_id}
@@ -256,7 +257,7 @@ class Delivery:
         return True
 
     async def message(self, event: InboundMessage) -> None:
-        if await self._exists(event.external_id):
+        if await self.stored(event.external_id):
             self.result.duplicates += 1
             return
         contact = await self.contact_for(
@@ -320,7 +321,7 @@ class Delivery:
         external_id = event.external_id or (
             f"reaction:{event.target_id}:{event.sender_id}:{int(event.timestamp.timestamp())}"
         )
-        if await self._exists(external_id):
+        if await self.stored(external_id):
             self.result.duplicates += 1
             return
         # A reaction names no phone, but where sender ids are phone numbers it is one: the

@@ -2,9 +2,9 @@
 
 Under load nearly every delivery is a message from a known sender to an open
 conversation. Alone, each costs a handful of statements; the deliveries of one
-group commit run here together and share them: per channel, one query for the
-messages stored already, one for the senders' contacts and one for their open
-conversations; then one insert of every new message and one update of every
+group commit run here together and share them: one query for the senders'
+contacts and, per channel, one for their open conversations; then one insert of
+every message, which skips those stored already, and one update of every
 conversation touched. What is rare (a new sender, a name learned, a new
 conversation) goes through `Delivery`, as it would alone.
 
@@ -20,8 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Integer, String, Table, bindparam, select, text, update
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from connectors.types import InboundEvent, InboundMessage
@@ -45,25 +44,6 @@ _CONVERSATIONS: Table = Conversation.__table__  # type: ignore[attr-defined]
 _CONTACTS: Table = Contact.__table__  # type: ignore[attr-defined]
 _IDENTITIES: Table = ContactIdentity.__table__  # type: ignore[attr-defined]
 
-_STORED = select(_MESSAGES.c.external_id).where(
-    _MESSAGES.c.channel_id == bindparam("channel_id"),
-    _MESSAGES.c.external_id.in_(bindparam("external_ids", expanding=True)),
-)
-# PostgreSQL plans the IN above from its statistics, and while it has none for the
-# messages table (a new deployment, until autovacuum analyzes it) it scans every
-# message of the channel. One index probe per id instead, whatever it knows:
-_STORED_POSTGRES = (
-    text(
-        "SELECT m.external_id FROM unnest(:external_ids) AS k(external_id)"
-        " CROSS JOIN LATERAL (SELECT external_id FROM messages"
-        " WHERE channel_id = :channel_id AND external_id = k.external_id LIMIT 1) AS m"
-    )
-    .bindparams(
-        bindparam("external_ids", type_=ARRAY(String)),
-        bindparam("channel_id", type_=Integer),
-    )
-    .columns(external_id=String)
-)
 # Locked in id order, so that two transactions locking some of the same contacts
 # take them in the same order and cannot deadlock.
 _CONTACTS_OF = (
@@ -204,7 +184,7 @@ class _Together:
         self.conversations: dict[tuple[int, int], _Conversation] = {}
 
     async def run(self) -> list[IngestResult]:
-        await self._drop_stored()
+        self._drop_repeats()
         await self._load_contacts()
         await self._load_conversations()
         for item in self.items:
@@ -215,20 +195,13 @@ class _Together:
         await self._update_conversations()
         return [item.result for item in self.items]
 
-    async def _drop_stored(self) -> None:
-        """Count messages stored already (or twice in this batch) as duplicates."""
-        by_channel: dict[int, set[str]] = defaultdict(set)
-        for item in self.items:
-            for event in item.messages:
-                assert event.external_id is not None  # runs_together
-                by_channel[_id(item.channel.id)].add(event.external_id)
+    def _drop_repeats(self) -> None:
+        """Count a message given twice in this batch as a duplicate the second time.
+
+        Messages stored before are not looked for here: the insert skips them, and
+        they change nothing. Only a message about to make a contact or a conversation
+        is looked for first (`_place`)."""
         seen: set[tuple[int, str | None]] = set()
-        stored = _STORED_POSTGRES if self.connection.dialect.name == "postgresql" else _STORED
-        for channel_id, external_ids in by_channel.items():
-            rows = await self.connection.execute(
-                stored, {"channel_id": channel_id, "external_ids": list(external_ids)}
-            )
-            seen.update((channel_id, external_id) for (external_id,) in rows)
         for item in self.items:
             for event in item.messages:
                 key = (_id(item.channel.id), event.external_id)
@@ -269,30 +242,53 @@ class _Together:
 
     async def _place(self, item: _Item) -> None:
         """Give each fresh message its contact and conversation, making them where the
-        sender or the conversation is new, and note where its event goes."""
+        sender or the conversation is new, and note where its event goes.
+
+        A message stored before must make nothing: one about to is looked for first,
+        and dropped as a duplicate if found."""
         org_id = item.channel.organization_id
         channel_id = _id(item.channel.id)
+        placed = []
         for fresh in item.fresh:
             event = fresh.event
             key = (org_id, event.platform, event.sender_id)
             contact = self.contacts.get(key)
-            orm_contact: Contact | None = None
-            if contact is None or (event.sender_name and not contact.name):
-                orm_contact = await item.delivery.contact_for(
-                    event.platform, event.sender_id, event.sender_name, event.sender_phone
-                )
-                contact = self.contacts[key] = _Contact(_id(orm_contact.id), orm_contact.name)
-            conversation = self.conversations.get((contact.id, channel_id))
-            if conversation is None:
-                if orm_contact is None:
-                    orm_contact = Contact(id=contact.id, organization_id=org_id, name=contact.name)
-                made = await item.delivery.conversation_for(orm_contact)
-                conversation = _Conversation.of_model(made)
-                self.conversations[(contact.id, channel_id)] = conversation
+            conversation = (
+                None if contact is None else self.conversations.get((contact.id, channel_id))
+            )
+            learns_name = contact is not None and bool(event.sender_name) and not contact.name
+            if contact is None or conversation is None or learns_name:
+                if await item.delivery.stored(event.external_id):
+                    item.result.duplicates += 1
+                    continue
+                contact, conversation = await self._make(item, event)
             fresh.contact = contact
             fresh.conversation = conversation
             fresh.slot = len(item.tx.events)
             fresh.row = _message_row(item, fresh)
+            placed.append(fresh)
+        item.fresh = placed
+
+    async def _make(self, item: _Item, event: InboundMessage) -> tuple[_Contact, _Conversation]:
+        """The sender's contact and conversation, made or updated by `Delivery`."""
+        org_id = item.channel.organization_id
+        channel_id = _id(item.channel.id)
+        key = (org_id, event.platform, event.sender_id)
+        contact = self.contacts.get(key)
+        orm_contact: Contact | None = None
+        if contact is None or (event.sender_name and not contact.name):
+            orm_contact = await item.delivery.contact_for(
+                event.platform, event.sender_id, event.sender_name, event.sender_phone
+            )
+            contact = self.contacts[key] = _Contact(_id(orm_contact.id), orm_contact.name)
+        conversation = self.conversations.get((contact.id, channel_id))
+        if conversation is None:
+            if orm_contact is None:
+                orm_contact = Contact(id=contact.id, organization_id=org_id, name=contact.name)
+            made = await item.delivery.conversation_for(orm_contact)
+            conversation = _Conversation.of_model(made)
+            self.conversations[(contact.id, channel_id)] = conversation
+        return contact, conversation
 
     async def _insert(self) -> dict[tuple[int, str], int]:
         """Insert every fresh message; answer the ids of those stored, by platform id.

@@ -140,6 +140,10 @@ class Inbox:
         wa, sms = self.wa, self.sms
         return [
             (wa, [message(wa, "111", "m1", minute=10)]),  # known sender, open conversation
+            # stored before, and would name the sender: changes nothing
+            (wa, [message(wa, "222", "pre-2", minute=2, name="Zed")]),
+            # stored before, its conversation closed since: opens none
+            (wa, [message(wa, "333", "pre-3", minute=3)]),
             (wa, [message(wa, "222", "m2", minute=11, name="Zed")]),  # name learned, pending
             (wa, [message(wa, "333", "m3", minute=12)]),  # conversation closed: a new one
             (
@@ -274,6 +278,8 @@ async def test_deliveries_stored_together_match_each_stored_alone(db: Database):
     assert together_results == alone_results
     assert [(r.stored, r.duplicates) for r in together_results] == [
         (1, 0),
+        (0, 1),
+        (0, 1),
         (1, 0),
         (1, 0),
         (2, 0),
