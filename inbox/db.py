@@ -25,14 +25,14 @@ SQLITE_BUSY_TIMEOUT_MS = 5000
 SQLITE_CHECKPOINT_EVERY = 200
 
 
-def _json_dumps(value: Any) -> str:
+def json_dumps(value: Any) -> str:
     # JSON columns hold platform payloads and event data: orjson writes them several
     # times faster than the standard library, the text read back the same.
     return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
 
 
 # Every engine reads and writes JSON columns with these.
-_JSON = {"json_serializer": _json_dumps, "json_deserializer": orjson.loads}
+_JSON = {"json_serializer": json_dumps, "json_deserializer": orjson.loads}
 
 
 def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
@@ -47,6 +47,26 @@ def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
         max_overflow=20,
         pool_pre_ping=True,
         pool_recycle=1800,
+        connect_args={"server_settings": {"application_name": "inbox"}},
+        **_JSON,
+    )
+
+
+def create_postgres_writer(url: str, *, echo: bool = False) -> AsyncEngine:
+    """The engine of the group-commit writer on PostgreSQL: one connection, kept.
+
+    Not pinged before each batch: the dialect's ping is three round trips (begin,
+    ping, rollback) and a busy writer commits hundreds of batches a second. A
+    connection that died while idle fails its batch instead, and the writer runs
+    that batch again on a new one (``group_commit``).
+    """
+    return create_async_engine(
+        url,
+        echo=echo,
+        pool_size=1,
+        max_overflow=0,
+        pool_recycle=1800,
+        connect_args={"server_settings": {"application_name": "inbox-writer"}},
         **_JSON,
     )
 
@@ -98,13 +118,14 @@ class Database:
         self._sqlite_writer = asyncio.Lock()
         self._writes = 0
         self._checkpoint: asyncio.Task[None] | None = None
-        self.writer_engine: AsyncEngine | None = None
-        self._writer_sessions = self._sessions
-        if self.dialect == "sqlite":
-            self.writer_engine = create_sqlite_writer(url, echo=echo)
-            self._writer_sessions = async_sessionmaker(
-                self.writer_engine, class_=AsyncSession, expire_on_commit=False
-            )
+        self.writer_engine = (
+            create_sqlite_writer(url, echo=echo)
+            if self.dialect == "sqlite"
+            else create_postgres_writer(url, echo=echo)
+        )
+        self._writer_sessions = async_sessionmaker(
+            self.writer_engine, class_=AsyncSession, expire_on_commit=False
+        )
 
     @property
     def dialect(self) -> str:
@@ -141,6 +162,21 @@ class Database:
                 self._checkpoint_in_background(), name="sqlite-checkpoint"
             )
 
+    @asynccontextmanager
+    async def writer_session(self) -> AsyncIterator[AsyncSession]:
+        """The unit of work of the group-commit writer (one per process).
+
+        On SQLite, a write session like any other: they all take turns. On
+        PostgreSQL, a session on the writer's own connection (`create_postgres_writer`);
+        other writers use the pool beside it.
+        """
+        if self.dialect == "sqlite":
+            async with self.session(write=True) as session:
+                yield session
+            return
+        async with self._writer_sessions() as session:
+            yield session
+
     async def _checkpoint_in_background(self) -> None:
         try:
             await self.checkpoint()
@@ -164,5 +200,4 @@ class Database:
         if self._checkpoint is not None:
             await asyncio.wait([self._checkpoint])
         await self.engine.dispose()
-        if self.writer_engine is not None:
-            await self.writer_engine.dispose()
+        await self.writer_engine.dispose()

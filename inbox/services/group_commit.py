@@ -14,10 +14,11 @@ them with a few statements instead of a few each (``inbound_batch``).
 A unit of work that fails takes the shared transaction down with it: the writer
 rolls back, answers that caller with its error, and runs the others again without
 it. When a ``together`` call fails, the writer cannot tell whose fault it was: it
-runs those units again one by one, which finds out. A failure that belongs to no
-unit (begin, commit, the database going away) is every caller's error. Units of
-work must therefore be safe to run again: they only touch the database and their
-own ``Transaction``.
+runs those units again one by one, which finds out. A connection that died while
+idle fails the batch run next on it; that batch runs once more on a new one. Any
+other failure that belongs to no unit (begin, commit, the database going away
+mid-batch) is every caller's error. Units of work must therefore be safe to run
+again: they only touch the database and their own ``Transaction``.
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
+
+from sqlalchemy.exc import DBAPIError
 
 from ..db import Database
 from .outbox import EventSink, OutboxEvent, Transaction, append_events
@@ -129,27 +132,32 @@ class GroupCommit:
     async def _commit(self, batch: list[_Unit[Any]]) -> None:
         # A caller that has gone away (its request cancelled) wants no answer.
         pending = [unit for unit in batch if not unit.answer.done()]
+        reconnected = False
         while pending:
             try:
                 await self._attempt(pending)
-            except _UnitFailed as failed:
-                _settle(failed.unit, error=failed.error)
-                pending = [unit for unit in pending if unit is not failed.unit]
-                continue
-            except _TogetherFailed as failed:
-                log.warning(
-                    "%d units failed together; running them one by one",
-                    len(failed.units),
-                    exc_info=failed.__cause__,
-                )
-                for unit in failed.units:
-                    unit.alone = True
-                continue
+                break
             except Exception as exc:
-                for unit in pending:
-                    _settle(unit, error=exc)
-                return
-            break
+                if not reconnected and _connection_lost(exc):
+                    # The writer's connection died while idle (a restart, a timeout):
+                    # no unit's fault. Its pool has dropped it; once more on a new one.
+                    log.warning("the writer's database connection was lost; reconnecting")
+                    reconnected = False
+                elif isinstance(exc, _UnitFailed):
+                    _settle(exc.unit, error=exc.error)
+                    pending = [unit for unit in pending if unit is not exc.unit]
+                elif isinstance(exc, _TogetherFailed):
+                    log.warning(
+                        "%d units failed together; running them one by one",
+                        len(exc.units),
+                        exc_info=exc.__cause__,
+                    )
+                    for unit in exc.units:
+                        unit.alone = True
+                else:
+                    for unit in pending:
+                        _settle(unit, error=exc)
+                    return
         # Committed: answer every caller, then tell everyone else.
         events = [event for unit in pending for event in unit.events]
         for unit in pending:
@@ -164,7 +172,7 @@ class GroupCommit:
     async def _attempt(self, units: list[_Unit[Any]]) -> None:
         """Run every unit in one transaction and commit it; raise _UnitFailed naming
         the unit whose work failed (the transaction then rolled back)."""
-        async with self.db.session(write=True) as session:
+        async with self.db.writer_session() as session:
             for run in _runs(units):
                 txs = [Transaction(session, unit.organization_id) for unit in run]
                 together = None if run[0].alone else run[0].together
@@ -213,6 +221,17 @@ def _runs(units: list[_Unit[Any]]) -> list[list[_Unit[Any]]]:
         else:
             runs.append([unit])
     return runs
+
+
+def _connection_lost(exc: Exception) -> bool:
+    cause = (
+        exc.error
+        if isinstance(exc, _UnitFailed)
+        else exc.__cause__
+        if isinstance(exc, _TogetherFailed)
+        else exc
+    )
+    return isinstance(cause, DBAPIError) and cause.connection_invalidated
 
 
 def _settle(unit: _Unit[Any], *, value: Any = None, error: BaseException | None = None) -> None:

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import pytest
+from sqlalchemy import text
 from sqlmodel import col, select
 
 from inbox.db import Database
@@ -195,3 +196,26 @@ async def test_a_failed_together_call_is_run_again_one_by_one(db: Database):
     assert isinstance(answers[1], ValueError)
     assert await names_stored(db, org) == {"a", "c"}
     assert [(e.id, e.data["name"]) for e in await stored_events(db, org)] == [(1, "a"), (2, "c")]
+
+
+@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
+async def test_a_batch_whose_connection_died_while_idle_runs_again_on_a_new_one(
+    db: Database, caplog: pytest.LogCaptureFixture
+):
+    org = await new_org(db)
+    writer = GroupCommit(db, Recorder())
+    try:
+        assert await writer.run(org, add_contact("before")) == "before"
+        # The writer keeps one connection between batches: end it, as a restart would.
+        async with db.writer_engine.connect() as connection:
+            pid = await connection.scalar(text("SELECT pg_backend_pid()"))
+        async with db.engine.connect() as connection:
+            ended = await connection.scalar(
+                text("SELECT pg_terminate_backend(:pid, 5000)"), {"pid": pid}
+            )
+        assert ended is True
+        assert await writer.run(org, add_contact("after")) == "after"
+    finally:
+        await writer.close()
+    assert await names_stored(db, org) == {"before", "after"}
+    assert "connection was lost" in caplog.text
