@@ -3,8 +3,10 @@
 `dispatch` never waits on a socket, so one that stopped reading cannot slow the others.
 Until a connection is live (its prelude, session.ready and any replay, has been sent)
 its events wait in a bounded queue that one writer task drains. Once live, a socket
-that takes encoded frames directly gets each event's frame at once, bounded by the
-bytes its transport holds unsent; any other keeps the queue and the writer. Past its
+that takes encoded frames directly gets each event's frame without a queue: the
+frames a connection is handed in one turn of the event loop go out in one write at
+the end of it (one system call, not one per event), bounded by the bytes its
+transport holds unsent. Any other socket keeps the queue and the writer. Past its
 limits a connection is evicted with close code 4008 and can resume by id.
 """
 
@@ -49,8 +51,9 @@ class Socket(Protocol):
         ...
 
     def write_frame(self, frame: bytes) -> int:
-        """Write an encoded frame now, without waiting; answer how many bytes the
-        transport holds unsent. Raise SocketClosed when the peer is gone."""
+        """Write encoded frames (one or several, back to back) now, without waiting;
+        answer how many bytes the transport holds unsent. Raise SocketClosed when the
+        peer is gone."""
         ...
 
     async def close(self, code: int) -> None:
@@ -130,6 +133,8 @@ class Connection:
         "_queue",
         "_queued_bytes",
         "_ready",
+        "_unwritten",
+        "_unwritten_bytes",
         "_writer",
         "close_code",
         "closing",
@@ -174,6 +179,9 @@ class Connection:
         self._ready = asyncio.Event()
         # Set once live on a socket that takes frames directly: no queue, no writer task.
         self._direct = False
+        # Its frames of this turn of the event loop, written together at its end.
+        self._unwritten: list[bytes] | None = None
+        self._unwritten_bytes = 0
         self._writer: asyncio.Task[None] | None = None
         self._closer: asyncio.Task[None] | None = None
 
@@ -211,6 +219,10 @@ class Connection:
         """Close from the server side; never waits, safe to call from dispatch."""
         if self.closing:
             return
+        # What it was handed before goes out before the close frame.
+        self._write_unwritten()
+        if self.closing:  # the write found the peer gone, or evicted it
+            return
         self._shut_down(code)
         self._closer = asyncio.get_running_loop().create_task(
             self._close_socket(code), name=f"realtime-close-{self.id}"
@@ -235,6 +247,7 @@ class Connection:
         self.close_code = code
         self._queue.clear()
         self._queued_bytes = 0
+        self._unwritten = None
         self._hub._unregister(self)
 
     def _push(self, envelope: Envelope, size: int) -> None:
@@ -249,8 +262,27 @@ class Connection:
             self._ready.set()
 
     def _write_direct(self, envelope: Envelope) -> None:
+        frame = envelope.wire
+        unwritten = self._unwritten
+        if unwritten is None:
+            self._unwritten = [frame]
+            self._unwritten_bytes = len(frame)
+            self._hub._write_later(self)
+            return
+        unwritten.append(frame)
+        self._unwritten_bytes += len(frame)
+        if self._unwritten_bytes > self._max_bytes:
+            # No more held in memory than a transport may hold unsent.
+            self._write_unwritten()
+
+    def _write_unwritten(self) -> None:
+        frames = self._unwritten
+        if frames is None or self.closing:
+            return
+        self._unwritten = None
         try:
-            unsent = self.socket.write_frame(envelope.wire)
+            # A lone frame is written as the very object every recipient shares.
+            unsent = self.socket.write_frame(frames[0] if len(frames) == 1 else b"".join(frames))
         except SocketClosed:
             # The peer is gone; its disconnect, on the way, finishes the connection.
             self._shut_down(None)
@@ -259,6 +291,7 @@ class Connection:
             self._evict(f"{unsent} bytes unsent")
 
     def _evict(self, why: str) -> None:
+        self._unwritten = None
         self._hub.counters.evictions += 1
         logger.info(
             "evicting connection %s of organization %s: %s", self.id, self.organization_id, why
@@ -341,6 +374,8 @@ class Hub:
         self._dense_ids = dense_ids
         self._reorder_wait = reorder_wait
         self._max_held = max_held
+        # Connections holding frames to write at the end of this turn of the loop.
+        self._unwritten: list[Connection] = []
 
     @property
     def connection_count(self) -> int:
@@ -547,6 +582,16 @@ class Hub:
         closers = [c._closer for c in connections if c._closer is not None]
         if closers:
             await asyncio.wait(closers)
+
+    def _write_later(self, connection: Connection) -> None:
+        if not self._unwritten:
+            asyncio.get_running_loop().call_soon(self._write_unwritten)
+        self._unwritten.append(connection)
+
+    def _write_unwritten(self) -> None:
+        connections, self._unwritten = self._unwritten, []
+        for connection in connections:
+            connection._write_unwritten()
 
     def _unregister(self, connection: Connection) -> None:
         org = self._organizations.get(connection.organization_id)

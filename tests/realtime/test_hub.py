@@ -63,29 +63,34 @@ class FrameSocket(FakeSocket):
 
     def __init__(self, *, stuck: bool = False) -> None:
         super().__init__(stuck=stuck)
-        self.frames: list[bytes] = []
+        self.writes: list[bytes] = []
         self.unsent = 0
         self.gone = False
 
     def write_frame(self, frame: bytes) -> int:
         if self.gone:
             raise SocketClosed
-        self.frames.append(frame)
-        self.sent.append(text_of(frame))
+        self.writes.append(frame)
+        self.sent.extend(texts_of(frame))
         if not self._flowing.is_set():
             self.unsent += len(frame)
         return self.unsent
 
 
-def text_of(frame: bytes) -> str:
-    """Decode one server frame as a client would."""
+def texts_of(data: bytes) -> list[str]:
+    """Decode the server frames of one write as a client would."""
     reader = StreamReader()
-    reader.feed_data(frame)
-    try:
-        next(Frame.parse(reader.read_exact, mask=False))
-    except StopIteration as done:
-        return str(done.value.data.decode())
-    raise AssertionError("an incomplete frame")
+    reader.feed_data(data)
+    texts = []
+    while reader.buffer:
+        parser = Frame.parse(reader.read_exact, mask=False)
+        try:
+            next(parser)
+        except StopIteration as done:
+            texts.append(str(done.value.data.decode()))
+        else:
+            raise AssertionError("an incomplete frame")
+    return texts
 
 
 class ListLog:
@@ -335,12 +340,57 @@ async def test_a_live_connection_on_a_frame_transport_gets_the_shared_frame_dire
     envelope = event(1, conversation_id=4)
     hub.dispatch(envelope)
     hub.dispatch(event(2, "lead.created"))
-    # Written during dispatch itself: no writer task is left to wake.
-    assert all(socket.frames == [envelope.wire] for socket in sockets)
-    assert all(socket.frames[0] is envelope.wire for socket in sockets)
+    # Written at the end of this turn of the loop: no writer task is left to wake.
+    await asyncio.sleep(0)
+    assert all(socket.writes == [envelope.wire] for socket in sockets)
+    assert all(socket.writes[0] is envelope.wire for socket in sockets)
     assert all(c._writer is None for c in connections)
     connections[0].send(event(None, "pong"))
+    await asyncio.sleep(0)
     assert sockets[0].types() == ["message.received", "pong"]
+
+
+async def test_a_frame_transport_gets_the_frames_of_one_turn_in_one_write() -> None:
+    hub = Hub()
+    sockets = [FrameSocket(), FrameSocket()]
+    for socket in sockets:
+        live(hub, socket)
+    await settle()
+    for id in (1, 2, 3):
+        hub.dispatch(event(id))
+    assert all(socket.writes == [] for socket in sockets)
+    await asyncio.sleep(0)
+    assert all(len(socket.writes) == 1 and socket.ids() == [1, 2, 3] for socket in sockets)
+    hub.dispatch(event(4))
+    await asyncio.sleep(0)
+    assert all(len(socket.writes) == 2 and socket.ids() == [1, 2, 3, 4] for socket in sockets)
+
+
+async def test_frames_held_for_the_end_of_a_turn_stay_under_the_byte_limit() -> None:
+    hub = Hub(max_queue_bytes=4096)
+    socket = FrameSocket()
+    live(hub, socket)
+    await settle()
+    for id in range(1, 11):
+        hub.dispatch(event(id, text="x" * 1000))
+    # Written as soon as more than the limit was held, not at the end of the turn.
+    assert 0 < len(socket.writes) < 10
+    assert all(len(write) <= 4096 + 1100 for write in socket.writes)
+    await asyncio.sleep(0)
+    assert socket.ids() == list(range(1, 11))
+
+
+async def test_what_a_connection_was_handed_goes_out_before_its_close_frame() -> None:
+    hub = Hub()
+    socket = FrameSocket()
+    connection = live(hub, socket)
+    await settle()
+    hub.dispatch(event(1))
+    connection.send(event(None, "error"))
+    connection.close(4400)
+    assert socket.types() == ["message.received", "error"]
+    await connection.finish()
+    assert socket.close_requested == 4400
 
 
 async def test_on_a_frame_transport_what_came_during_the_prelude_goes_first() -> None:
@@ -362,6 +412,7 @@ async def test_on_a_frame_transport_what_came_during_the_prelude_goes_first() ->
     replay_done.set()
     await settle()
     hub.dispatch(event(13))
+    await asyncio.sleep(0)
     assert socket.ids() == [10, 11, 12, 13]
 
 
@@ -373,8 +424,9 @@ async def test_a_frame_transport_holding_too_many_unsent_bytes_is_evicted() -> N
     await settle()
     for id in range(1, 11):
         hub.dispatch(event(id, text="x" * 1000))
+        await asyncio.sleep(0)
     assert slow.close_code == 4008 and hub.counters.evictions == 1
-    assert 0 < len(stuck.frames) < 10
+    assert 0 < len(stuck.writes) < 10
     assert healthy.ids() == list(range(1, 11))
     await slow.finish()
     assert stuck.close_requested == 4008 and stuck.aborted
@@ -388,7 +440,9 @@ async def test_a_frame_transport_whose_peer_left_is_no_longer_dispatched_to() ->
     await settle()
     gone.gone = True
     hub.dispatch(event(1))
+    await asyncio.sleep(0)
     hub.dispatch(event(2))
+    await asyncio.sleep(0)
     assert hub.connection_count == 1
     assert other.ids() == [1, 2]
 
