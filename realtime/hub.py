@@ -4,10 +4,11 @@
 Until a connection is live (its prelude, session.ready and any replay, has been sent)
 its events wait in a bounded queue that one writer task drains. Once live, a socket
 that takes encoded frames directly gets each event's frame without a queue: the
-frames a connection is handed in one turn of the event loop go out in one write at
-the end of it (one system call, not one per event), bounded by the bytes its
-transport holds unsent. Any other socket keeps the queue and the writer. Past its
-limits a connection is evicted with close code 4008 and can resume by id.
+first it is handed in a turn of the event loop at once, any more in that turn
+together in one write at its end (a burst costs two system calls, not one per
+event), bounded by the bytes its transport holds unsent. Any other socket keeps the
+queue and the writer. Past its limits a connection is evicted with close code 4008
+and can resume by id.
 """
 
 from __future__ import annotations
@@ -124,17 +125,18 @@ class Connection:
     """One client: its filters, its bounded queue and its writer task."""
 
     __slots__ = (
+        "_busy",
         "_close_timeout",
         "_closer",
         "_direct",
+        "_held",
+        "_held_bytes",
         "_hub",
         "_max_bytes",
         "_max_messages",
         "_queue",
         "_queued_bytes",
         "_ready",
-        "_unwritten",
-        "_unwritten_bytes",
         "_writer",
         "close_code",
         "closing",
@@ -179,9 +181,11 @@ class Connection:
         self._ready = asyncio.Event()
         # Set once live on a socket that takes frames directly: no queue, no writer task.
         self._direct = False
-        # Its frames of this turn of the event loop, written together at its end.
-        self._unwritten: list[bytes] | None = None
-        self._unwritten_bytes = 0
+        # Whether a frame went out in this turn of the event loop; the frames handed
+        # after it, held for the end of the turn (one, or a list of several).
+        self._busy = False
+        self._held: bytes | list[bytes] | None = None
+        self._held_bytes = 0
         self._writer: asyncio.Task[None] | None = None
         self._closer: asyncio.Task[None] | None = None
 
@@ -220,7 +224,7 @@ class Connection:
         if self.closing:
             return
         # What it was handed before goes out before the close frame.
-        self._write_unwritten()
+        self._write_held()
         if self.closing:  # the write found the peer gone, or evicted it
             return
         self._shut_down(code)
@@ -247,7 +251,7 @@ class Connection:
         self.close_code = code
         self._queue.clear()
         self._queued_bytes = 0
-        self._unwritten = None
+        self._held = None
         self._hub._unregister(self)
 
     def _push(self, envelope: Envelope, size: int) -> None:
@@ -263,26 +267,42 @@ class Connection:
 
     def _write_direct(self, envelope: Envelope) -> None:
         frame = envelope.wire
-        unwritten = self._unwritten
-        if unwritten is None:
-            self._unwritten = [frame]
-            self._unwritten_bytes = len(frame)
-            self._hub._write_later(self)
+        if not self._busy:
+            self._busy = True
+            hub = self._hub
+            if not hub._busy:
+                asyncio.get_running_loop().call_soon(hub._end_turn)
+            hub._busy.append(self)
+            self._write_now(frame)
             return
-        unwritten.append(frame)
-        self._unwritten_bytes += len(frame)
-        if self._unwritten_bytes > self._max_bytes:
+        held = self._held
+        if held is None:
+            self._held = frame
+            self._held_bytes = len(frame)
+        elif isinstance(held, bytes):
+            self._held = [held, frame]
+            self._held_bytes += len(frame)
+        else:
+            held.append(frame)
+            self._held_bytes += len(frame)
+        if self._held_bytes > self._max_bytes:
             # No more held in memory than a transport may hold unsent.
-            self._write_unwritten()
+            self._write_held()
 
-    def _write_unwritten(self) -> None:
-        frames = self._unwritten
-        if frames is None or self.closing:
+    def _end_turn(self) -> None:
+        self._busy = False
+        self._write_held()
+
+    def _write_held(self) -> None:
+        held = self._held
+        if held is None or self.closing:
             return
-        self._unwritten = None
+        self._held = None
+        self._write_now(held if isinstance(held, bytes) else b"".join(held))
+
+    def _write_now(self, frames: bytes) -> None:
         try:
-            # A lone frame is written as the very object every recipient shares.
-            unsent = self.socket.write_frame(frames[0] if len(frames) == 1 else b"".join(frames))
+            unsent = self.socket.write_frame(frames)
         except SocketClosed:
             # The peer is gone; its disconnect, on the way, finishes the connection.
             self._shut_down(None)
@@ -291,7 +311,7 @@ class Connection:
             self._evict(f"{unsent} bytes unsent")
 
     def _evict(self, why: str) -> None:
-        self._unwritten = None
+        self._held = None
         self._hub.counters.evictions += 1
         logger.info(
             "evicting connection %s of organization %s: %s", self.id, self.organization_id, why
@@ -374,8 +394,8 @@ class Hub:
         self._dense_ids = dense_ids
         self._reorder_wait = reorder_wait
         self._max_held = max_held
-        # Connections holding frames to write at the end of this turn of the loop.
-        self._unwritten: list[Connection] = []
+        # The connections that wrote in this turn of the event loop.
+        self._busy: list[Connection] = []
 
     @property
     def connection_count(self) -> int:
@@ -583,15 +603,10 @@ class Hub:
         if closers:
             await asyncio.wait(closers)
 
-    def _write_later(self, connection: Connection) -> None:
-        if not self._unwritten:
-            asyncio.get_running_loop().call_soon(self._write_unwritten)
-        self._unwritten.append(connection)
-
-    def _write_unwritten(self) -> None:
-        connections, self._unwritten = self._unwritten, []
+    def _end_turn(self) -> None:
+        connections, self._busy = self._busy, []
         for connection in connections:
-            connection._write_unwritten()
+            connection._end_turn()
 
     def _unregister(self, connection: Connection) -> None:
         org = self._organizations.get(connection.organization_id)
