@@ -129,11 +129,11 @@ class Connection:
         "_close_timeout",
         "_closer",
         "_direct",
-        "_held",
-        "_held_bytes",
         "_hub",
         "_max_bytes",
         "_max_messages",
+        "_pending",
+        "_pending_bytes",
         "_queue",
         "_queued_bytes",
         "_ready",
@@ -182,10 +182,10 @@ class Connection:
         # Set once live on a socket that takes frames directly: no queue, no writer task.
         self._direct = False
         # Whether a frame went out in this turn of the event loop; the frames handed
-        # after it, held for the end of the turn (one, or a list of several).
+        # after it, pending until the end of the turn (one, or a list of several).
         self._busy = False
-        self._held: bytes | list[bytes] | None = None
-        self._held_bytes = 0
+        self._pending: bytes | list[bytes] | None = None
+        self._pending_bytes = 0
         self._writer: asyncio.Task[None] | None = None
         self._closer: asyncio.Task[None] | None = None
 
@@ -224,7 +224,7 @@ class Connection:
         if self.closing:
             return
         # What it was handed before goes out before the close frame.
-        self._write_held()
+        self._write_pending()
         if self.closing:  # the write found the peer gone, or evicted it
             return
         self._shut_down(code)
@@ -251,7 +251,7 @@ class Connection:
         self.close_code = code
         self._queue.clear()
         self._queued_bytes = 0
-        self._held = None
+        self._pending = None
         self._hub._unregister(self)
 
     def _push(self, envelope: Envelope, size: int) -> None:
@@ -275,30 +275,30 @@ class Connection:
             hub._busy.append(self)
             self._write_now(frame)
             return
-        held = self._held
-        if held is None:
-            self._held = frame
-            self._held_bytes = len(frame)
-        elif isinstance(held, bytes):
-            self._held = [held, frame]
-            self._held_bytes += len(frame)
+        pending = self._pending
+        if pending is None:
+            self._pending = frame
+            self._pending_bytes = len(frame)
+        elif isinstance(pending, bytes):
+            self._pending = [pending, frame]
+            self._pending_bytes += len(frame)
         else:
-            held.append(frame)
-            self._held_bytes += len(frame)
-        if self._held_bytes > self._max_bytes:
-            # No more held in memory than a transport may hold unsent.
-            self._write_held()
+            pending.append(frame)
+            self._pending_bytes += len(frame)
+        if self._pending_bytes > self._max_bytes:
+            # No more pending in memory than a transport may hold unsent.
+            self._write_pending()
 
     def _end_turn(self) -> None:
         self._busy = False
-        self._write_held()
+        self._write_pending()
 
-    def _write_held(self) -> None:
-        held = self._held
-        if held is None or self.closing:
+    def _write_pending(self) -> None:
+        pending = self._pending
+        if pending is None or self.closing:
             return
-        self._held = None
-        self._write_now(held if isinstance(held, bytes) else b"".join(held))
+        self._pending = None
+        self._write_now(pending if isinstance(pending, bytes) else b"".join(pending))
 
     def _write_now(self, frames: bytes) -> None:
         try:
@@ -311,7 +311,7 @@ class Connection:
             self._evict(f"{unsent} bytes unsent")
 
     def _evict(self, why: str) -> None:
-        self._held = None
+        self._pending = None
         self._hub.counters.evictions += 1
         logger.info(
             "evicting connection %s of organization %s: %s", self.id, self.organization_id, why

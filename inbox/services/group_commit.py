@@ -142,7 +142,7 @@ class GroupCommit:
                     # The writer's connection died while idle (a restart, a timeout):
                     # no unit's fault. Its pool has dropped it; once more on a new one.
                     log.warning("the writer's database connection was lost; reconnecting")
-                    reconnected = False
+                    reconnected = True
                 elif isinstance(exc, _UnitFailed):
                     _settle(exc.unit, error=exc.error)
                     pending = [unit for unit in pending if unit is not exc.unit]

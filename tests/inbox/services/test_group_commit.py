@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 from sqlmodel import col, select
 
 from inbox.db import Database
@@ -219,3 +220,37 @@ async def test_a_batch_whose_connection_died_while_idle_runs_again_on_a_new_one(
         await writer.close()
     assert await names_stored(db, org) == {"before", "after"}
     assert "connection was lost" in caplog.text
+
+
+@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
+async def test_a_unit_that_keeps_losing_the_connection_fails_alone_after_one_retry(
+    db: Database,
+):
+    org = await new_org(db)
+    writer = GroupCommit(db, Recorder())
+    attempts = 0
+
+    async def ends_its_connection(tx: Transaction) -> str:
+        nonlocal attempts
+        attempts += 1
+        connection = await tx.session.connection()
+        await connection.execute(text("SELECT pg_terminate_backend(pg_backend_pid())"))
+        return "never"
+
+    try:
+        results = await asyncio.wait_for(
+            asyncio.gather(
+                writer.run(org, add_contact("first")),
+                writer.run(org, ends_its_connection),
+                writer.run(org, add_contact("last")),
+                return_exceptions=True,
+            ),
+            timeout=30,
+        )
+    finally:
+        await writer.close()
+    assert results[0] == "first" and results[2] == "last"
+    assert isinstance(results[1], DBAPIError)
+    # Once as the connection lost while idle would be, once more to find the culprit.
+    assert attempts == 2
+    assert await names_stored(db, org) == {"first", "last"}
