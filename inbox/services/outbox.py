@@ -10,9 +10,19 @@ from datetime import datetime
 from itertools import groupby
 from typing import Any, Protocol
 
-from sqlalchemy import BigInteger, DateTime, Integer, String, Text, bindparam, insert, text, update
+from sqlalchemy import (
+    BigInteger,
+    DateTime,
+    Integer,
+    String,
+    Table,
+    Text,
+    bindparam,
+    insert,
+    text,
+    update,
+)
 from sqlalchemy.dialects.postgresql import ARRAY
-from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from ..db import Database, json_dumps
@@ -89,16 +99,10 @@ async def append_events(session: AsyncSession, events: Sequence[OutboxEvent]) ->
             _number(numbered, min(result.scalars()), now)
         return
     for org_id, numbered in groups:
-        bump = (
-            update(Organization)
-            .where(col(Organization.id) == org_id)
-            .values(last_event_id=col(Organization.last_event_id) + len(numbered))
-            .returning(col(Organization.last_event_id))
-        )
-        last = (await connection.execute(bump)).scalar_one()
-        _number(numbered, last - len(numbered) + 1, now)
+        result = await connection.execute(_BUMP, {"org_id": org_id, "n": len(numbered)})
+        _number(numbered, result.scalar_one() - len(numbered) + 1, now)
     await connection.execute(
-        insert(Event.__table__),  # type: ignore[attr-defined]
+        _INSERT_EVENTS,
         [
             {
                 "organization_id": e.organization_id,
@@ -112,6 +116,15 @@ async def append_events(session: AsyncSession, events: Sequence[OutboxEvent]) ->
     )
 
 
+# Built once: making a statement costs more than running it from the compiled cache.
+_ORGANIZATIONS: Table = Organization.__table__  # type: ignore[attr-defined]
+_BUMP = (
+    update(_ORGANIZATIONS)
+    .where(_ORGANIZATIONS.c.id == bindparam("org_id"))
+    .values(last_event_id=_ORGANIZATIONS.c.last_event_id + bindparam("n", type_=BigInteger))
+    .returning(_ORGANIZATIONS.c.last_event_id)
+)
+_INSERT_EVENTS = insert(Event.__table__)  # type: ignore[attr-defined]
 # The counter bump and the insert of the events it numbers, in one statement.
 _APPEND_POSTGRES = (
     text(
