@@ -138,6 +138,25 @@ async def test_event_ids_are_dense_and_in_unit_order_per_organization(db: Databa
         assert ids == sorted(ids) == list(range(1, len(expected[org]) + 1))
 
 
+async def test_units_queued_a_few_turns_after_the_first_share_its_commit(db: Database):
+    org = await new_org(db)
+    sink = Recorder()
+    writer = GroupCommit(db, sink)
+
+    async def arriving(name: str, turns: int) -> str:
+        # As a webhook's route: its unit is queued a few turns of the loop after the
+        # request began, while the writer already holds the first one.
+        for _ in range(turns):
+            await asyncio.sleep(0)
+        return await writer.run(org, add_contact(name))
+
+    try:
+        await asyncio.gather(arriving("first", 0), arriving("second", 1), arriving("third", 2))
+    finally:
+        await writer.close()
+    assert [[e.data["name"] for e in call] for call in sink.calls] == [["first", "second", "third"]]
+
+
 async def test_a_unit_whose_caller_has_gone_is_not_run(db: Database):
     org = await new_org(db)
     writer = GroupCommit(db, Recorder())
