@@ -21,18 +21,33 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def _sqlite_text(value: datetime | None) -> str | None:
+    """SQLite's DATETIME text of a moment: naive UTC, as `_SQLiteDateTime` stores it."""
+    if value is None:
+        return None
+    if value.tzinfo is not None:
+        value = value.astimezone(UTC).replace(tzinfo=None)
+    return value.isoformat(" ", "microseconds")
+
+
+def _aware_utc(value: datetime | None) -> datetime | None:
+    """A moment as PostgreSQL's driver takes it: aware, in UTC (naive means UTC)."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
+
+
 class _SQLiteDateTime(DATETIME):
     """SQLite's DATETIME text, written and read by `datetime`'s own ISO code.
 
     The same text as SQLAlchemy's default storage format (``2026-11-22
     12:00:00.000000``), at a fraction of the cost of its %-formatting and regex:
-    every message stored binds four of them."""
+    every message stored binds six of them."""
 
     def bind_processor(self, dialect: Dialect) -> Any:
-        def process(value: datetime | None) -> str | None:
-            return None if value is None else value.isoformat(" ", "microseconds")
-
-        return process
+        return _sqlite_text
 
     def result_processor(self, dialect: Dialect, coltype: object) -> Any:
         def process(value: str | None) -> datetime | None:
@@ -52,13 +67,11 @@ class UTCDateTime(TypeDecorator[datetime]):
             return dialect.type_descriptor(_SQLiteDateTime())  # type: ignore[no-untyped-call]
         return dialect.type_descriptor(self.impl)
 
-    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> Any:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            value = value.replace(tzinfo=UTC)
-        value = value.astimezone(UTC)
-        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+    def bind_processor(self, dialect: Dialect) -> Any:
+        # One function per value, where TypeDecorator's process_bind_param would add a
+        # layer of calls around the impl's: a batch of messages binds hundreds.
+        # PostgreSQL's driver takes datetimes as they are: no impl processor to keep.
+        return _sqlite_text if dialect.name == "sqlite" else _aware_utc
 
     def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
         if value is None:
