@@ -125,6 +125,7 @@ _BUMP = (
     .returning(_ORGANIZATIONS.c.last_event_id)
 )
 _INSERT_EVENTS = insert(Event.__table__)  # type: ignore[attr-defined]
+
 # The counter bump and the insert of the events it numbers, in one statement.
 _APPEND_POSTGRES = (
     text(
