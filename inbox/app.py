@@ -20,6 +20,7 @@ from starlette.routing import Route, WebSocketRoute
 
 from . import __version__
 from .api import OPERATIONS
+from .auth import Authenticator
 from .db import Database
 from .errors import ApiError, api_error_handler, http_error_handler, unhandled_error_handler
 from .live import Live
@@ -47,10 +48,12 @@ def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or load_settings()
     redact_server_logs()
     db = Database(settings.database_url)
-    live = Live(settings, db)
+    auth = Authenticator(db, settings)
+    live = Live(settings, db, auth)
     state = AppState(
         settings=settings,
         db=db,
+        auth=auth,
         writer=GroupCommit(db, live),
         channels=ChannelCache(db),
         events=live,

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Literal, cast
 
-from sqlmodel import select
+from sqlalchemy import bindparam, select, update
+from sqlmodel import col
 
 from .db import Database
 from .errors import AuthenticationFailed, AuthorizationFailed
 from .models import ApiKey, User
 from .security import InvalidToken, api_key_digest, decode_token, looks_like_jwt
+from .settings import Settings
 
 Role = Literal["agent", "admin", "owner"]
 ROLES: tuple[Role, ...] = ("agent", "admin", "owner")
@@ -19,6 +22,21 @@ _RANK: dict[str, int] = {role: rank for rank, role in enumerate(ROLES)}
 
 # last_used_at is a hint, not an audit log: one write a minute per key at most.
 API_KEY_TOUCH_INTERVAL = timedelta(seconds=60)
+
+# How long a process trusts a key it has read. Deleting a key through any process
+# reaches every other one at once, over the broker; this bounds what nothing
+# announces (a row deleted by hand, a broker that was down).
+API_KEY_TTL_SECONDS = 5.0
+
+# Built once: these run for every request made with an API key.
+_READ_KEY = select(
+    col(ApiKey.id), col(ApiKey.organization_id), col(ApiKey.role), col(ApiKey.last_used_at)
+).where(col(ApiKey.key_hash) == bindparam("digest"))
+_TOUCH_KEY = (
+    update(ApiKey)
+    .where(col(ApiKey.id) == bindparam("key_id"))
+    .values(last_used_at=bindparam("now"))
+)
 
 
 @dataclass(frozen=True)
@@ -59,13 +77,77 @@ def credentials_from_headers(authorization: str | None, api_key: str | None) -> 
     return api_key.strip() if api_key else None
 
 
-async def authenticate(db: Database, signing_key: str, credential: str | None) -> Principal:
-    """Resolve a bearer token or API key to a principal, or raise AuthenticationFailed."""
-    if not credential:
-        raise AuthenticationFailed("Missing credentials: send 'Authorization: Bearer <token>'")
-    if looks_like_jwt(credential):
-        return await _from_access_token(db, signing_key, credential)
-    return await _from_api_key(db, credential)
+@dataclass(frozen=True)
+class _KnownKey:
+    principal: Principal
+    last_used_at: datetime | None
+    expires: float
+
+
+class Authenticator:
+    """Resolves a bearer token or an API key to a principal.
+
+    API keys are remembered for ``ttl`` seconds: a dashboard or a source posting
+    generic messages authenticates every request, and the read was a database
+    round trip on each one. Only keys that exist are remembered, so guessing
+    fills nothing.
+    """
+
+    def __init__(self, db: Database, settings: Settings, *, ttl: float = API_KEY_TTL_SECONDS):
+        self.db = db
+        self.settings = settings
+        self.ttl = ttl
+        self._keys: dict[str, _KnownKey] = {}
+        # Bumped by every forget: a read that started before one must not store
+        # what it read, which may be the deleted key.
+        self._generation = 0
+
+    async def authenticate(self, credential: str | None) -> Principal:
+        """The caller's principal, or AuthenticationFailed."""
+        if not credential:
+            raise AuthenticationFailed("Missing credentials: send 'Authorization: Bearer <token>'")
+        if looks_like_jwt(credential):
+            return await _from_access_token(self.db, self.settings.signing_key, credential)
+        return await self._from_api_key(credential)
+
+    def forget_key(self, api_key_id: int) -> None:
+        """Stop trusting a deleted key; call once its deletion has committed."""
+        self._generation += 1
+        for digest in [d for d, k in self._keys.items() if k.principal.api_key_id == api_key_id]:
+            del self._keys[digest]
+
+    async def _from_api_key(self, key: str) -> Principal:
+        digest = api_key_digest(key)
+        generation = self._generation
+        now = time.monotonic()
+        known = self._keys.get(digest)
+        if known is None or known.expires <= now:
+            known = await self._read(digest, now + self.ttl)
+        used_at = datetime.now(UTC)
+        touch = known.last_used_at is None or used_at - known.last_used_at > API_KEY_TOUCH_INTERVAL
+        if touch:
+            known = replace(known, last_used_at=used_at)
+        # Stored before the touch is written, so that requests arriving meanwhile skip it.
+        if generation == self._generation:
+            self._keys[digest] = known
+        if touch:
+            async with self.db.session(write=True) as session:
+                connection = await session.connection()
+                params = {"key_id": known.principal.api_key_id, "now": used_at}
+                await connection.execute(_TOUCH_KEY, params)
+                await session.commit()
+        return known.principal
+
+    async def _read(self, digest: str, expires: float) -> _KnownKey:
+        async with self.db.engine.connect() as connection:
+            row = (await connection.execute(_READ_KEY, {"digest": digest})).first()
+        if row is None:
+            self._keys.pop(digest, None)
+            raise AuthenticationFailed("Invalid API key")
+        principal = Principal(
+            organization_id=row.organization_id, role=as_role(row.role), api_key_id=row.id
+        )
+        return _KnownKey(principal, row.last_used_at, expires)
 
 
 async def _from_access_token(db: Database, signing_key: str, token: str) -> Principal:
@@ -83,20 +165,4 @@ async def _from_access_token(db: Database, signing_key: str, token: str) -> Prin
         role=as_role(user.role),
         user=user,
         expires_at=claims.expires_at,
-    )
-
-
-async def _from_api_key(db: Database, key: str) -> Principal:
-    digest = api_key_digest(key)
-    async with db.session() as session:
-        api_key = (await session.exec(select(ApiKey).where(ApiKey.key_hash == digest))).first()
-        if api_key is None:
-            raise AuthenticationFailed("Invalid API key")
-        now = datetime.now(UTC)
-        if api_key.last_used_at is None or now - api_key.last_used_at > API_KEY_TOUCH_INTERVAL:
-            api_key.last_used_at = now
-            session.add(api_key)
-            await session.commit()
-    return Principal(
-        organization_id=api_key.organization_id, role=as_role(api_key.role), api_key_id=api_key.id
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
+from .auth import Authenticator
 from .db import Database
 from .live import Live
 from .services.channel_cache import ChannelCache
@@ -18,6 +19,8 @@ from .settings import Settings
 class AppState:
     settings: Settings
     db: Database
+    # Access tokens and API keys; remembers keys for a few seconds.
+    auth: Authenticator
     # Webhook deliveries commit through it, several to a transaction.
     writer: GroupCommit
     # Webhooks' channel lookups; the channel API clears it on every change.

@@ -55,5 +55,6 @@ async def delete_api_key(ctx: Context[None, None]) -> None:
         row = await get_owned(session, ApiKey, ctx.path["key_id"], ctx.org_id)
         await session.delete(row)
         await session.commit()
+    ctx.state.auth.forget_key(ctx.path["key_id"])
     if ctx.state.live is not None:
         await ctx.state.live.revoke(ctx.org_id, key_subject(row.id))

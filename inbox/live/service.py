@@ -25,7 +25,7 @@ from realtime.envelope import Envelope
 from realtime.hub import Hub
 from realtime.presence import create_presence
 
-from ..auth import Principal, as_role, authenticate, credentials_from_headers
+from ..auth import Authenticator, Principal, as_role, credentials_from_headers
 from ..db import Database
 from ..errors import ApiError, ServiceUnavailable
 from ..models import ApiKey, User
@@ -65,9 +65,10 @@ def subject_of(principal: Principal) -> str:
 
 
 class Live:
-    def __init__(self, settings: Settings, db: Database) -> None:
+    def __init__(self, settings: Settings, db: Database, auth: Authenticator) -> None:
         self.settings = settings
         self.db = db
+        self.auth = auth
         self.log = OutboxLog(db, settings.event_retention_days)
         self.hub = Hub(dense_ids=self.log)
         self.broker = Broker(
@@ -142,14 +143,21 @@ class Live:
         if envelope.type == REVOKED:
             # An instruction for every process's hub, never an event for clients.
             subject = orjson.loads(envelope.frame)["data"]["subject"]
-            self.hub.revoke(envelope.organization_id, str(subject))
+            self._revoked(envelope.organization_id, str(subject))
             return
         self.hub.dispatch(envelope)
 
     async def revoke(self, org_id: int, subject: str) -> None:
-        """Close every live connection of a deactivated user or deleted key, everywhere."""
-        self.hub.revoke(org_id, subject)
+        """Close every live connection of a deactivated user or deleted key, and stop
+        trusting the key, everywhere."""
+        self._revoked(org_id, subject)
         await self._send(Envelope.build(REVOKED, org_id, {"subject": subject}))
+
+    def _revoked(self, org_id: int, subject: str) -> None:
+        kind, _, subject_id = subject.partition(":")
+        if kind == "key" and subject_id.isdigit():
+            self.auth.forget_key(int(subject_id))
+        self.hub.revoke(org_id, subject)
 
     async def _caught_up(self) -> None:
         replayed = await self.hub.catch_up(self.log)
@@ -210,7 +218,7 @@ class Live:
                 credential = credentials_from_headers(
                     conn.headers.get("authorization"), conn.headers.get("x-api-key")
                 ) or query.get("token")
-                principal = await authenticate(self.db, self.settings.signing_key, credential)
+                principal = await self.auth.authenticate(credential)
         except ApiError:
             return None
         if principal is None:

@@ -14,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from ..auth import Principal, Role, authenticate, credentials_from_headers
+from ..auth import Principal, Role, credentials_from_headers
 from ..errors import (
     MalformedRequest,
     NotFound,
@@ -207,7 +207,7 @@ def as_route(op: Operation) -> Route:
             credential = credentials_from_headers(
                 request.headers.get("authorization"), request.headers.get("x-api-key")
             )
-            principal = await authenticate(state.db, state.settings.signing_key, credential)
+            principal = await state.auth.authenticate(credential)
             principal.require(op.role)
         # Every id in a path is a 32-bit row id; a larger one names no row (and the
         # database driver would fail on it rather than find nothing).

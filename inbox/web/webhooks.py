@@ -26,7 +26,7 @@ from connectors.settings import ChannelSettings, settings_model
 from connectors.twilio import TWIML_EMPTY_RESPONSE, TWIML_MEDIA_TYPE
 from connectors.types import InboundEvent, PayloadError, SignatureError, WebhookRequest
 
-from ..auth import authenticate, credentials_from_headers
+from ..auth import credentials_from_headers
 from ..errors import (
     AuthenticationFailed,
     MalformedRequest,
@@ -185,7 +185,7 @@ async def generic_message(request: Request) -> Response:
     credential = credentials_from_headers(
         request.headers.get("authorization"), request.headers.get("x-api-key")
     )
-    principal = await authenticate(state.db, state.settings.signing_key, credential)
+    principal = await state.auth.authenticate(credential)
     req = await webhook_request(request, state)
     try:
         events = adapter_for("generic").parse(req)

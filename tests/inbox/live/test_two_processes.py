@@ -22,6 +22,7 @@ from inbox.db import Database
 from inbox.settings import async_database_url
 from tests.inbox.conftest import SECRET, Service, make_settings
 from tests.inbox.live.wsclient import (
+    closed_with,
     drain,
     events_until,
     frames_for,
@@ -70,8 +71,12 @@ def processes(postgres_server_url: str, loop: Any, platform: Any) -> Iterator[li
             port = free_port()
             log = logs / f"{label}.log"
             with log.open("wb") as out:
-                proc = subprocess.Popen([INBOX, "serve", "--port", str(port)], env=env,
-                                        stdout=out, stderr=subprocess.STDOUT)
+                proc = subprocess.Popen(
+                    [INBOX, "serve", "--port", str(port)],
+                    env=env,
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                )
             started.append(Process(f"http://127.0.0.1:{port}", proc, log))
         for process in started:
             _wait_until_ready(process)
@@ -127,8 +132,9 @@ async def test_what_happens_through_one_process_reaches_a_socket_on_the_other(pr
         contact = (await via_a.post("/api/contacts", json={"name": "Cat"})).json()
         for n in range(3):
             body = whatsapp_text(channel, f"wamid.two-{n}", f"message {n}")
-            r = await via_a.post("/webhooks/whatsapp", content=body,
-                                 headers=meta_headers(body, channel.secret))
+            r = await via_a.post(
+                "/webhooks/whatsapp", content=body, headers=meta_headers(body, channel.secret)
+            )
             assert r.status_code == 200, r.text
         stored_events = events_of(a, tenant.org_id)
         last = stored_events[-1].id
@@ -140,9 +146,16 @@ async def test_what_happens_through_one_process_reaches_a_socket_on_the_other(pr
     assert [e["data"] for e in events[:6]] == [*leads, contact]
     # First message: a new contact, lead and conversation; then two more messages.
     assert [e["type"] for e in events[6:]] == [
-        "lead.created", "contact.created", "conversation.created", "message.received",
-        "conversation.updated", "message.received", "conversation.updated",
-        "message.received", "conversation.updated"]
+        "lead.created",
+        "contact.created",
+        "conversation.created",
+        "message.received",
+        "conversation.updated",
+        "message.received",
+        "conversation.updated",
+        "message.received",
+        "conversation.updated",
+    ]
 
 
 async def test_concurrent_writers_on_both_processes_are_seen_once_in_order_everywhere(
@@ -178,16 +191,18 @@ async def test_concurrent_writers_on_both_processes_are_seen_once_in_order_every
         async def watch(ws: Any) -> list[dict[str, Any]]:
             return await events_until(ws, total, timeout=60)
 
-        _, _, *seen = await asyncio.gather(write(via_a, "A"), write(via_b, "B"),
-                                           *(watch(ws) for ws in clients))
+        _, _, *seen = await asyncio.gather(
+            write(via_a, "A"), write(via_b, "B"), *(watch(ws) for ws in clients)
+        )
         for ws, frames in zip(clients, seen, strict=True):
             frames += await drain(ws)
             got = ids_of(frames)
             misplaced = [(at, id) for at, id in enumerate(got, 1) if id != at]
             assert got == list(range(1, total + 1)), misplaced
     names = sorted(e.data["name"] for e in events_of(a, tenant.org_id))
-    assert names == sorted([f"A {n}" for n in range(per_process)]
-                           + [f"B {n}" for n in range(per_process)])
+    assert names == sorted(
+        [f"A {n}" for n in range(per_process)] + [f"B {n}" for n in range(per_process)]
+    )
 
 
 async def test_presence_spans_both_processes(processes):
@@ -197,8 +212,11 @@ async def test_presence_spans_both_processes(processes):
     token = a.token_for(agent)
 
     def about_agent(frames: list[dict[str, Any]]) -> list[str]:
-        return [f["data"]["status"] for f in frames
-                if f["type"] == "agent.status" and f["data"]["user_id"] == agent.id]
+        return [
+            f["data"]["status"]
+            for f in frames
+            if f["type"] == "agent.status" and f["data"]["user_id"] == agent.id
+        ]
 
     async with (
         await open_ws(a.url, tenant.api_key()) as observer_a,
@@ -228,3 +246,22 @@ async def test_presence_spans_both_processes(processes):
             frames = await frames_until(observer, lambda f: f["type"] == "agent.status")
             assert about_agent(frames) == ["offline"]
         assert (await via_b.get("/api/analytics/live")).json()["agents_online"] == 0
+
+
+async def test_a_key_deleted_through_one_process_is_refused_by_the_other_at_once(processes):
+    a, b = processes
+    tenant = a.new_tenant()
+    async with rest(a.url, a.token_for(tenant.owner)) as via_a:
+        created = (await via_a.post("/api/api-keys", json={"name": "dashboard"})).json()
+        key = created["key"]
+        async with await open_ws(b.url, key) as on_b, rest(b.url, key) as key_on_b:
+            await ready(on_b)
+            assert (await key_on_b.get("/api/leads")).status_code == 200  # B knows the key now
+
+            assert (await via_a.delete(f"/api/api-keys/{created['id']}")).status_code == 204
+            # B hears of it over the broker: it closes the key's socket and, before
+            # that, forgets the key; what B remembered of it is not waited out.
+            assert await closed_with(on_b) == 4401
+            r = await key_on_b.get("/api/leads")
+            assert r.status_code == 401, r.text
+            assert r.json()["error"]["code"] == "AUTHENTICATION_FAILED"
