@@ -20,8 +20,12 @@ class EnvelopeError(ValueError):
 
 
 def format_timestamp(moment: datetime) -> str:
-    moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-    return f"{moment:%Y-%m-%dT%H:%M:%S}.{moment.microsecond // 1000:03d}Z"
+    """UTC to the millisecond with a ``Z``; naive means UTC."""
+    # isoformat, not strftime: about half the cost, paid for every event. In UTC its
+    # text ends in "+00:00", which the Z replaces.
+    if moment.tzinfo is None:
+        return moment.isoformat("T", "milliseconds") + "Z"
+    return moment.astimezone(UTC).isoformat("T", "milliseconds")[:-6] + "Z"
 
 
 @dataclass(frozen=True, slots=True)
