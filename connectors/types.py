@@ -89,7 +89,7 @@ class WebhookRequest:
     def __post_init__(self) -> None:
         if not isinstance(self.headers, Headers):
             object.__setattr__(self, "headers", Headers(self.headers))
-        if not self.query:
+        if not self.query and "?" in self.url:
             query = dict(parse_qsl(urlsplit(self.url).query, keep_blank_values=True))
             object.__setattr__(self, "query", query)
 

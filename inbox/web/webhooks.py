@@ -24,7 +24,7 @@ from connectors.leads import parse_lead
 from connectors.registry import Adapter, adapter_for
 from connectors.settings import ChannelSettings, settings_model
 from connectors.twilio import TWIML_EMPTY_RESPONSE, TWIML_MEDIA_TYPE
-from connectors.types import InboundEvent, PayloadError, SignatureError, WebhookRequest
+from connectors.types import Headers, InboundEvent, PayloadError, SignatureError, WebhookRequest
 
 from ..auth import credentials_from_headers
 from ..errors import (
@@ -59,7 +59,10 @@ async def webhook_request(request: Request, state: AppState) -> WebhookRequest:
     return WebhookRequest(
         method=request.method,
         url=public_url(request, state.settings.public_url),
-        headers=dict(request.headers),
+        # Straight from the ASGI pairs: one mapping built instead of three.
+        headers=Headers(
+            (k.decode("latin-1"), v.decode("latin-1")) for k, v in request.scope["headers"]
+        ),
         query=dict(request.query_params),
         body=await request.body(),
     )
