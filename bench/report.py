@@ -264,7 +264,7 @@ def render(meta: dict[str, Any], entries: Sequence[Entry]) -> str:
     for e in stalled:
         vs = (e.get("vs_without_stalled") or {}).get("p99_ms")
         lines += ["", f"Stalled client evicted: {e['stalled_evicted']}; others' p99 with it ÷ "
-                  f"without it: {cell(vs, 2, '×')}."]
+                  f"without it (paired runs of the same length): {cell(vs, 2, '×')}."]
     failed = [e for e in entries if "error" in e]
     if failed:
         lines += ["", "## Failed", ""] + [f"- {e['scenario']}: {_gist(e['error'])}" for e in failed]
