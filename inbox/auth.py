@@ -93,7 +93,9 @@ class Authenticator:
     fills nothing.
     """
 
-    def __init__(self, db: Database, settings: Settings, *, ttl: float = API_KEY_TTL_SECONDS):
+    def __init__(
+        self, db: Database, settings: Settings, *, ttl: float = API_KEY_TTL_SECONDS
+    ) -> None:
         self.db = db
         self.settings = settings
         self.ttl = ttl
