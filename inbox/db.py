@@ -23,6 +23,10 @@ SQLITE_BUSY_TIMEOUT_MS = 5000
 # Write transactions between two WAL checkpoints (each writes a few pages; SQLite's
 # own automatic checkpoint comes every 1,000 pages).
 SQLITE_CHECKPOINT_EVERY = 200
+# Batches the group-commit writer may have in flight on PostgreSQL, one connection
+# each: while one waits on the server, this process prepares the next. (SQLite has
+# one write lock: one batch at a time.)
+POSTGRES_WRITER_CONNECTIONS = 2
 
 
 def json_dumps(value: Any) -> str:
@@ -53,7 +57,8 @@ def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
 
 
 def create_postgres_writer(url: str, *, echo: bool = False) -> AsyncEngine:
-    """The engine of the group-commit writer on PostgreSQL: one connection, kept.
+    """The engine of the group-commit writer on PostgreSQL: a connection per batch it
+    may have in flight (``POSTGRES_WRITER_CONNECTIONS``), kept.
 
     Not pinged before each batch: the dialect's ping is three round trips (begin,
     ping, rollback) and a busy writer commits hundreds of batches a second. A
@@ -63,7 +68,7 @@ def create_postgres_writer(url: str, *, echo: bool = False) -> AsyncEngine:
     return create_async_engine(
         url,
         echo=echo,
-        pool_size=1,
+        pool_size=POSTGRES_WRITER_CONNECTIONS,
         max_overflow=0,
         pool_recycle=1800,
         connect_args={"server_settings": {"application_name": "inbox-writer"}},
@@ -130,6 +135,11 @@ class Database:
     @property
     def dialect(self) -> str:
         return self.engine.dialect.name
+
+    @property
+    def writer_connections(self) -> int:
+        """How many group-commit batches may be in flight at once."""
+        return 1 if self.dialect == "sqlite" else POSTGRES_WRITER_CONNECTIONS
 
     @asynccontextmanager
     async def session(self, *, write: bool = False) -> AsyncIterator[AsyncSession]:

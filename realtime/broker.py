@@ -69,7 +69,8 @@ class Broker:
         await self.backend.disconnect()
 
     async def publish(self, *envelopes: Envelope) -> None:
-        """Publish in order; several at once share one round trip to the broker."""
+        """Publish each organization's events in the order given; several at once share
+        one round trip to the broker."""
         if envelopes:
             await self.backend.publish(envelopes)
 

@@ -12,6 +12,19 @@ Units of one kind may also run *together*: consecutive units that name the same
 ``together`` function are handed to it in one call, which can then serve all of
 them with a few statements instead of a few each (``inbound_batch``).
 
+Where the database is a server of its own (PostgreSQL), a batch's statements and
+commit leave this process waiting for a good part of the batch's time. A second
+batch may then be in flight on a second connection, so that one is prepared while
+the other is in the database, but only of units that cannot get in its way: each
+unit names the *keys* it writes under (a delivery: its senders), and a batch that
+starts beside another takes only units whose keys are all outside it. A unit that
+names none may write anything: it runs in a batch with nothing beside it. Units
+are taken in queue order, except that one whose keys are busy is passed over, and
+so is every later unit sharing a key with it: units of one key keep their order.
+Two batches in flight may commit in either order; each organization's event ids
+follow its commits (``append_events``), and batches publish one after the other in
+the order their commits ended.
+
 A unit of work that fails takes the shared transaction down with it: the writer
 rolls back, answers that caller with its error, and runs the others again without
 it. When a ``together`` call fails, the writer cannot tell whose fault it was: it
@@ -27,7 +40,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections import deque
+from collections.abc import Awaitable, Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
@@ -60,6 +74,8 @@ class _Unit(Generic[T]):
     organization_id: int
     work: Work[T]
     together: Together | None
+    # What it writes under; None: anything.
+    keys: frozenset[Hashable] | None
     answer: asyncio.Future[T]
     # Set once a together call failed with this unit in it: it runs on its own.
     alone: bool = False
@@ -81,63 +97,162 @@ class _TogetherFailed(Exception):
         self.units = units
 
 
+@dataclass(eq=False)
+class _Batch:
+    units: list[_Unit[Any]]
+    # The union of its units' keys; None when a unit named none.
+    keys: set[Hashable] | None
+    # Done once the batch has published its events, or has none to publish.
+    published: asyncio.Future[None]
+
+
 class GroupCommit:
     """One writer per process for the units of work that may share a commit."""
 
-    def __init__(self, db: Database, sink: EventSink, *, max_batch: int = MAX_BATCH) -> None:
+    def __init__(
+        self,
+        db: Database,
+        sink: EventSink,
+        *,
+        max_batch: int = MAX_BATCH,
+        in_flight: int | None = None,
+    ) -> None:
         self.db = db
         self.sink = sink
         self.max_batch = max_batch
+        self.in_flight = db.writer_connections if in_flight is None else in_flight
+        self._waiting: deque[_Unit[Any]] = deque()
+        self._batches: set[_Batch] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._last: _Batch | None = None
         # Loop-bound, so made by the first caller.
-        self._queue: asyncio.Queue[_Unit[Any]] | None = None
+        self._wake: asyncio.Event | None = None
         self._writer: asyncio.Task[None] | None = None
 
     async def run(
-        self, organization_id: int, work: Work[T], *, together: Together | None = None
+        self,
+        organization_id: int,
+        work: Work[T],
+        *,
+        together: Together | None = None,
+        keys: frozenset[Hashable] | None = None,
     ) -> T:
         """Run ``work`` in a transaction of ``organization_id``'s events, possibly shared
         with other units; return its value once that transaction has committed.
 
         With ``together``, the unit may instead be served by one call of it along with
-        the units queued next to it that name the same function."""
+        the units queued next to it that name the same function. With ``keys`` (all
+        that it writes under), it may run beside a batch that holds none of them."""
         if (
-            self._queue is None
+            self._wake is None
             or self._writer is None
             or self._writer.done()
             or self._writer.get_loop() is not asyncio.get_running_loop()
         ):
-            self._queue = asyncio.Queue()
-            self._writer = asyncio.create_task(self._write_forever(self._queue), name="writer")
+            # Whatever an earlier loop left is not this one's to answer.
+            self._wake = asyncio.Event()
+            self._waiting, self._batches, self._last = deque(), set(), None
+            self._writer = asyncio.create_task(self._write_forever(self._wake), name="writer")
         answer: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-        unit = _Unit(organization_id, work, together, answer)
-        self._queue.put_nowait(unit)
-        return await unit.answer
+        self._waiting.append(_Unit(organization_id, work, together, keys, answer))
+        self._wake.set()
+        return await answer
 
     async def close(self) -> None:
-        if self._writer is not None:
-            self._writer.cancel()
+        tasks = [task for task in (self._writer, *self._tasks) if task is not None]
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
-                await self._writer
-        if self._queue is not None:
-            while not self._queue.empty():
-                self._queue.get_nowait().answer.cancel()
-        self._writer = self._queue = None
+                await task
+        while self._waiting:
+            self._waiting.popleft().answer.cancel()
+        self._writer = self._wake = self._last = None
 
-    async def _write_forever(self, queue: asyncio.Queue[_Unit[Any]]) -> None:
+    async def _write_forever(self, wake: asyncio.Event) -> None:
         while True:
-            batch = [await queue.get()]
-            for _ in range(GATHER_TURNS):
-                await asyncio.sleep(0)
-            while len(batch) < self.max_batch and not queue.empty():
-                batch.append(queue.get_nowait())
-            try:
-                await self._commit(batch)
-            except asyncio.CancelledError:
-                for unit in batch:
-                    unit.answer.cancel()
-                raise
+            if self._waiting and len(self._batches) < self.in_flight:
+                for _ in range(GATHER_TURNS):
+                    await asyncio.sleep(0)
+                batch = self._take()
+                if batch is not None:
+                    self._start(batch)
+                    continue
+            # Nothing to take until a unit arrives or a batch ends.
+            wake.clear()
+            await wake.wait()
 
-    async def _commit(self, batch: list[_Unit[Any]]) -> None:
+    def _take(self) -> _Batch | None:
+        """The next batch: the queue's units in order, but beside a batch in flight
+        only those whose keys are outside it (see the module's docstring)."""
+        if any(batch.keys is None for batch in self._batches):
+            return None
+        alone = not self._batches
+        busy: set[Hashable] = set()
+        for batch in self._batches:
+            busy |= batch.keys or set()
+        units: list[_Unit[Any]] = []
+        keys: set[Hashable] | None = set()
+        passed: list[_Unit[Any]] = []
+        while self._waiting and len(units) < self.max_batch:
+            unit = self._waiting.popleft()
+            if unit.answer.done():
+                continue  # its caller has gone and wants no answer
+            if unit.keys is None:
+                if not alone:
+                    self._waiting.appendleft(unit)
+                    break
+                keys = None
+            elif not busy.isdisjoint(unit.keys):
+                # Passed over, and so is whatever comes later under one of its keys.
+                passed.append(unit)
+                busy |= unit.keys
+                continue
+            elif keys is not None:
+                keys |= unit.keys
+            units.append(unit)
+        self._waiting.extendleft(reversed(passed))
+        if not units:
+            return None
+        published = asyncio.get_running_loop().create_future()
+        return _Batch(units, keys, published)
+
+    def _start(self, batch: _Batch) -> None:
+        self._batches.add(batch)
+        task = asyncio.create_task(self._write(batch), name="writer-batch")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _write(self, batch: _Batch) -> None:
+        try:
+            events = await self._commit(batch.units)
+        except asyncio.CancelledError:
+            for unit in batch.units:
+                unit.answer.cancel()
+            raise
+        finally:
+            self._batches.discard(batch)
+            if self._wake is not None:
+                self._wake.set()
+        # Published in the order the commits were seen to end. Two batches of one
+        # organization commit one after the other (its event counter's row lock), and
+        # the second needs a round trip more after the first's commit: this is the
+        # order of their event ids.
+        previous, self._last = self._last, batch
+        try:
+            if previous is not None:
+                await asyncio.shield(previous.published)
+            if events:
+                try:
+                    await self.sink.publish(events)
+                except Exception:
+                    # Stored is what counts: subscribers catch up from the outbox.
+                    log.exception("publishing %d committed events failed", len(events))
+        finally:
+            batch.published.set_result(None)
+
+    async def _commit(self, batch: list[_Unit[Any]]) -> list[OutboxEvent]:
+        """Commit the units' work, answer each caller, and return the events to tell."""
         # A caller that has gone away (its request cancelled) wants no answer.
         pending = [unit for unit in batch if not unit.answer.done()]
         reconnected = False
@@ -165,17 +280,10 @@ class GroupCommit:
                 else:
                     for unit in pending:
                         _settle(unit, error=exc)
-                    return
-        # Committed: answer every caller, then tell everyone else.
-        events = [event for unit in pending for event in unit.events]
+                    return []
         for unit in pending:
             _settle(unit, value=unit.value)
-        if events:
-            try:
-                await self.sink.publish(events)
-            except Exception:
-                # Stored is what counts: subscribers catch up from the outbox.
-                log.exception("publishing %d committed events failed", len(events))
+        return [event for unit in pending for event in unit.events]
 
     async def _attempt(self, units: list[_Unit[Any]]) -> None:
         """Run every unit in one transaction and commit it; raise _UnitFailed naming

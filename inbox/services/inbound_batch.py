@@ -15,7 +15,7 @@ have got running alone after the deliveries queued before it.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -101,6 +101,19 @@ def runs_together(events: Sequence[InboundEvent]) -> bool:
     return bool(events) and all(
         isinstance(event, InboundMessage) and event.external_id is not None for event in events
     )
+
+
+def writes_under(organization_id: int, events: Sequence[InboundEvent]) -> frozenset[Hashable]:
+    """The keys of a delivery that `runs_together`, for `GroupCommit.run`: its senders,
+    whose contacts and conversations it may make or change, and their phone numbers,
+    by which a new sender may join a contact made on another channel."""
+    keys: set[Hashable] = set()
+    for event in events:
+        assert isinstance(event, InboundMessage)
+        keys.add((organization_id, event.platform, event.sender_id))
+        if event.sender_phone:
+            keys.add((organization_id, "phone", event.sender_phone))
+    return frozenset(keys)
 
 
 async def store_together(

@@ -15,7 +15,7 @@ from connectors.types import InboundEvent
 from ..models import Channel
 from .group_commit import GroupCommit
 from .inbound import PREVIEW_LENGTH, IngestResult, StoreDelivery
-from .inbound_batch import runs_together, store_together
+from .inbound_batch import runs_together, store_together, writes_under
 
 __all__ = ["PREVIEW_LENGTH", "IngestResult", "ingest"]
 
@@ -28,5 +28,11 @@ async def ingest(
     ``channel`` is read, never written: it may be a cached copy shared by deliveries.
     """
     work = StoreDelivery(channel, events)
-    together = store_together if runs_together(events) else None
-    return await writer.run(channel.organization_id, work, together=together)
+    if not runs_together(events):
+        return await writer.run(channel.organization_id, work)
+    return await writer.run(
+        channel.organization_id,
+        work,
+        together=store_together,
+        keys=writes_under(channel.organization_id, events),
+    )

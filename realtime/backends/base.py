@@ -24,7 +24,8 @@ class BrokerBackend(Protocol):
         ...
 
     async def publish(self, envelopes: Sequence[Envelope]) -> None:
-        """Send to every subscribed process, in order, in one round trip where the broker
+        """Send to every subscribed process, each organization's in order (the only order
+        anyone relies on: ids are per organization), in one round trip where the broker
         allows it; raise BrokerUnavailable quickly on failure."""
         ...
 

@@ -1,5 +1,11 @@
 """Redis pub/sub: every process publishes to a channel per organization and holds one
-pattern subscription that covers them all."""
+pattern subscription that covers them all.
+
+A message holds one or more envelopes, one per line: the events one call publishes
+for an organization travel together. Receiving a message costs far more than parsing
+an envelope, and a group commit publishes dozens at once. A frame never holds a
+newline of its own: JSON escapes it inside strings, and orjson writes no other.
+"""
 
 from __future__ import annotations
 
@@ -21,6 +27,7 @@ from .base import BrokerUnavailable, all_channels, channel
 logger = logging.getLogger(__name__)
 
 _FAILURES = (RedisError, OSError, TimeoutError)
+_LINE = b"\n"
 
 
 class RedisBackend:
@@ -80,12 +87,19 @@ class RedisBackend:
         client = self._client
         if client is None:
             raise BrokerUnavailable("not connected")
+        frames: dict[str, list[bytes]] = {}
+        for envelope in envelopes:
+            frames.setdefault(self._channel(envelope), []).append(envelope.frame)
+        messages = [(name, _LINE.join(lines)) for name, lines in frames.items()]
         try:
             async with asyncio.timeout(self._timeout):
+                if len(messages) == 1:
+                    await client.publish(*messages[0])
+                    return
                 # One round trip; Redis runs the commands in the order they were sent.
                 async with client.pipeline(transaction=False) as pipe:
-                    for envelope in envelopes:
-                        pipe.publish(self._channel(envelope), envelope.frame)
+                    for name, message in messages:
+                        pipe.publish(name, message)
                     await pipe.execute()
         except _FAILURES as exc:
             raise BrokerUnavailable(f"publishing to Redis failed: {exc!r}") from exc
@@ -168,12 +182,13 @@ class RedisBackend:
             awaiting_pong = False
             if message["type"] != "pmessage":
                 continue
-            try:
-                envelope = Envelope.parse(message["data"])
-            except EnvelopeError as exc:
-                logger.warning("dropping a malformed broker message: %s", exc)
-                continue
-            await self._queue.put(envelope)
+            for frame in message["data"].split(_LINE):
+                try:
+                    envelope = Envelope.parse(frame)
+                except EnvelopeError as exc:
+                    logger.warning("dropping a malformed broker message: %s", exc)
+                    continue
+                await self._queue.put(envelope)
 
     async def _close(self, pubsub: PubSub) -> None:
         try:

@@ -43,7 +43,7 @@ def test_the_url_chooses_the_backend() -> None:
         create_backend("amqp://localhost")
 
 
-async def test_published_events_reach_the_one_subscription_in_order(
+async def test_published_events_reach_the_one_subscription_in_order_per_organization(
     backend_url: str, prefix: str
 ) -> None:
     received: list[Envelope] = []
@@ -60,8 +60,12 @@ async def test_published_events_reach_the_one_subscription_in_order(
         # Several at once (the events of one commit): one round trip, the same order.
         await broker.publish(*sent[30:])
         await eventually(lambda: len(received) == len(sent))
-        assert received == sent
-        assert [e.frame for e in received] == [e.frame for e in sent]
+        for org in (1, 2, 3):
+            of_org = [e for e in sent if e.organization_id == org]
+            assert [e for e in received if e.organization_id == org] == of_org
+            assert [e.frame for e in received if e.organization_id == org] == [
+                e.frame for e in of_org
+            ]
     finally:
         await broker.stop()
 
@@ -94,6 +98,54 @@ async def test_malformed_broker_messages_are_skipped(redis_url: str, prefix: str
         envelope = Envelope.build("lead.created", 1, {}, id=9)
         await broker.publish(envelope)
         await eventually(lambda: received == [envelope])
+    finally:
+        await raw.aclose()
+        await broker.stop()
+
+
+@pytest.mark.redis
+async def test_one_publish_sends_one_redis_message_per_organization(
+    redis_url: str, prefix: str
+) -> None:
+    raw = Redis.from_url(redis_url)
+    watcher = raw.pubsub()
+    await watcher.psubscribe(f"{prefix}:org:*")
+    broker = Broker(create_backend(redis_url, prefix=prefix))
+    await broker.start()
+    try:
+        sent = [
+            Envelope.build("message.received", 1, {"text": "two\nlines"}, id=1),
+            Envelope.build("lead.created", 2, {}, id=1),
+            Envelope.build("conversation.updated", 1, {}, id=2),
+        ]
+        await broker.publish(*sent)
+        messages: list[tuple[bytes, bytes]] = []
+        async with asyncio.timeout(15):
+            while len(messages) < 2:
+                message = await watcher.get_message(ignore_subscribe_messages=True, timeout=1)
+                if message is not None:
+                    messages.append((message["channel"], message["data"]))
+        assert sorted(messages) == [
+            (f"{prefix}:org:1".encode(), sent[0].frame + b"\n" + sent[2].frame),
+            (f"{prefix}:org:2".encode(), sent[1].frame),
+        ]
+    finally:
+        await broker.stop()
+        await watcher.aclose()
+        await raw.aclose()
+
+
+@pytest.mark.redis
+async def test_a_malformed_line_costs_only_itself(redis_url: str, prefix: str) -> None:
+    received: list[Envelope] = []
+    broker = Broker(create_backend(redis_url, prefix=prefix), on_event=received.append)
+    await broker.start()
+    raw = Redis.from_url(redis_url)
+    try:
+        first = Envelope.build("lead.created", 1, {}, id=1)
+        second = Envelope.build("lead.created", 1, {}, id=2)
+        await raw.publish(f"{prefix}:org:1", first.frame + b"\n{not json\n" + second.frame)
+        await eventually(lambda: received == [first, second])
     finally:
         await raw.aclose()
         await broker.stop()

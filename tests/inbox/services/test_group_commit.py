@@ -12,7 +12,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from sqlmodel import col, select
 
-from inbox.db import Database
+from inbox.db import POSTGRES_WRITER_CONNECTIONS, Database
 from inbox.models import Contact, Event
 from inbox.services import accounts
 from inbox.services.group_commit import GroupCommit, Work
@@ -273,3 +273,118 @@ async def test_a_unit_that_keeps_losing_the_connection_fails_alone_after_one_ret
     # Once as the connection lost while idle would be, once more to find the culprit.
     assert attempts == 2
     assert await names_stored(db, org) == {"first", "last"}
+
+
+class Held:
+    """A unit of work that adds a contact and an event, then waits to be let go:
+    its batch stays in flight, its transaction open, for as long as the test likes."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.started = asyncio.Event()
+        self.release = asyncio.Event()
+
+    async def __call__(self, tx: Transaction) -> str:
+        tx.session.add(Contact(organization_id=tx.organization_id, name=self.name))
+        await tx.session.flush()
+        tx.emit("test.event", {"name": self.name, "n": 0})
+        self.started.set()
+        await self.release.wait()
+        return self.name
+
+
+async def settled(task: asyncio.Future[Any]) -> bool:
+    """Whether ``task`` is done within half a second: far longer than a unit that could
+    commit on an open connection takes to."""
+    await asyncio.wait([task], timeout=0.5)
+    return task.done()
+
+
+@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
+async def test_units_of_other_keys_commit_while_a_batch_is_in_flight(db: Database):
+    org = await new_org(db)
+    sink = Recorder()
+    writer = GroupCommit(db, sink)
+    held = Held("held")
+    try:
+        first = asyncio.ensure_future(writer.run(org, held, keys=frozenset({"a"})))
+        await held.started.wait()
+        # Beside the open transaction, on the writer's second connection.
+        beside = writer.run(org, add_contact("beside"), keys=frozenset({"b"}))
+        assert await asyncio.wait_for(beside, 30) == "beside"
+        assert not first.done()
+        held.release.set()
+        assert await first == "held"
+    finally:
+        await writer.close()
+    # The batch that started second committed first: its event has the first id,
+    # and the batches published in the order of their ids.
+    assert [(e.id, e.data["name"]) for e in await stored_events(db, org)] == [
+        (1, "beside"),
+        (2, "held"),
+    ]
+    assert [[(e.id, e.data["name"]) for e in call] for call in sink.calls] == [
+        [(1, "beside")],
+        [(2, "held")],
+    ]
+
+
+@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
+async def test_a_unit_whose_key_is_in_flight_waits_and_keeps_its_place(db: Database):
+    org = await new_org(db)
+    writer = GroupCommit(db, Recorder())
+    held = Held("held")
+    try:
+        first = asyncio.ensure_future(writer.run(org, held, keys=frozenset({"a"})))
+        await held.started.wait()
+        same = asyncio.ensure_future(writer.run(org, add_contact("same"), keys=frozenset({"a"})))
+        # Shares a key with the one passed over before it: waits too.
+        after = asyncio.ensure_future(
+            writer.run(org, add_contact("after"), keys=frozenset({"a", "c"}))
+        )
+        other = asyncio.ensure_future(writer.run(org, add_contact("other"), keys=frozenset({"c"})))
+        unrelated = writer.run(org, add_contact("unrelated"), keys=frozenset({"d"}))
+        assert await asyncio.wait_for(unrelated, 30) == "unrelated"
+        assert not await settled(same)
+        assert not after.done() and not other.done()
+        held.release.set()
+        assert await asyncio.gather(first, same, after, other) == ["held", "same", "after", "other"]
+    finally:
+        await writer.close()
+    names = [e.data["name"] for e in await stored_events(db, org)]
+    # Units of one key commit in the order they were queued.
+    assert names.index("held") < names.index("same") < names.index("after") < names.index("other")
+
+
+@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
+async def test_a_unit_without_keys_runs_with_no_batch_beside_it(db: Database):
+    org = await new_org(db)
+    writer = GroupCommit(db, Recorder())
+    held = Held("held")
+    try:
+        first = asyncio.ensure_future(writer.run(org, held, keys=frozenset({"a"})))
+        await held.started.wait()
+        beside = writer.run(org, add_contact("beside"), keys=frozenset({"c"}))
+        assert await asyncio.wait_for(beside, 30) == "beside"
+        anything = asyncio.ensure_future(writer.run(org, add_contact("anything")))
+        # Queued behind it: does not overtake it.
+        behind = asyncio.ensure_future(
+            writer.run(org, add_contact("behind"), keys=frozenset({"b"}))
+        )
+        assert not await settled(anything)
+        assert not behind.done()
+        held.release.set()
+        assert await asyncio.gather(first, anything, behind) == ["held", "anything", "behind"]
+    finally:
+        await writer.close()
+    names = [e.data["name"] for e in await stored_events(db, org)]
+    assert names == ["beside", "held", "anything", "behind"]
+
+
+async def test_batches_in_flight_one_on_sqlite_more_where_the_database_is_a_server(
+    db: Database,
+):
+    # SQLite has one write lock: a second batch would only queue behind it.
+    expected = 1 if db.dialect == "sqlite" else POSTGRES_WRITER_CONNECTIONS
+    assert GroupCommit(db, Recorder()).in_flight == expected > 0
+    assert db.writer_engine.pool.size() == expected  # type: ignore[attr-defined]

@@ -314,3 +314,52 @@ async def test_what_one_delivery_emits_comes_in_the_order_it_would_alone(db: Dat
         "lead.created", "contact.created", "conversation.created", "message.received",
         "conversation.updated", "conversation.updated",
     ]  # fmt: skip
+
+
+async def test_a_stream_of_deliveries_from_shared_senders_is_stored_once_and_in_order(
+    db: Database,
+):
+    """Deliveries arriving over time make many batches, on PostgreSQL some of them in
+    flight beside each other: what the senders share must still add up."""
+    inbox = await Inbox(db).setup()
+    wa, sms = inbox.wa, inbox.sms
+    # New senders, each twice: on WhatsApp and, by the same phone, on SMS.
+    phones = [f"+1415{unique_digits(7)}" for _ in range(6)]
+    senders: list[tuple[Channel, str, str | None]] = [
+        *[(wa, f"9{n}", phone) for n, phone in enumerate(phones)],
+        *[(sms, phone, phone) for phone in phones],
+        (wa, "111", None),  # known, with an open conversation
+    ]
+    per_sender = 12
+    writer = GroupCommit(db, inbox.sink)
+
+    async def deliver(index: int, channel: Channel, sender: str, phone: str | None) -> None:
+        await asyncio.sleep(0.002 * (index % 7))
+        for n in range(per_sender):
+            event = message(channel, sender, f"{sender}-{n}", minute=20 + n, phone=phone)
+            result = await ingest(writer, channel, [event])
+            assert (result.stored, result.duplicates) == (1, 0)
+
+    try:
+        await asyncio.gather(*(deliver(i, *sender) for i, sender in enumerate(senders)))
+    finally:
+        await writer.close()
+
+    state = await inbox.state()
+    # One contact per phone, made by whichever channel spoke first, plus the three known.
+    assert len(state["contacts"]) == len(phones) + 3
+    stored = [m for m in state["messages"] if not m[0].startswith("pre-")]
+    assert len(stored) == len(senders) * per_sender
+    # Every message counted once as unread, whatever batch it was in.
+    in_conversation = [0] * len(state["conversations"])
+    for m in state["messages"]:
+        in_conversation[m[5]] += 1
+    assert [c[3] for c in state["conversations"]] == in_conversation
+    events = inbox.sink.events
+    # Published in commit order: the ids, dense, follow each other.
+    assert [e.id for e in events] == list(range(events[0].id, events[0].id + len(events)))
+    # And each sender's messages in the order it sent them.
+    received = [e.data["external_id"] for e in events if e.type == "message.received"]
+    for _, sender, _ in senders:
+        mine = [x for x in received if x.rsplit("-", 1)[0] == sender]
+        assert mine == [f"{sender}-{n}" for n in range(per_sender)]
