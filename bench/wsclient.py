@@ -119,6 +119,7 @@ class WsClient(asyncio.Protocol):
         self.streaming = False
         self.lost = False
         self.close_code: int | None = None
+        self.received_bytes = 0
         self.seen = bytearray()
         self.last_id = 0
         self._buffer = b""
@@ -142,6 +143,7 @@ class WsClient(asyncio.Protocol):
             tally.reader_lost(self)
 
     def data_received(self, data: bytes) -> None:
+        self.received_bytes += len(data)
         if self._buffer:
             data = self._buffer + data
             self._buffer = b""

@@ -15,7 +15,7 @@ from typing import Any
 from ..drivers import Injector, closed_loop, open_loop, wait_until
 from ..jobspec import Job
 from ..stats import latency_summary_ms
-from ..wsclient import Tally, WsClient, close_all, connect, connect_many
+from ..wsclient import OP_PING, Tally, WsClient, close_all, connect, connect_many
 from .common import EVENTS_PATH, address_of, close_injector, make_injector, ws_headers
 from .meter import sample, servers_quiet, usage
 
@@ -140,14 +140,23 @@ def count_lost(tally: Tally, acked: list[int]) -> int:
 async def stalled_outcome(stalled: WsClient) -> dict[str, Any]:
     """Read what the server left for the stalled client: was it evicted?"""
     closed_before = stalled.lost
+    before = stalled.received_bytes
     assert stalled.transport is not None
     if not stalled.transport.is_closing():
         stalled.transport.resume_reading()
-    await asyncio.wait([stalled.done], timeout=3.0)
+        # A server that evicted it may have dropped the socket already, and a reset
+        # sent into a full receive window may never have been taken: writing finds
+        # out, since the peer's kernel answers a write to a socket it no longer has
+        # with a reset. One that kept the connection answers with a pong instead.
+        stalled.send_frame(OP_PING, b"still there?")
+    await asyncio.wait([stalled.done], timeout=5.0)
     return {
         "evicted": stalled.lost or stalled.close_code is not None,
         "closed_during_run": closed_before,
         "close_code": stalled.close_code,
+        # What the server had sent that the client had not read: its buffers, plus
+        # the kernel's. Near zero means it never sent anything, not that it evicted.
+        "bytes_read_after_run": stalled.received_bytes - before,
     }
 
 
