@@ -284,6 +284,12 @@ class Held:
         self.started = asyncio.Event()
         self.release = asyncio.Event()
 
+    async def in_flight(self, writer: GroupCommit, org: int, *, key: str) -> asyncio.Future[str]:
+        """Queue it under ``key``; return its answer once its batch holds it open."""
+        answer = asyncio.ensure_future(writer.run(org, self, keys=frozenset({key})))
+        await self.started.wait()
+        return answer
+
     async def __call__(self, tx: Transaction) -> str:
         tx.session.add(Contact(organization_id=tx.organization_id, name=self.name))
         await tx.session.flush()
@@ -307,8 +313,7 @@ async def test_units_of_other_keys_commit_while_a_batch_is_in_flight(db: Databas
     writer = GroupCommit(db, sink)
     held = Held("held")
     try:
-        first = asyncio.ensure_future(writer.run(org, held, keys=frozenset({"a"})))
-        await held.started.wait()
+        first = await held.in_flight(writer, org, key="a")
         # Beside the open transaction, on the writer's second connection.
         beside = writer.run(org, add_contact("beside"), keys=frozenset({"b"}))
         assert await asyncio.wait_for(beside, 30) == "beside"
@@ -335,8 +340,7 @@ async def test_a_unit_whose_key_is_in_flight_waits_and_keeps_its_place(db: Datab
     writer = GroupCommit(db, Recorder())
     held = Held("held")
     try:
-        first = asyncio.ensure_future(writer.run(org, held, keys=frozenset({"a"})))
-        await held.started.wait()
+        first = await held.in_flight(writer, org, key="a")
         same = asyncio.ensure_future(writer.run(org, add_contact("same"), keys=frozenset({"a"})))
         # Shares a key with the one passed over before it: waits too.
         after = asyncio.ensure_future(
@@ -362,8 +366,7 @@ async def test_a_unit_without_keys_runs_with_no_batch_beside_it(db: Database):
     writer = GroupCommit(db, Recorder())
     held = Held("held")
     try:
-        first = asyncio.ensure_future(writer.run(org, held, keys=frozenset({"a"})))
-        await held.started.wait()
+        first = await held.in_flight(writer, org, key="a")
         beside = writer.run(org, add_contact("beside"), keys=frozenset({"c"}))
         assert await asyncio.wait_for(beside, 30) == "beside"
         anything = asyncio.ensure_future(writer.run(org, add_contact("anything")))
