@@ -1,15 +1,19 @@
 # `make run` serves on the embedded default (SQLite + in-memory broker);
 # `make test` runs linters, type checks and the whole test suite.
+# Both install exactly what requirements.lock pins; `make lock` refreshes it.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
+LATEST := .venv-latest
 
-.PHONY: run test lint typecheck bench clean
+.PHONY: run test lint typecheck bench lock check-lock check-latest clean
 
-$(BIN)/.installed: pyproject.toml
+$(BIN)/.installed: pyproject.toml requirements.lock
+	$(PYTHON) tools/lock.py check
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet --require-hashes --no-deps -r requirements.lock
+	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
+	$(BIN)/pip check
 	touch $@
 
 run: $(BIN)/.installed
@@ -21,12 +25,32 @@ lint: $(BIN)/.installed
 typecheck: $(BIN)/.installed
 	$(BIN)/mypy inbox realtime connectors
 
-test: lint typecheck
+test: check-lock lint typecheck
 	$(BIN)/pytest
+
+check-lock:
+	$(PYTHON) tools/lock.py check
+
+# Resolve the newest versions pyproject.toml allows and pin them; commit the result.
+lock:
+	$(PYTHON) tools/lock.py refresh
+
+# Not part of CI: the newest allowed versions, in a throwaway environment, through
+# lint, types and tests, to see a breaking release before `make lock` takes it.
+check-latest:
+	rm -rf $(LATEST)
+	$(PYTHON) -m venv $(LATEST)
+	$(LATEST)/bin/pip install --quiet --upgrade pip
+	$(LATEST)/bin/pip install --quiet --upgrade --upgrade-strategy eager -e '.[dev]'
+	$(LATEST)/bin/pip list --format=freeze > $(LATEST)/versions.txt
+	$(LATEST)/bin/ruff check .
+	$(LATEST)/bin/mypy inbox realtime connectors
+	$(LATEST)/bin/pytest -p no:cacheprovider
+	rm -rf $(LATEST)
 
 # `make bench ARGS=--quick` for a short check; bench/README.md lists the options.
 bench: $(BIN)/.installed
 	$(BIN)/python -m bench $(ARGS)
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) $(LATEST) .pytest_cache .mypy_cache .ruff_cache .hypothesis
