@@ -16,6 +16,9 @@ class ChannelSettings(BaseModel):
 
     routing_field: ClassVar[str | None] = None
     secret_fields: ClassVar[frozenset[str]] = frozenset()
+    # Left out of what is stored and shown while they hold their default: a channel
+    # that never turned them on reads exactly as it did before they existed.
+    quiet_fields: ClassVar[frozenset[str]] = frozenset({"sandbox"})
 
     def routing_key(self) -> str | None:
         if self.routing_field is None:
@@ -27,6 +30,8 @@ class ChannelSettings(BaseModel):
         """Every value, secrets revealed: what goes into the database."""
         out: dict[str, Any] = {}
         for name, value in self:
+            if name in self.quiet_fields and value == type(self).model_fields[name].default:
+                continue
             if isinstance(value, SecretStr):
                 out[name] = value.get_secret_value()
             elif isinstance(value, list):
@@ -45,6 +50,16 @@ class ChannelSettings(BaseModel):
         return sorted(name for name in self.secret_fields if getattr(self, name))
 
 
+def _sandbox() -> Any:
+    # A sandbox channel never reaches the platform: its sends are accepted by a stand-in
+    # (connectors.sandbox) that then reports their delivery, so a demo or a first try
+    # shows the whole loop of a reply without an account at Meta or Twilio.
+    return Field(
+        default=False,
+        description="Send through the built-in sandbox instead of the platform (no network).",
+    )
+
+
 class WhatsAppSettings(ChannelSettings):
     routing_field: ClassVar[str | None] = "phone_number_id"
     secret_fields: ClassVar[frozenset[str]] = frozenset(
@@ -57,6 +72,7 @@ class WhatsAppSettings(ChannelSettings):
     verify_token: SecretStr = Field(min_length=1)
     # Secrets still accepted while a rotation is rolled out.
     previous_app_secrets: list[SecretStr] = Field(default_factory=list, max_length=5)
+    sandbox: bool = _sandbox()
 
 
 class InstagramSettings(ChannelSettings):
@@ -70,6 +86,7 @@ class InstagramSettings(ChannelSettings):
     app_secret: SecretStr = Field(min_length=1)
     verify_token: SecretStr = Field(min_length=1)
     previous_app_secrets: list[SecretStr] = Field(default_factory=list, max_length=5)
+    sandbox: bool = _sandbox()
 
 
 class SmsSettings(ChannelSettings):
@@ -80,6 +97,7 @@ class SmsSettings(ChannelSettings):
     account_sid: str = Field(pattern=r"^AC[0-9a-fA-F]{32}$")
     auth_token: SecretStr = Field(min_length=1)
     previous_auth_tokens: list[SecretStr] = Field(default_factory=list, max_length=5)
+    sandbox: bool = _sandbox()
 
     @field_validator("phone_number")
     @classmethod

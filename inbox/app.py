@@ -28,6 +28,7 @@ from .live.asyncapi import asyncapi_document
 from .services.channel_cache import ChannelCache
 from .services.delivery import DeliveryWorker
 from .services.group_commit import GroupCommit
+from .services.sandbox import SandboxReports
 from .settings import Settings, load_settings
 from .state import AppState
 from .web import health, webhooks
@@ -85,6 +86,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
         settings.signing_key  # noqa: B018 - resolve (and warn about) the key before serving
         http = httpx.AsyncClient(timeout=settings.delivery_timeout)
+        sandbox_reports = SandboxReports(state.writer)
         state.delivery = DeliveryWorker(
             state.db,
             state.events,
@@ -97,6 +99,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             max_attempts=settings.delivery_max_attempts,
             request_timeout=settings.delivery_timeout,
             public_url=settings.public_url,
+            sandbox_reports=sandbox_reports,
         )
         await live.start()
         # What start-up built (modules, models, the app) lives as long as the process:
@@ -114,6 +117,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
             delivery.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await delivery
+            # After the worker, which may schedule reports until it stops, and before
+            # the writer that applies them.
+            await sandbox_reports.close()
             await http.aclose()
             await state.writer.close()
             await state.db.dispose()

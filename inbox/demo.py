@@ -55,6 +55,8 @@ async def seed_demo(db: Database) -> dict[str, Any]:
                     "app_secret": secrets.token_hex(16),
                     "verify_token": secrets.token_hex(8),
                     "previous_app_secrets": [],
+                    # Demo credentials open no account: the built-in sandbox answers.
+                    "sandbox": True,
                 },
             ),
             "sms": Channel(
@@ -67,6 +69,7 @@ async def seed_demo(db: Database) -> dict[str, Any]:
                     "account_sid": "AC" + secrets.token_hex(16),
                     "auth_token": secrets.token_hex(16),
                     "previous_auth_tokens": [],
+                    "sandbox": True,
                 },
             ),
         }

@@ -7,6 +7,13 @@ whose attempt was cut short by a crash is never sent again: it is marked
 the platform: a request that timed out or got a 5xx may still have been
 accepted; its retry can then deliver a second copy, since none of the three
 platforms takes an idempotency key on sends.
+
+A channel whose settings say ``sandbox`` is sent through the built-in sandbox
+(``connectors.sandbox``) instead of its platform, and never touches the network; the
+sandbox's delivery reports are then played back by ``SandboxReports``.
+
+Recording ``sent`` is also what makes a reply its conversation's first response:
+a reply that fails never counts.
 """
 
 from __future__ import annotations
@@ -23,14 +30,17 @@ import httpx
 from sqlalchemy import or_, update
 from sqlmodel import col, select
 
+from connectors import sandbox
 from connectors.registry import adapter_for
-from connectors.settings import settings_model
-from connectors.types import OutboundMessage, SendError
+from connectors.settings import ChannelSettings, settings_model
+from connectors.types import OutboundMessage, SendError, SendResult
 
 from ..db import Database
 from ..models import Channel, Contact, ContactIdentity, Conversation, Message, utcnow
 from .message_status import move_status
+from .outbound import record_first_response
 from .outbox import EventSink, transaction
+from .sandbox import SandboxReports
 
 log = logging.getLogger("inbox.delivery")
 
@@ -57,6 +67,7 @@ class DeliveryWorker:
         max_attempts: int,
         request_timeout: float,
         public_url: str | None = None,
+        sandbox_reports: SandboxReports | None = None,
     ) -> None:
         self.db = db
         self.sink = sink
@@ -64,6 +75,8 @@ class DeliveryWorker:
         self.base_urls = base_urls
         self.max_attempts = max_attempts
         self.public_url = public_url
+        # Without it, sandbox sends are still accepted but never reported delivered.
+        self.sandbox_reports = sandbox_reports
         # An attempt older than this without an outcome belongs to a process that died.
         self.stale_after = timedelta(seconds=request_timeout * 2 + 30)
         self._wake = asyncio.Event()
@@ -162,10 +175,8 @@ class DeliveryWorker:
     async def _deliver(self, message: Message) -> None:
         try:
             channel, outbound = await self._prepare(message)
-            adapter = adapter_for(channel.kind)
             settings = settings_model(channel.kind).model_validate(channel.settings)
-            base_url = self.base_urls.get(channel.kind, "")
-            result = await adapter.send(self.http, base_url, settings, outbound)
+            result = await self._send(channel, settings, outbound)
         except SendError as exc:
             await self._failed_attempt(message, exc)
             return
@@ -175,7 +186,7 @@ class DeliveryWorker:
                 message, SendError(str(exc) or type(exc).__name__, retryable=False, code="internal")
             )
             return
-        await self._finish(
+        sent = await self._finish(
             message,
             {
                 "status": "sent",
@@ -184,6 +195,19 @@ class DeliveryWorker:
                 "error": None,
             },
         )
+        if sent and self.sandbox_reports is not None and sandbox.is_sandbox(settings):
+            self.sandbox_reports.schedule(
+                channel, sandbox.reports(settings, outbound, result, utcnow())
+            )
+
+    async def _send(
+        self, channel: Channel, settings: ChannelSettings, outbound: OutboundMessage
+    ) -> SendResult:
+        if sandbox.is_sandbox(settings):
+            return await sandbox.send(settings, outbound)
+        adapter = adapter_for(channel.kind)
+        base_url = self.base_urls.get(channel.kind, "")
+        return await adapter.send(self.http, base_url, settings, outbound)
 
     async def _prepare(self, message: Message) -> tuple[Channel, OutboundMessage]:
         async with self.db.session() as session:
@@ -256,10 +280,15 @@ class DeliveryWorker:
             message, {"status": "failed", "error_code": error.code, "error": error.message}
         )
 
-    async def _finish(self, message: Message, changes: dict[str, Any]) -> None:
-        changes = {**changes, "attempt_started_at": None, "updated_at": utcnow()}
+    async def _finish(self, message: Message, changes: dict[str, Any]) -> bool:
+        """Record the outcome of an attempt; answer whether the status moved."""
+        now = utcnow()
+        changes = {**changes, "attempt_started_at": None, "updated_at": now}
         async with transaction(self.db, message.organization_id, self.sink) as tx:
-            await move_status(tx, message.id, changes)  # type: ignore[arg-type]
+            moved = await move_status(tx, message.id, changes)  # type: ignore[arg-type]
+            if moved and changes["status"] == "sent":
+                await record_first_response(tx, message, now)
+        return moved
 
 
 async def _finish_even_if_cancelled(work: Coroutine[Any, Any, bool]) -> bool:

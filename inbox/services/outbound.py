@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func
+from sqlalchemy import func, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 
@@ -13,7 +14,7 @@ from ..errors import NotFound
 from ..models import Conversation, Message, utcnow
 from ..views import conversation_data, message_data
 from .inbound import PREVIEW_LENGTH
-from .outbox import EventSink, transaction
+from .outbox import EventSink, Transaction, transaction
 
 
 async def _by_idempotency_key(db: Database, org_id: int, key: str) -> Message | None:
@@ -73,16 +74,7 @@ async def post_reply(
             await tx.session.flush()
             tx.emit("message.sent", message_data(message))
             if not private:
-                if conv.first_response_at is None:
-                    first_inbound = await tx.session.scalar(
-                        select(func.min(Message.created_at)).where(
-                            col(Message.conversation_id) == conversation_id,
-                            col(Message.direction) == "inbound",
-                        )
-                    )
-                    if first_inbound is not None:
-                        conv.first_response_at = now
-                        conv.first_response_seconds = (now - first_inbound).total_seconds()
+                # Not a first response yet: that waits for the send (record_first_response).
                 conv.last_message_at = now
                 conv.last_message_preview = (content or "[attachment]")[:PREVIEW_LENGTH]
                 conv.updated_at = now
@@ -100,3 +92,45 @@ async def post_reply(
                 return existing, False
         raise
     return message, True
+
+
+async def record_first_response(tx: Transaction, message: Message, sent_at: datetime) -> bool:
+    """Make ``message``, a reply the platform has just accepted, its conversation's first
+    response if it has none yet; answer whether it did.
+
+    Only a reply that was sent counts: one that failed never reached the customer, and a
+    private note is not meant to. The response time runs from the first message the
+    customer had sent before the reply was written to ``sent_at``, when they could get
+    it. A conversation the customer has not written in yet has nothing to respond to.
+    """
+    if message.private or message.direction != "outbound":
+        return False
+    first_inbound = await tx.session.scalar(
+        select(func.min(Message.created_at)).where(
+            col(Message.conversation_id) == message.conversation_id,
+            col(Message.direction) == "inbound",
+            col(Message.created_at) <= message.created_at,
+        )
+    )
+    if first_inbound is None:
+        return False
+    # Compare-and-set: of two replies sent at once by two workers, one is the first.
+    recorded = await tx.session.exec(
+        update(Conversation)
+        .where(
+            col(Conversation.id) == message.conversation_id,
+            col(Conversation.first_response_at).is_(None),
+        )
+        .values(
+            first_response_at=sent_at,
+            first_response_seconds=max(0.0, (sent_at - first_inbound).total_seconds()),
+            updated_at=sent_at,
+        )
+    )
+    if recorded.rowcount != 1:
+        return False
+    tx.emit(
+        "conversation.updated",
+        await conversation_data(tx.session, message.conversation_id, message.organization_id),
+    )
+    return True
