@@ -1,13 +1,19 @@
-"""Instagram Messaging: webhooks in (messages, echoes, deletions, reactions,
-reads, postbacks), text or one attachment out.
+"""Instagram Messaging: webhooks in (messages, echoes, deletions, edits,
+reactions, reads, postbacks, story mentions and replies), text or one attachment
+out.
 
 A delivery is ``{"object": "instagram", "entry": [{"id": <account id>,
 "messaging": [{"sender", "recipient", "timestamp", "message" | "reaction" |
-"read" | "postback"}]}]}``; ``entry.id`` is our professional account.
+"read" | "postback" | "message_edit"}], "changes": [{"field", "value"}]}]}``;
+``entry.id`` is our professional account. ``changes`` (comments, mentions, live
+comments, story insights) and other messaging kinds become Unhandled events; a part
+that is not what the platform documents becomes an Unreadable event and costs only
+itself.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -34,10 +40,13 @@ from .types import (
     Echo,
     InboundEvent,
     InboundMessage,
+    MessageEdit,
     OutboundMessage,
     Reaction,
     ReadReceipt,
     SendResult,
+    Unhandled,
+    Unreadable,
     WebhookRequest,
 )
 
@@ -52,10 +61,13 @@ class InstagramAdapter:
     kind = "instagram"
 
     def routing_keys(self, req: WebhookRequest) -> list[str]:
-        """The account ids (``entry[].id``) the delivery is addressed to."""
+        """The account ids (``entry[].id``) the delivery is addressed to; never raises
+        for a body that is a JSON object."""
+        body = load_json_object(req.body)
+        entries = body.get("entry") if body.get("object", OBJECT) == OBJECT else None
         keys: list[str] = []
-        for where, entry in _entries(load_json_object(req.body)):
-            key = opt_str(entry.get("id"), f"{where}.id")
+        for entry in entries if isinstance(entries, list) else []:
+            key = meta.lenient_str(entry.get("id")) if isinstance(entry, dict) else None
             if key and key not in keys:
                 keys.append(key)
         return keys
@@ -69,14 +81,16 @@ class InstagramAdapter:
         return meta.challenge(req, [_settings(s).verify_token.get_secret_value() for s in settings])
 
     def parse(self, req: WebhookRequest) -> list[InboundEvent]:
+        body = load_json_object(req.body)
+        if body.get("object", OBJECT) != OBJECT:
+            return [Unhandled(PLATFORM, None, "object", "object")]
+        try:
+            entries = as_list(body.get("entry"), "entry")
+        except PayloadError as exc:
+            return [Unreadable(PLATFORM, None, "entry", exc.message)]
         events: list[InboundEvent] = []
-        for where, entry in _entries(load_json_object(req.body)):
-            channel_key = opt_str(entry.get("id"), f"{where}.id")
-            for k, raw_item in enumerate(as_list(entry.get("messaging"), f"{where}.messaging")):
-                item_where = f"{where}.messaging[{k}]"
-                event = _parse_item(as_object(raw_item, item_where), channel_key, item_where)
-                if event is not None:
-                    events.append(event)
+        for i, raw_entry in enumerate(entries):
+            events.extend(meta.isolated(PLATFORM, None, f"entry[{i}]", _entry, raw_entry, i))
         return events
 
     async def send(
@@ -110,16 +124,57 @@ def _settings(settings: ChannelSettings) -> InstagramSettings:
     return settings
 
 
-def _entries(body: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
-    if body.get("object", OBJECT) != OBJECT:
-        return []
-    return [
-        (f"entry[{i}]", as_object(entry, f"entry[{i}]"))
-        for i, entry in enumerate(as_list(body.get("entry"), "entry"))
-    ]
+def _entry(raw: Any, i: int) -> list[InboundEvent]:
+    where = f"entry[{i}]"
+    entry = as_object(raw, where)
+    channel_key = opt_str(entry.get("id"), f"{where}.id") or None
+    events: list[InboundEvent] = []
+    for key in ("messaging", "standby"):
+        try:
+            items = as_list(entry.get(key), f"{where}.{key}")
+        except PayloadError as exc:
+            events.append(Unreadable(PLATFORM, channel_key, f"{where}.{key}", exc.message))
+            continue
+        for k, raw_item in enumerate(items):
+            item_where = f"{where}.{key}[{k}]"
+            if key == "standby":
+                # Another app holds the thread (handover): seen, not ours to answer.
+                events.append(
+                    Unhandled(PLATFORM, channel_key, "standby", item_where, {"item": raw_item})
+                )
+                continue
+            events.extend(
+                meta.isolated(
+                    PLATFORM, channel_key, item_where, _item, raw_item, channel_key, item_where
+                )
+            )
+    try:
+        changes = as_list(entry.get("changes"), f"{where}.changes")
+    except PayloadError as exc:
+        return [*events, Unreadable(PLATFORM, channel_key, f"{where}.changes", exc.message)]
+    for k, raw_change in enumerate(changes):
+        change = raw_change if isinstance(raw_change, dict) else {}
+        name = change.get("field")
+        value = change.get("value")
+        # Comments, mentions, live comments, story insights: acknowledged, kept whole.
+        events.append(
+            Unhandled(
+                PLATFORM,
+                channel_key,
+                name[:64] if isinstance(name, str) and name else "changes",
+                f"{where}.changes[{k}]",
+                value if isinstance(value, dict) else {"value": value},
+                channel_key,
+            )
+        )
+    return events
 
 
-def _parse_item(item: dict[str, Any], channel_key: str | None, where: str) -> InboundEvent | None:
+def _item(raw: Any, channel_key: str | None, where: str) -> InboundEvent:
+    return _parse_item(as_object(raw, where), channel_key, where)
+
+
+def _parse_item(item: dict[str, Any], channel_key: str | None, where: str) -> InboundEvent:
     sender = opt_object(item.get("sender"), f"{where}.sender") or {}
     recipient = opt_object(item.get("recipient"), f"{where}.recipient") or {}
     sender_id = opt_str(sender.get("id"), f"{where}.sender.id")
@@ -159,19 +214,55 @@ def _parse_item(item: dict[str, Any], channel_key: str | None, where: str) -> In
             ),
         )
     if "postback" in item:
-        postback = as_object(item["postback"], f"{where}.postback")
-        return InboundMessage(
+        return _postback(item, channel_key, sender_id, recipient_id, where)
+    if "message_edit" in item:
+        edit = as_object(item["message_edit"], f"{where}.message_edit")
+        mid = as_str(edit.get("mid"), f"{where}.message_edit.mid")
+        text = as_str(edit.get("text"), f"{where}.message_edit.text")
+        count = opt_str(edit.get("num_edit"), f"{where}.message_edit.num_edit") or "1"
+        return MessageEdit(
             platform=PLATFORM,
             channel_key=channel_key,
             sender_id=_required(sender_id, f"{where}.sender.id"),
-            external_id=opt_str(postback.get("mid"), f"{where}.postback.mid") or None,
+            target_id=mid,
+            content=text,
             timestamp=_timestamp(item, where),
-            content=opt_str(postback.get("title"), f"{where}.postback.title") or "",
-            content_type="postback",
-            raw={"postback": postback},
+            # Each edit of a message is numbered: a retry of one is a duplicate.
+            external_id=f"{mid}:edit:{count}",
         )
-    # Referrals, handover and fields added later carry no conversation content.
-    return None
+    # Referrals, opt-ins, handover and kinds added later carry no conversation content.
+    kind = next((key for key in item if key not in ("sender", "recipient", "timestamp")), "")
+    return Unhandled(PLATFORM, channel_key, f"messaging.{type_name(kind)}", where, item)
+
+
+def _postback(
+    item: dict[str, Any],
+    channel_key: str | None,
+    sender_id: str | None,
+    recipient_id: str | None,
+    where: str,
+) -> InboundMessage:
+    postback = as_object(item["postback"], f"{where}.postback")
+    sender = _required(sender_id, f"{where}.sender.id")
+    timestamp = _timestamp(item, where)
+    title = opt_str(postback.get("title"), f"{where}.postback.title")
+    payload = opt_str(postback.get("payload"), f"{where}.postback.payload")
+    mid = opt_str(postback.get("mid"), f"{where}.postback.mid")
+    if not mid:
+        # Without a platform id a retry must still find the first copy: the same tap
+        # (who, to whom, when, which button) always gives the same key.
+        tap = f"{sender}\n{recipient_id or ''}\n{item.get('timestamp')}\n{payload or title or ''}"
+        mid = "postback:" + hashlib.sha256(tap.encode("utf-8")).hexdigest()[:32]
+    return InboundMessage(
+        platform=PLATFORM,
+        channel_key=channel_key,
+        sender_id=sender,
+        external_id=mid,
+        timestamp=timestamp,
+        content=title or payload or "Button tapped",
+        content_type="postback",
+        raw={"postback": postback},
+    )
 
 
 def _parse_message(
@@ -213,12 +304,29 @@ def _parse_message(
         if isinstance(value, dict):
             raw[key] = value
     reply_to = raw.get("reply_to", {}).get("mid")
+    story = raw.get("reply_to", {}).get("story")
     if opt_bool(message.get("is_unsupported"), f"{message_where}.is_unsupported"):
         content_type = "unsupported"
+        text = text or "Unsupported message"
+    elif attachments and attachments[0]["type"] == "story_mention":
+        content_type = "story_mention"
+        text = text or "Mentioned you in their story"
+    elif isinstance(story, dict):
+        content_type = "story_reply"
+        text = f"Replied to your story: {text}" if text else "Replied to your story"
+        story_where = f"{message_where}.reply_to.story"
+        link: dict[str, Any] = {"type": "story"}
+        for key, target in (("url", "url"), ("id", "story_id")):
+            value = opt_str(story.get(key), f"{story_where}.{key}")
+            if value:
+                link[target] = value
+        attachments = [*attachments, link]
     elif attachments:
         content_type = str(attachments[0]["type"])
     else:
         content_type = "text"
+    if not text and not attachments:
+        raise PayloadError("a message needs text or an attachment", message_where)
     return InboundMessage(
         platform=PLATFORM,
         channel_key=channel_key,

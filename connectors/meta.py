@@ -1,15 +1,20 @@
 """What WhatsApp Cloud API and Instagram Messaging share, both being Meta
-Graph API products: the subscription handshake and the Graph error format."""
+Graph API products: the subscription handshake, the Graph error format, and
+reading a delivery one part at a time."""
 
 from __future__ import annotations
 
 import hmac
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, ParamSpec
 
 import httpx
 
+from .errors import PayloadError
 from .sending import json_body
-from .types import WebhookRequest
+from .types import InboundEvent, Unreadable, WebhookRequest
+
+P = ParamSpec("P")
 
 # Graph error codes that mean "later", even when sent with HTTP 400: rate
 # limits (4, 17, 32, 341, 613, 80007, 130429, 131056) and temporary
@@ -52,3 +57,33 @@ def read_graph_error(response: httpx.Response) -> tuple[str | None, str | None, 
     # Graph marks some errors as transient itself.
     transient = error.get("is_transient") is True
     return code, message, transient or code in _RETRYABLE_CODES
+
+
+def isolated(
+    platform: str,
+    channel_key: str | None,
+    where: str,
+    read: Callable[P, InboundEvent | Sequence[InboundEvent]],
+    *args: P.args,
+    **kwargs: P.kwargs,
+) -> list[InboundEvent]:
+    """The events ``read(*args)`` finds in one part of a delivery, or one Unreadable
+    for it.
+
+    Meta retries a refused delivery for days and may end the subscription, so one
+    part that is not what the platform documents costs only itself.
+    """
+    try:
+        found = read(*args, **kwargs)
+    except PayloadError as exc:
+        return [Unreadable(platform, channel_key, exc.where or where, exc.message)]
+    return list(found) if isinstance(found, Sequence) else [found]
+
+
+def lenient_str(value: Any) -> str | None:
+    """An id as routing reads it: a non-empty string or integer, else None (never raises)."""
+    if isinstance(value, str) and value:
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    return None

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import httpx
 
@@ -17,8 +17,10 @@ from .whatsapp import WhatsAppAdapter
 
 class Adapter(Protocol):
     """What every platform offers. Only ``parse`` and ``routing_keys`` read the
-    body; they raise nothing but PayloadError. ``verify`` raises SignatureError,
-    ``send`` raises SendError; settings of another kind are a TypeError."""
+    body; they raise nothing but PayloadError, and for Meta platforms only for a body
+    that is not a JSON object (a bad part of a delivery is an Unreadable event).
+    ``verify`` raises SignatureError, ``send`` raises SendError; settings of another
+    kind are a TypeError."""
 
     kind: str
 
@@ -37,6 +39,14 @@ class Adapter(Protocol):
         settings: ChannelSettings,
         message: OutboundMessage,
     ) -> SendResult: ...
+
+
+@runtime_checkable
+class AccountRouting(Protocol):
+    """A platform whose deliveries may name only the account, not the channel's own
+    routing key (WhatsApp: the WhatsApp Business Account id, ``business_account_id``)."""
+
+    def account_keys(self, req: WebhookRequest) -> list[str]: ...
 
 
 ADAPTERS: dict[str, Adapter] = {

@@ -73,6 +73,15 @@ class WhatsAppSettings(ChannelSettings):
     # Secrets still accepted while a rotation is rolled out.
     previous_app_secrets: list[SecretStr] = Field(default_factory=list, max_length=5)
     sandbox: bool = _sandbox()
+    # Some deliveries (account_update, ...) name only the WhatsApp Business Account,
+    # not the phone number: this routes them to the channel.
+    business_account_id: str | None = Field(
+        default=None,
+        max_length=64,
+        pattern=r"^\d+$",
+        description="WhatsApp Business Account id (entry[].id of the webhooks).",
+    )
+    quiet_fields: ClassVar[frozenset[str]] = ChannelSettings.quiet_fields | {"business_account_id"}
 
 
 class InstagramSettings(ChannelSettings):

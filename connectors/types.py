@@ -9,6 +9,7 @@ id, the Twilio number), so one delivery carrying several channels can be split.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -26,6 +27,7 @@ __all__ = [
     "InboundEvent",
     "InboundMessage",
     "LeadSubmission",
+    "MessageEdit",
     "OutboundMessage",
     "PayloadError",
     "Reaction",
@@ -34,6 +36,8 @@ __all__ = [
     "SendResult",
     "SignatureError",
     "StatusUpdate",
+    "Unhandled",
+    "Unreadable",
     "WebhookRequest",
 ]
 
@@ -201,9 +205,70 @@ class Echo:
     timestamp: datetime
     content: str = ""
     attachments: list[dict[str, Any]] = field(default_factory=list)
+    # The platform's message type when it says (``image``, ``order``); None: text
+    # or attachment, by whether there are attachments.
+    content_type: str | None = None
 
 
-InboundEvent = InboundMessage | StatusUpdate | Reaction | Deletion | ReadReceipt | Echo
+@dataclass(frozen=True)
+class MessageEdit:
+    """A person changed the text (or caption) of a message they had sent us."""
+
+    platform: str
+    channel_key: str | None
+    sender_id: str
+    target_id: str
+    content: str
+    timestamp: datetime
+    external_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Unhandled:
+    """Something the platform reported that the application does not act on (yet):
+    an account, template or call notification, a system notice.
+
+    ``field`` is the platform's name for it (the webhook field, or ``messages.<type>``
+    for a message kind); ``data`` is the part of the body it came in, kept whole so
+    that a later handler has everything the platform said. ``account_id`` is the
+    platform account the delivery named (WhatsApp Business Account id) when the part
+    itself names no channel.
+    """
+
+    platform: str
+    channel_key: str | None
+    field: str
+    where: str
+    # ``field`` names the platform's field here, so the dataclass helper is spelled out.
+    data: dict[str, Any] = dataclasses.field(default_factory=dict)
+    account_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Unreadable:
+    """One part of a delivery that is not what the platform documents.
+
+    Reported instead of refusing the whole delivery: the rest of it is still good,
+    and a platform that is refused retries the same bytes for days.
+    """
+
+    platform: str
+    channel_key: str | None
+    where: str
+    error: str
+
+
+InboundEvent = (
+    InboundMessage
+    | StatusUpdate
+    | Reaction
+    | Deletion
+    | ReadReceipt
+    | Echo
+    | MessageEdit
+    | Unhandled
+    | Unreadable
+)
 
 
 @dataclass(frozen=True)

@@ -31,6 +31,7 @@ STORED_EVENTS: dict[str, type[BaseModel]] = {
     "message.received": MessagePublic,
     "message.sent": MessagePublic,
     "message.deleted": MessagePublic,
+    "message.updated": MessagePublic,
     "message.status": MessageStatusChange,
 }
 LIVE_EVENTS: dict[str, type[BaseModel]] = {

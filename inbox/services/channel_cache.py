@@ -1,5 +1,6 @@
-"""Channels as webhooks find them: by (kind, routing key), or an organization's
-generic channel, remembered in-process.
+"""Channels as webhooks find them: by (kind, routing key), an organization's
+generic channel, or every active channel of a kind (for deliveries that name only
+an account, or no channel at all), remembered in-process.
 
 Every delivery names its channel before anything else happens, so the lookup (and
 the parsing of the channel's settings) is worth keeping. A change made through
@@ -14,6 +15,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from pydantic import SecretStr
 from sqlmodel import col, select
 
 from connectors.settings import ChannelSettings, settings_model
@@ -39,6 +41,7 @@ class ChannelCache:
         self.ttl = ttl
         self._known: dict[tuple[str, str], KnownChannel] = {}
         self._generic: dict[int, KnownChannel] = {}
+        self._active: dict[str, tuple[float, list[KnownChannel]]] = {}
         # Bumped by every invalidation: a lookup that started before one must not
         # store what it read, which may be the old row.
         self._generation = 0
@@ -87,11 +90,47 @@ class ChannelCache:
             self._generic[organization_id] = KnownChannel(channel, settings, now + self.ttl)
         return channel
 
+    async def active(self, kind: str) -> list[KnownChannel]:
+        """Every active channel of ``kind``, in id order: what a delivery that names no
+        known routing key is matched against (by account id, or by its secret alone)."""
+        now = time.monotonic()
+        cached = self._active.get(kind)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        generation = self._generation
+        async with self.db.session() as session:
+            rows = await session.exec(
+                select(Channel)
+                .where(col(Channel.kind) == kind, col(Channel.is_active))
+                .order_by(col(Channel.id))
+            )
+            found = [
+                KnownChannel(c, settings_model(c.kind).model_validate(c.settings), now + self.ttl)
+                for c in rows
+            ]
+        if generation == self._generation:
+            self._active[kind] = (now + self.ttl, found)
+        return found
+
+    async def app_secrets(self, kind: str) -> list[str]:
+        """Every distinct app secret (current or still accepted) of the active channels
+        of ``kind``: what signs a delivery that names none of them."""
+        secrets: list[str] = []
+        for known in await self.active(kind):
+            for name in ("app_secret", "previous_app_secrets"):
+                value = getattr(known.settings, name, None)
+                for secret in value if isinstance(value, list) else [value]:
+                    text = secret.get_secret_value() if isinstance(secret, SecretStr) else None
+                    if text and text not in secrets:
+                        secrets.append(text)
+        return secrets
+
     def invalidate(self) -> None:
         """Forget every channel; call after a change to any channel has committed."""
         self._generation += 1
         self._known.clear()
         self._generic.clear()
+        self._active.clear()
 
     async def _read(
         self, kind: str, keys: Sequence[str], expires: float

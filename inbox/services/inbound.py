@@ -25,6 +25,7 @@ from connectors.types import (
     Echo,
     InboundEvent,
     InboundMessage,
+    MessageEdit,
     Reaction,
     ReadReceipt,
     StatusUpdate,
@@ -145,7 +146,10 @@ class Delivery:
             await self.read_receipt(event)
         elif isinstance(event, Echo):
             await self.echo(event)
-        else:  # pragma: no cover - the union above is exhaustive
+        elif isinstance(event, MessageEdit):
+            await self.edit(event)
+        else:
+            # Unhandled and Unreadable: acknowledged, nothing to store.
             self.result.ignored += 1
 
     # -- people -----------------------------------------------------------
@@ -318,8 +322,14 @@ class Delivery:
         self.touched[conv.id] = (conv, contact)
 
     async def reaction(self, event: Reaction) -> None:
+        if event.emoji is None:
+            await self._unreact(event)
+            return
+        # Without a platform id the key names the emoji and the millisecond, so that a
+        # removal and a new reaction within one second are not taken for a retry.
         external_id = event.external_id or (
-            f"reaction:{event.target_id}:{event.sender_id}:{int(event.timestamp.timestamp())}"
+            f"reaction:{event.target_id}:{event.sender_id}:{event.emoji}:"
+            f"{int(event.timestamp.timestamp() * 1000)}"
         )
         if await self.stored(external_id):
             self.result.duplicates += 1
@@ -336,6 +346,82 @@ class Delivery:
             attachments=[{"type": "reaction", "target_id": event.target_id, "emoji": event.emoji}],
             timestamp=event.timestamp,
         )
+
+    async def _unreact(self, event: Reaction) -> None:
+        """A removed reaction takes the sender's reaction to that message away."""
+        contact = await self._known_contact(event.platform, event.sender_id)
+        if contact is None:
+            self.result.ignored += 1
+            return
+        candidates = await self.session.exec(
+            select(Message)
+            .where(
+                col(Message.channel_id) == self.channel.id,
+                col(Message.sender_contact_id) == contact.id,
+                col(Message.content_type) == "reaction",
+            )
+            .order_by(col(Message.id).desc())
+            .limit(50)
+        )
+        mine = next(
+            (
+                m
+                for m in candidates
+                if any(a.get("target_id") == event.target_id for a in m.attachments or [])
+            ),
+            None,
+        )
+        if mine is None:
+            # Removed already (a retry), or a reaction we never had.
+            self.result.duplicates += 1
+            return
+        await self._mark_deleted(mine)
+
+    async def _mark_deleted(self, message: Message) -> None:
+        message.content = None
+        message.content_type = "deleted"
+        message.attachments = []
+        message.updated_at = utcnow()
+        self.session.add(message)
+        await self.session.flush()
+        self.result.updated += 1
+        self.tx.emit("message.deleted", message_data(message))
+
+    async def edit(self, event: MessageEdit) -> None:
+        """A sender's new text for their message: the message reads it from now on, and
+        keeps what it said before in ``platform_data["edits"]``."""
+        message = await self._ours(event.target_id)
+        if (
+            message is None
+            or message.direction != "inbound"
+            or message.content_type == "deleted"
+            or not event.content
+        ):
+            self.result.ignored += 1
+            return
+        data = dict(message.platform_data or {})
+        edits = list(data.get("edits") or [])
+        if event.external_id is not None and any(
+            e.get("id") == event.external_id for e in edits if isinstance(e, dict)
+        ):
+            self.result.duplicates += 1
+            return
+        edits.append(
+            {
+                "type": "edit",
+                "id": event.external_id,
+                "previous": message.content,
+                "at": event.timestamp.isoformat().replace("+00:00", "Z"),
+            }
+        )
+        data["edits"] = edits
+        message.platform_data = data
+        message.content = event.content
+        message.updated_at = utcnow()
+        self.session.add(message)
+        await self.session.flush()
+        self.result.updated += 1
+        self.tx.emit("message.updated", message_data(message))
 
     async def flush_conversations(self) -> None:
         for conv, contact in self.touched.values():
@@ -396,14 +482,7 @@ class Delivery:
         if message is None or message.direction != "inbound" or message.content_type == "deleted":
             self.result.ignored += 1
             return
-        message.content = None
-        message.content_type = "deleted"
-        message.attachments = []
-        message.updated_at = utcnow()
-        self.session.add(message)
-        await self.session.flush()
-        self.result.updated += 1
-        self.tx.emit("message.deleted", message_data(message))
+        await self._mark_deleted(message)
 
     async def echo(self, event: Echo) -> None:
         if await self._ours(event.external_id) is not None:
@@ -427,7 +506,7 @@ class Delivery:
             channel_id=self.channel.id,
             direction="outbound",
             content=event.content,
-            content_type="text" if not event.attachments else "attachment",
+            content_type=event.content_type or ("text" if not event.attachments else "attachment"),
             attachments=list(event.attachments),
             external_id=event.external_id,
             status="sent",
@@ -462,9 +541,13 @@ class Delivery:
         return found.first() is not None
 
 
+# Message types whose structure (``raw``) is shown with them, as a ``data`` attachment.
+_STRUCTURED = frozenset({"location", "contacts", "interactive", "button", "order"})
+
+
 def attachments_of(event: InboundMessage) -> list[dict[str, Any]]:
     attachments = [dict(a) for a in event.attachments]
-    if event.raw and event.content_type in ("location", "contacts", "interactive", "button"):
+    if event.raw and event.content_type in _STRUCTURED:
         attachments.append({"type": event.content_type, "data": event.raw})
     return attachments
 

@@ -21,10 +21,19 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
 from connectors.leads import parse_lead
-from connectors.registry import Adapter, adapter_for
+from connectors.registry import AccountRouting, Adapter, adapter_for
 from connectors.settings import ChannelSettings, settings_model
+from connectors.signatures import verify_meta
 from connectors.twilio import TWIML_EMPTY_RESPONSE, TWIML_MEDIA_TYPE
-from connectors.types import Headers, InboundEvent, PayloadError, SignatureError, WebhookRequest
+from connectors.types import (
+    Headers,
+    InboundEvent,
+    PayloadError,
+    SignatureError,
+    Unhandled,
+    Unreadable,
+    WebhookRequest,
+)
 
 from ..auth import credentials_from_headers
 from ..errors import (
@@ -88,6 +97,12 @@ def _verify(adapter: Adapter, req: WebhookRequest, settings: ChannelSettings) ->
         raise AuthenticationFailed(f"Signature check failed: {exc}") from None
 
 
+# Platforms whose deliveries are signed with the app secret the channels were given:
+# a signed delivery is acknowledged even when it names no channel of ours, since the
+# platform retries anything else for days and may end the subscription.
+_APP_SIGNED = frozenset({"whatsapp", "instagram"})
+
+
 async def receive(request: Request, kind: str) -> IngestResult:
     """Verify, parse and store one platform delivery; raise ApiError on any refusal."""
     state = _state(request)
@@ -95,46 +110,90 @@ async def receive(request: Request, kind: str) -> IngestResult:
     req = await webhook_request(request, state)
     try:
         keys = adapter.routing_keys(req)
+        accounts = adapter.account_keys(req) if isinstance(adapter, AccountRouting) else []
     except PayloadError as exc:
         raise _payload_error(exc) from None
-    if not keys:
+    if kind not in _APP_SIGNED and not keys:
         raise MalformedRequest("The delivery names no channel")
-    channels = {
+    route = {
         key: known
         for key, known in (await state.channels.lookup(kind, keys)).items()
         if known.channel.is_active
     }
-    if not channels:
-        raise NotFound(f"No active {kind} channel for {', '.join(keys)}")
+    if not route and accounts:
+        # Routed by phone number id where the delivery has one, else by the account.
+        for known in await state.channels.active(kind):
+            account = getattr(known.settings, "business_account_id", None)
+            if account in accounts and known.channel.routing_key is not None:
+                route[known.channel.routing_key] = known
+    if not route:
+        if kind not in _APP_SIGNED:
+            raise NotFound(f"No active {kind} channel for {', '.join(keys)}")
+        return await _acknowledge_unrouted(state, kind, adapter, req, keys + accounts)
     # Every channel named must vouch for the body before any of it is parsed.
-    for known in channels.values():
+    for known in route.values():
         _verify(adapter, req, known.settings)
     try:
         events = adapter.parse(req)
     except PayloadError as exc:
         raise _payload_error(exc) from None
+    total = IngestResult()
+    # A value without a phone number id belongs to the one channel named, if only one is.
+    only = next(iter(route)) if len(route) == 1 else None
     by_channel: dict[str, list[InboundEvent]] = defaultdict(list)
     for event in events:
-        by_channel[event.channel_key or keys[0]].append(event)
-    total = IngestResult()
-    for key, channel_events in by_channel.items():
-        found = channels.get(key)
-        if found is None:
+        if _acknowledged_only(kind, event):
+            total.ignored += 1
+            continue
+        key = event.channel_key or only
+        if key is None or key not in route:
             # A number of the same platform account that is not connected here.
             log.info(
-                "%s delivery for unknown channel %s: %d events ignored",
-                kind,
-                key,
-                len(channel_events),
+                "%s delivery: %s for unknown channel %s ignored", kind, type(event).__name__, key
             )
-            total.ignored += len(channel_events)
+            total.ignored += 1
             continue
-        result = await ingest(state.writer, found.channel, channel_events)
+        by_channel[key].append(event)
+    for key, channel_events in by_channel.items():
+        result = await ingest(state.writer, route[key].channel, channel_events)
         total.stored += result.stored
         total.duplicates += result.duplicates
         total.updated += result.updated
         total.ignored += result.ignored
     return total
+
+
+def _acknowledged_only(kind: str, event: InboundEvent) -> bool:
+    """Whether the event is only counted: a part the service cannot read (logged, once
+    per delivery) or does not act on."""
+    if isinstance(event, Unreadable):
+        log.warning(
+            "%s delivery: unreadable part at %s ignored (%s)", kind, event.where, event.error
+        )
+        return True
+    return isinstance(event, Unhandled)
+
+
+async def _acknowledge_unrouted(
+    state: AppState, kind: str, adapter: Adapter, req: WebhookRequest, named: list[str]
+) -> IngestResult:
+    """A delivery that names no active channel: 200 with nothing stored when one of the
+    app secrets configured here signed it, else 401 -- the same answer as a known
+    channel's unsigned delivery, so a caller cannot learn which ids are connected."""
+    try:
+        verify_meta(req, await state.channels.app_secrets(kind))
+    except SignatureError as exc:
+        raise AuthenticationFailed(f"Signature check failed: {exc}") from None
+    events = adapter.parse(req)
+    for event in events:
+        _acknowledged_only(kind, event)
+    log.info(
+        "%s delivery for no active channel (%s): %d events acknowledged, none stored",
+        kind,
+        ", ".join(named) or "none named",
+        len(events),
+    )
+    return IngestResult(ignored=len(events))
 
 
 def _ack(result: IngestResult) -> Response:
@@ -322,13 +381,16 @@ def _doc(summary: str, *, body: str, ok: str, errors: tuple[int, ...], security:
 
 _WEBHOOK_ERRORS = {
     400: "Malformed body (error envelope)",
-    401: "Missing or wrong signature / key; nothing stored",
+    401: "Missing or wrong signature / key (or, for Meta platforms, a delivery naming no "
+    "active channel that no configured app secret signed); nothing stored",
     403: "Verification token does not match",
     404: "No active channel for the routing key",
     413: "Body over 1 MiB",
     503: "Database unavailable; the platform should retry",
 }
 _SIGNED = (400, 401, 404, 413, 503)
+# Meta deliveries: signed ones are acknowledged even for an unknown channel.
+_META_SIGNED = (400, 401, 413, 503)
 _META_CHALLENGE = {
     "summary": "Meta's verification handshake: answers hub.challenge as text/plain",
     "tags": ["webhooks"],
@@ -350,8 +412,8 @@ OPENAPI_PATHS: dict[str, Any] = {
             **_doc(
                 "WhatsApp Cloud API deliveries, signed with X-Hub-Signature-256",
                 body="application/json",
-                ok="Stored",
-                errors=_SIGNED,
+                ok="Stored, or acknowledged (counted as ignored)",
+                errors=_META_SIGNED,
                 security=[],
             ),
             "operationId": "whatsapp_webhook",
@@ -363,8 +425,8 @@ OPENAPI_PATHS: dict[str, Any] = {
             **_doc(
                 "Instagram Messaging deliveries, signed with X-Hub-Signature-256",
                 body="application/json",
-                ok="Stored",
-                errors=_SIGNED,
+                ok="Stored, or acknowledged (counted as ignored)",
+                errors=_META_SIGNED,
                 security=[],
             ),
             "operationId": "instagram_webhook",

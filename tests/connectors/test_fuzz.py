@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
+import orjson
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -23,9 +24,12 @@ from connectors.types import (
     Deletion,
     Echo,
     InboundMessage,
+    MessageEdit,
     Reaction,
     ReadReceipt,
     StatusUpdate,
+    Unhandled,
+    Unreadable,
     WebhookRequest,
 )
 from connectors.whatsapp import WhatsAppAdapter
@@ -57,7 +61,17 @@ INSTAGRAM_BODIES = files("instagram")
 TWILIO_BODIES = files("twilio")
 GENERIC_BODIES = json_files("generic")
 
-EVENT_TYPES = (InboundMessage, StatusUpdate, Reaction, Deletion, ReadReceipt, Echo)
+EVENT_TYPES = (
+    InboundMessage,
+    StatusUpdate,
+    Reaction,
+    Deletion,
+    ReadReceipt,
+    Echo,
+    MessageEdit,
+    Unhandled,
+    Unreadable,
+)
 
 
 def request(body: bytes, content_type: str = "application/json") -> WebhookRequest:
@@ -80,22 +94,62 @@ def check(parse: Callable[[WebhookRequest], Any], req: WebhookRequest) -> None:
         if isinstance(event, str):  # a routing key
             assert event
             continue
-        assert isinstance(event, EVENT_TYPES)
-        assert isinstance(event.timestamp, datetime)
-        assert event.timestamp.tzinfo is not None
-        # The application stores these as JSON: they must serialize.
-        json.dumps([getattr(event, "attachments", []), getattr(event, "raw", {})])
+        well_formed(event)
+
+
+def well_formed(event: Any) -> None:
+    assert isinstance(event, EVENT_TYPES)
+    if isinstance(event, Unreadable):
+        assert event.where and event.error
+        return
+    if isinstance(event, Unhandled):
+        assert event.field and event.where
+        json.dumps(event.data)
+        return
+    assert isinstance(event.timestamp, datetime)
+    assert event.timestamp.tzinfo is not None
+    if isinstance(event, InboundMessage):
+        # Nothing is stored that a person cannot read.
+        assert event.content or event.attachments
+    # The application stores these as JSON: they must serialize.
+    json.dumps([getattr(event, "attachments", []), getattr(event, "raw", {})])
+
+
+def is_json_object(body: bytes) -> bool:
+    try:
+        return isinstance(orjson.loads(body), dict)
+    except orjson.JSONDecodeError:
+        return False
+
+
+def check_meta(parse: Callable[[WebhookRequest], Any], req: WebhookRequest) -> None:
+    """Meta parsers refuse only a body that is no JSON object; any part of an object
+    they cannot read is an Unreadable event."""
+    try:
+        events = parse(req)
+    except PayloadError as exc:
+        assert str(exc)
+        assert not is_json_object(req.body)
+        return
+    assert is_json_object(req.body)
+    assert isinstance(events, list)
+    for event in events:
+        if isinstance(event, str):
+            assert event
+        else:
+            well_formed(event)
 
 
 def check_all_json(req: WebhookRequest) -> None:
-    for parse in (
+    for meta_parse in (
         WHATSAPP.parse,
         WHATSAPP.routing_keys,
+        WHATSAPP.account_keys,
         INSTAGRAM.parse,
         INSTAGRAM.routing_keys,
-        GENERIC.parse,
     ):
-        check(parse, req)
+        check_meta(meta_parse, req)
+    check(GENERIC.parse, req)
     with contextlib.suppress(PayloadError):
         parse_lead(req)
 

@@ -15,6 +15,8 @@ from connectors.types import (
     OutboundMessage,
     Reaction,
     ReadReceipt,
+    Unhandled,
+    Unreadable,
     WebhookRequest,
 )
 from tests.connectors.fake_platform import FakePlatform, graph_error, rate_limited
@@ -97,6 +99,13 @@ def test_replies_to_story_and_message() -> None:
     assert isinstance(reply, InboundMessage)
     assert story.reply_to is None
     assert story.raw["reply_to"]["story"]["id"] == "17887496957736618"
+    assert (story.content_type, story.content) == (
+        "story_reply",
+        "Replied to your story: Love this one!",
+    )
+    assert story.attachments[-1]["type"] == "story"
+    assert story.attachments[-1]["story_id"] == "17887496957736618"
+    assert story.attachments[-1]["url"].startswith("https://")
     assert reply.reply_to is not None
     assert reply.reply_to.endswith("ZDZD")
 
@@ -130,35 +139,53 @@ def test_batch() -> None:
     ]
 
 
-def test_unknown_fields_and_events_are_ignored() -> None:
+def test_changes_and_other_messaging_kinds_are_acknowledged() -> None:
     body = json.loads(payload("instagram", "text.json"))
     body["entry"][0]["messaging"][0]["message"]["future"] = {"x": 1}
     body["entry"][0]["messaging"].append(
         {"sender": {"id": USER}, "recipient": {"id": IG}, "timestamp": 1, "referral": {"ref": "x"}}
     )
     body["entry"][0]["changes"] = [{"field": "comments", "value": {"id": "1"}}]
-    events = adapter.parse(meta_request(json.dumps(body).encode(), None))
-    assert len(events) == 1
+    text, referral, comment = adapter.parse(meta_request(json.dumps(body).encode(), None))
+    assert isinstance(text, InboundMessage)
+    assert isinstance(referral, Unhandled) and referral.field == "messaging.referral"
+    assert comment == Unhandled("instagram", IG, "comments", "entry[0].changes[0]", {"id": "1"}, IG)
 
 
-def test_whatsapp_object_is_ignored() -> None:
-    assert adapter.parse(meta_request(payload("whatsapp", "text.json"), None)) == []
+def test_whatsapp_object_is_acknowledged_not_read() -> None:
+    [event] = adapter.parse(meta_request(payload("whatsapp", "text.json"), None))
+    assert isinstance(event, Unhandled) and event.field == "object"
+
+
+def test_a_body_that_is_no_json_object_raises_payload_error() -> None:
+    for body in (b"{", b"[]", b"3"):
+        with pytest.raises(PayloadError):
+            adapter.parse(meta_request(body, None))
 
 
 @pytest.mark.parametrize(
-    "body",
+    ("body", "where"),
     [
-        b"{",
-        b'{"object": "instagram", "entry": [{"id": "1", "messaging": [{"message": {}}]}]}',
-        b'{"object": "instagram", "entry": [{"id": "1", "messaging": [{"sender": {"id": "2"},'
-        b' "timestamp": "x", "message": {"mid": "m"}}]}]}',
-        b'{"object": "instagram", "entry": [{"id": "1", "messaging": [{"timestamp": 1,'
-        b' "message": {"mid": "m", "text": "no sender"}}]}]}',
+        (
+            b'{"object": "instagram", "entry": [{"id": "1", "messaging": [{"message": {}}]}]}',
+            "entry[0].messaging[0].message.mid",
+        ),
+        (
+            b'{"object": "instagram", "entry": [{"id": "1", "messaging": [{"sender": {"id": "2"},'
+            b' "timestamp": "x", "message": {"mid": "m"}}]}]}',
+            "entry[0].messaging[0].timestamp",
+        ),
+        (
+            b'{"object": "instagram", "entry": [{"id": "1", "messaging": [{"timestamp": 1,'
+            b' "message": {"mid": "m", "text": "no sender"}}]}]}',
+            "entry[0].messaging[0].sender.id",
+        ),
     ],
 )
-def test_malformed(body: bytes) -> None:
-    with pytest.raises(PayloadError):
-        adapter.parse(meta_request(body, None))
+def test_a_bad_item_is_one_unreadable_event(body: bytes, where: str) -> None:
+    [event] = adapter.parse(meta_request(body, None))
+    assert isinstance(event, Unreadable)
+    assert (event.channel_key, event.where) == ("1", where)
 
 
 def test_verify_and_rotation() -> None:

@@ -13,6 +13,8 @@ from connectors.types import (
     OutboundMessage,
     Reaction,
     StatusUpdate,
+    Unhandled,
+    Unreadable,
     WebhookRequest,
 )
 from connectors.whatsapp import WhatsAppAdapter
@@ -67,27 +69,34 @@ def test_text() -> None:
 
 
 @pytest.mark.parametrize(
-    ("name", "kind", "mime", "caption", "extra"),
+    ("name", "kind", "mime", "caption", "content", "extra"),
     [
-        ("image.json", "image", "image/jpeg", "Shipment arrived damaged", {}),
-        ("audio.json", "audio", "audio/ogg; codecs=opus", None, {"voice": True}),
-        ("video.json", "video", "video/mp4", "How do I fix this?", {}),
+        ("image.json", "image", "image/jpeg", "Shipment arrived damaged", None, {}),
+        ("audio.json", "audio", "audio/ogg; codecs=opus", None, "Voice message", {"voice": True}),
+        ("video.json", "video", "video/mp4", "How do I fix this?", None, {}),
         (
             "document.json",
             "document",
             "application/pdf",
             "Invoice for March",
+            None,
             {"filename": "invoice-0042.pdf"},
         ),
-        ("sticker.json", "sticker", "image/webp", None, {"animated": False}),
+        ("sticker.json", "sticker", "image/webp", None, "Sticker", {"animated": False}),
     ],
 )
 def test_media(
-    name: str, kind: str, mime: str, caption: str | None, extra: dict[str, object]
+    name: str,
+    kind: str,
+    mime: str,
+    caption: str | None,
+    content: str | None,
+    extra: dict[str, object],
 ) -> None:
     message = only_message(name)
     assert message.content_type == kind
-    assert message.content == (caption or "")
+    # What has no caption still reads as something: a voice message, a sticker.
+    assert message.content == (caption or content)
     [attachment] = message.attachments
     assert attachment["type"] == kind
     assert attachment["mime_type"] == mime
@@ -132,7 +141,7 @@ def test_interactive_button_reply() -> None:
 
 def test_interactive_list_reply() -> None:
     message = only_message("interactive_list_reply.json")
-    assert message.content == "Priority Mail Express"
+    assert message.content == "Priority Mail Express — Next Day to 2 Days"
     assert message.raw["interactive"]["list_reply"] == {
         "id": "priority_express",
         "title": "Priority Mail Express",
@@ -163,7 +172,9 @@ def test_reaction_and_its_removal() -> None:
 def test_unsupported_message_is_kept() -> None:
     message = only_message("unsupported.json")
     assert message.content_type == "unsupported"
-    assert message.content == ""
+    assert message.content == (
+        "Unsupported message: Message type unknown: Message type is currently not supported."
+    )
     assert message.raw["errors"][0]["code"] == 131051
 
 
@@ -239,50 +250,94 @@ def test_unicode_text_is_read_from_raw_utf8() -> None:
     assert message.sender_phone == "+4915112345678"
 
 
-def test_unknown_fields_and_types_are_ignored() -> None:
+def test_unknown_fields_and_other_fields_are_acknowledged() -> None:
     body = json.loads(payload("whatsapp", "text.json"))
     value = body["entry"][0]["changes"][0]["value"]
     value["brand_new_field"] = {"x": [1, 2]}
     value["messages"][0]["new_flag"] = True
     value["messages"].append(
-        {
-            "from": "16505551234",
-            "id": "wamid.X",
-            "timestamp": "1749416400",
-            "type": "order",
-            "order": {"catalog_id": "1", "product_items": []},
-        }
+        {"from": "16505551234", "id": "wamid.X", "timestamp": "1749416400", "type": "hologram"}
     )
     body["entry"][0]["changes"].append({"field": "account_update", "value": {"event": "X"}})
     events = adapter.parse(meta_request(json.dumps(body).encode(), None))
-    assert len(events) == 2
-    order = events[1]
-    assert isinstance(order, InboundMessage)
-    assert order.content_type == "order"
-    assert order.raw["order"]["catalog_id"] == "1"
+    text, future, account = events
+    assert isinstance(text, InboundMessage) and text.content == "Does it come in another color?"
+    assert isinstance(future, InboundMessage)
+    assert (future.content_type, future.content) == ("hologram", "Unsupported message (hologram)")
+    assert account == Unhandled(
+        platform="whatsapp",
+        channel_key=None,
+        field="account_update",
+        where="entry[0].changes[1]",
+        data={"event": "X"},
+        account_id="102290129340398",
+    )
 
 
-def test_other_object_is_ignored() -> None:
-    assert adapter.parse(meta_request(b'{"object": "page", "entry": [{"id": 1}]}', None)) == []
+def test_other_object_is_acknowledged_not_read() -> None:
+    [event] = adapter.parse(meta_request(b'{"object": "page", "entry": [{"id": 1}]}', None))
+    assert isinstance(event, Unhandled)
+    assert event.field == "object:page"
+
+
+@pytest.mark.parametrize("body", [b"", b"not json", b"[]", b'"text"', b"{"])
+def test_a_body_that_is_no_json_object_raises_payload_error(body: bytes) -> None:
+    with pytest.raises(PayloadError):
+        adapter.parse(meta_request(body, None))
+    with pytest.raises(PayloadError):
+        adapter.routing_keys(meta_request(body, None))
 
 
 @pytest.mark.parametrize(
-    "body",
+    ("body", "where", "error"),
     [
-        b"",
-        b"not json",
-        b"[]",
-        b'{"entry": {}}',
-        b'{"entry": [{"changes": [{"value": {"messages": [{"id": "x"}]}}]}]}',
-        b'{"entry": [{"changes": [{"value": {"messages": [{"from": "1", "id": "x",'
-        b' "timestamp": "soon"}]}}]}]}',
-        b'{"entry": [{"changes": [{"value": {"statuses": [{"id": "x", "status": "sent",'
-        b' "timestamp": "99999999999999"}]}}]}]}',
+        (b'{"entry": {}}', "entry", "expected an array"),
+        (
+            b'{"entry": [{"changes": [{"value": {"messages": [{"id": "x"}]}}]}]}',
+            "entry[0].changes[0].value.messages[0].timestamp",
+            "expected a Unix timestamp",
+        ),
+        (
+            b'{"entry": [{"changes": [{"value": {"messages": [{"from": "1", "id": "x",'
+            b' "timestamp": "soon"}]}}]}]}',
+            "entry[0].changes[0].value.messages[0].timestamp",
+            "expected a Unix timestamp",
+        ),
+        (
+            b'{"entry": [{"changes": [{"value": {"statuses": [{"id": "x", "status": "sent",'
+            b' "timestamp": "99999999999999"}]}}]}]}',
+            "entry[0].changes[0].value.statuses[0].timestamp",
+            "timestamp out of range",
+        ),
+        (b'{"entry": [7]}', "entry[0]", "expected an object"),
+        (
+            b'{"entry": [{"changes": [{"field": []}]}]}',
+            "entry[0].changes[0].field",
+            "expected a string",
+        ),
     ],
 )
-def test_malformed_bodies_raise_payload_error(body: bytes) -> None:
-    with pytest.raises(PayloadError):
-        adapter.parse(meta_request(body, None))
+def test_a_bad_part_is_one_unreadable_event(body: bytes, where: str, error: str) -> None:
+    [event] = adapter.parse(meta_request(body, None))
+    assert event == Unreadable("whatsapp", None, where, error)
+
+
+def test_a_bad_message_costs_only_itself() -> None:
+    body = json.loads(payload("whatsapp", "batch.json"))
+    messages = body["entry"][0]["changes"][0]["value"]["messages"]
+    messages[1]["timestamp"] = {"when": "now"}
+    events = adapter.parse(meta_request(json.dumps(body).encode(), None))
+    kinds = [type(e).__name__ for e in events]
+    assert kinds == [
+        "InboundMessage",
+        "Unreadable",
+        "InboundMessage",
+        "StatusUpdate",
+        "InboundMessage",
+    ]
+    assert isinstance(events[1], Unreadable)
+    assert events[1].where == "entry[0].changes[0].value.messages[1].timestamp"
+    assert events[1].channel_key == PNID
 
 
 # -- verification and handshake --------------------------------------------------

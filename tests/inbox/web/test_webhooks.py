@@ -151,7 +151,7 @@ WHATSAPP_FILES: dict[str, tuple[str, str, dict[str, Any] | None, int]] = {
     "image.json": ("image", "Shipment arrived damaged",
                    {"type": "image", "media_id": "1003383421387256", "mime_type": "image/jpeg",
                     "caption": "Shipment arrived damaged"}, 1744344496),
-    "audio.json": ("audio", "", {"type": "audio", "media_id": "1003383421387257",
+    "audio.json": ("audio", "Voice message", {"type": "audio", "media_id": "1003383421387257",
                                  "mime_type": "audio/ogg; codecs=opus", "voice": True},
                    1744344496),
     "video.json": ("video", "How do I fix this?",
@@ -161,19 +161,19 @@ WHATSAPP_FILES: dict[str, tuple[str, str, dict[str, Any] | None, int]] = {
                       {"type": "document", "media_id": "1003383421387259",
                        "mime_type": "application/pdf", "filename": "invoice-0042.pdf",
                        "caption": "Invoice for March"}, 1744344496),
-    "sticker.json": ("sticker", "", {"type": "sticker", "media_id": "1003383421387260",
+    "sticker.json": ("sticker", "Sticker", {"type": "sticker", "media_id": "1003383421387260",
                                      "mime_type": "image/webp", "animated": False}, 1744344496),
     "location.json": ("location", "Main office, 1 Hacker Way, Menlo Park, CA 94025",
                       {"type": "location"}, 1744344496),
     "contacts.json": ("contacts", "Barbara J. Johnson", {"type": "contacts"}, 1744344496),
     "interactive_button_reply.json": ("interactive", "Cancel", {"type": "interactive"},
                                       1739321024),
-    "interactive_list_reply.json": ("interactive", "Priority Mail Express",
+    "interactive_list_reply.json": ("interactive", "Priority Mail Express — Next Day to 2 Days",
                                     {"type": "interactive"}, 1739321024),
     "button.json": ("button", "Unsubscribe from Promos", {"type": "button"}, 1739321024),
     "reaction.json": ("reaction", "👍", {"type": "reaction", "emoji": "👍"}, 1744344496),
-    "reaction_removed.json": ("reaction", "", {"type": "reaction", "emoji": None}, 1744344500),
-    "unsupported.json": ("unsupported", "", None, 1744344496),
+    "unsupported.json": ("unsupported", "Unsupported message: Message type unknown: Message type"
+                         " is currently not supported.", None, 1744344496),
 }
 
 
@@ -339,12 +339,11 @@ INSTAGRAM_FILES: dict[str, tuple[list[tuple[str, str]], int]] = {
     # file: ([(content_type, content) of each message stored], platform time in ms)
     "text.json": ([("text", "Do you ship to Canada?")], 1569262485349),
     "attachments.json": ([("image", "")], 1569262485349),
-    "reply_to.json": ([("text", "Love this one!"), ("text", "And what about the price?")],
-                      1569262485349),
+    "reply_to.json": ([("story_reply", "Replied to your story: Love this one!"),
+                       ("text", "And what about the price?")], 1569262485349),
     "postback.json": ([("postback", "Track my order")], 1569262485349),
-    "unsupported.json": ([("unsupported", "")], 1569262485349),
+    "unsupported.json": ([("unsupported", "Unsupported message")], 1569262485349),
     "reaction.json": ([("reaction", "❤️")], 1569262495000),
-    "unreact.json": ([("reaction", "")], 1569262496000),
 }
 
 
@@ -750,8 +749,7 @@ def test_after_a_secret_rotation_the_previous_secret_is_still_accepted(service, 
 
 
 @pytest.mark.parametrize("body", [b'{"object": "whatsapp_business_account", "entry": [',
-                                  b"\xff\xfe not utf-8", b'{"entry": "not a list"}',
-                                  b"[]"])
+                                  b"\xff\xfe not utf-8", b"[]", b'"a string"'])
 def test_a_malformed_body_is_a_400_with_the_error_envelope(service, tenant, body):
     channel = whatsapp_channel(tenant)
     r = post_meta(service, "whatsapp", body, channel.secret)
@@ -762,24 +760,45 @@ def test_a_malformed_body_is_a_400_with_the_error_envelope(service, tenant, body
     assert nothing_stored(service, tenant)
 
 
-def test_a_malformed_message_in_a_signed_delivery_stores_nothing(service, tenant):
+def test_a_malformed_message_costs_only_itself(service, tenant, caplog):
     channel = whatsapp_channel(tenant)
     body = json.loads(whatsapp_body(channel, "batch.json"))
     # The third message of the batch has a timestamp no parser can read.
     body["entry"][0]["changes"][0]["value"]["messages"][2]["timestamp"] = {"when": "now"}
     raw = json.dumps(body).encode()
-    r = post_meta(service, "whatsapp", raw, channel.secret)
-    assert r.status_code == 400
-    assert "timestamp" in json.dumps(r.json()["error"])
+    with caplog.at_level("WARNING", logger="inbox.webhooks"):
+        r = post_meta(service, "whatsapp", raw, channel.secret)
+    assert r.status_code == 200, r.text
+    assert r.json()["stored"] == 2
+    assert r.json()["ignored"] >= 1
+    assert [m.external_id for m in messages_of(service, channel)] == [
+        "wamid.BATCH.1", "wamid.BATCH.2"]
+    where = "entry[0].changes[0].value.messages[2].timestamp"
+    assert [rec for rec in caplog.records if where in rec.getMessage()
+            and rec.levelname == "WARNING"]
+
+
+def test_a_body_whose_entries_are_no_list_is_acknowledged(service, tenant):
+    channel = whatsapp_channel(tenant)
+    r = post_meta(service, "whatsapp", b'{"entry": "not a list"}', channel.secret)
+    assert r.status_code == 200
+    assert r.json() == {"stored": 0, "duplicates": 0, "updated": 0, "ignored": 1}
     assert nothing_stored(service, tenant)
 
 
-def test_a_delivery_for_an_unknown_channel_is_a_404(service, tenant):
+def test_a_delivery_for_an_unknown_channel_is_refused_unless_signed_by_a_known_app(
+    service, tenant
+):
     channel = whatsapp_channel(tenant)
     stranger = whatsapp_body(channel, "text.json").replace(channel.key.encode(), b"999000111")
+    # Signed by no secret configured here: the same answer as a forged delivery.
+    r = post_meta(service, "whatsapp", stranger, "some-other-apps-secret")
+    assert r.status_code == 401
+    assert r.json()["error"]["code"] == "AUTHENTICATION_FAILED"
+    # Signed by our app, for a number not connected here: acknowledged, nothing stored.
     r = post_meta(service, "whatsapp", stranger, channel.secret)
-    assert r.status_code == 404
-    assert r.json()["error"]["code"] == "RESOURCE_NOT_FOUND"
+    assert r.status_code == 200
+    assert r.json() == {"stored": 0, "duplicates": 0, "updated": 0, "ignored": 1}
 
     unknown_number = sms_body(sms_channel(tenant), "sms.txt", To="+14155550000")
     r = post_twilio(service, "/webhooks/twilio/sms", unknown_number, channel.secret)
@@ -787,14 +806,15 @@ def test_a_delivery_for_an_unknown_channel_is_a_404(service, tenant):
     assert nothing_stored(service, tenant)
 
 
-def test_a_delivery_for_a_deactivated_channel_is_a_404(service, tenant):
+def test_a_delivery_for_a_deactivated_channel_is_a_401(service, tenant):
     channel = whatsapp_channel(tenant)
     r = tenant.api.patch(f"/api/channels/{channel.id}", json={"is_active": False})
     assert r.status_code == 200 and r.json()["is_active"] is False
 
     r = post_meta(service, "whatsapp", whatsapp_body(channel, "text.json"), channel.secret)
 
-    assert r.status_code == 404
+    # Its secret no longer vouches for anything here.
+    assert r.status_code == 401
     assert nothing_stored(service, tenant)
 
 
@@ -805,7 +825,7 @@ def test_a_channel_the_server_already_knows_is_refused_once_deactivated(service,
     later = whatsapp_body(channel, "image.json")
 
     tenant.api.patch(f"/api/channels/{channel.id}", json={"is_active": False})
-    assert post_meta(service, "whatsapp", later, channel.secret).status_code == 404
+    assert post_meta(service, "whatsapp", later, channel.secret).status_code == 401
     tenant.api.patch(f"/api/channels/{channel.id}", json={"is_active": True})
     assert post_meta(service, "whatsapp", later, channel.secret).json()["stored"] == 1
 
