@@ -24,7 +24,7 @@ from .auth import Authenticator
 from .db import Database
 from .errors import ApiError, api_error_handler, http_error_handler, unhandled_error_handler
 from .live import Live
-from .live.asyncapi import asyncapi_document
+from .live.asyncapi import ServedAsyncApi, asyncapi_document
 from .services.channel_cache import ChannelCache
 from .services.delivery import DeliveryWorker
 from .services.group_commit import GroupCommit
@@ -74,10 +74,10 @@ def create_app(settings: Settings | None = None) -> Starlette:
     async def openapi_json(_request: Request) -> Response:
         return Response(openapi, media_type="application/json")
 
-    asyncapi = orjson.dumps(asyncapi_document(__version__))
+    asyncapi = ServedAsyncApi(asyncapi_document(__version__), settings.public_url)
 
-    async def asyncapi_json(_request: Request) -> Response:
-        return Response(asyncapi, media_type="application/json")
+    async def asyncapi_json(request: Request) -> Response:
+        return Response(asyncapi.for_request(request), media_type="application/json")
 
     async def docs(_request: Request) -> HTMLResponse:
         return HTMLResponse(DOCS_HTML)

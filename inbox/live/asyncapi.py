@@ -7,9 +7,12 @@ with, so an event's ``data`` is exactly the resource as REST shows it.
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlsplit
 
+import orjson
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
+from starlette.requests import Request
 
 from ..schemas.contacts import ContactPublic
 from ..schemas.conversations import ConversationPublic, MessagePublic
@@ -210,3 +213,45 @@ def asyncapi_document(version: str) -> dict[str, Any]:
         },
         "components": {"schemas": schemas, "messages": {**messages, **client_messages}},
     }
+
+
+def _websocket_scheme(http_scheme: str) -> str:
+    return "wss" if http_scheme == "https" else "ws"
+
+
+class ServedAsyncApi:
+    """The document as served, its server being where the caller reaches this service.
+
+    ``INBOX_PUBLIC_URL`` names that place when set. Otherwise the request does: its Host
+    header, and its scheme (which uvicorn's proxy_headers has already taken from a
+    trusted proxy's X-Forwarded-Proto). The bytes are kept per host, a few hosts at
+    most: the Host header is the client's to choose.
+    """
+
+    MAX_HOSTS = 16
+
+    def __init__(self, document: dict[str, Any], public_url: str | None) -> None:
+        self._document = document
+        self._by_server: dict[tuple[str, str, str], bytes] = {}
+        self._fixed: bytes | None = None
+        if public_url:
+            parts = urlsplit(public_url)
+            self._fixed = self._render(
+                _websocket_scheme(parts.scheme), parts.netloc, parts.path or "/"
+            )
+
+    def _render(self, protocol: str, host: str, pathname: str) -> bytes:
+        server = {"host": host, "protocol": protocol, "pathname": pathname}
+        return orjson.dumps({**self._document, "servers": {"inbox": server}})
+
+    def for_request(self, request: Request) -> bytes:
+        if self._fixed is not None:
+            return self._fixed
+        key = (_websocket_scheme(request.url.scheme), request.url.netloc, "/")
+        served = self._by_server.get(key)
+        if served is None:
+            served = self._render(*key)
+            if len(self._by_server) >= self.MAX_HOSTS:
+                del self._by_server[next(iter(self._by_server))]
+            self._by_server[key] = served
+        return served

@@ -32,11 +32,41 @@ class Page(BaseModel, Generic[T]):
         )
 
 
+DEFAULT_LIMIT = 50
+MAX_LIMIT = 200
+MAX_OFFSET = 10_000_000
+# The last page that still starts within MAX_OFFSET at the largest page size, so that
+# any page and per_page within bounds make an offset within bounds.
+MAX_PAGE = MAX_OFFSET // MAX_LIMIT + 1
+
+
 class PageQuery(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
-    limit: int = Field(default=50, ge=1, le=200, description="Page size, at most 200.")
-    offset: int = Field(default=0, ge=0, le=10_000_000)
+    limit: int = Field(
+        default=DEFAULT_LIMIT, ge=1, le=MAX_LIMIT, description="Page size, at most 200."
+    )
+    offset: int = Field(default=0, ge=0, le=MAX_OFFSET)
+
+
+class PageNumbers(BaseModel):
+    """Page numbers, as other CRMs count: another way to say offset and limit.
+
+    Every list that takes ``offset``/``limit`` (a ``PageQuery``) takes these too.
+    """
+
+    page: int | None = Field(
+        default=None,
+        ge=1,
+        le=MAX_PAGE,
+        description="1-based page number, instead of offset: offset = (page - 1) * per_page.",
+    )
+    per_page: int | None = Field(
+        default=None,
+        ge=1,
+        le=MAX_LIMIT,
+        description="Page size, instead of limit: 50 by default, at most 200.",
+    )
 
 
 class ErrorDetail(BaseModel):

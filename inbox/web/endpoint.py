@@ -10,6 +10,7 @@ from typing import Any, Generic, TypeVar
 
 import orjson
 from pydantic import BaseModel, ValidationError
+from starlette.datastructures import QueryParams
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -19,9 +20,11 @@ from ..errors import (
     MalformedRequest,
     NotFound,
     UnsupportedMediaType,
+    ValidationFailed,
     field_error,
     validation_failed,
 )
+from ..schemas.common import PageNumbers, PageQuery
 from ..schemas.fields import MAX_ID
 from ..services.outbox import Transaction, transaction
 from ..state import AppState
@@ -199,6 +202,93 @@ def reject_nul(data: Any) -> None:
         raise field_error(where, "must not contain NUL characters")
 
 
+def query_parameters(model: type[BaseModel] | None) -> list[str]:
+    """Every query parameter an operation with this query model accepts, sorted."""
+    if model is None:
+        return []
+    names = {field.alias or name for name, field in model.model_fields.items()}
+    if issubclass(model, PageQuery):
+        names |= set(PageNumbers.model_fields)
+    return sorted(names)
+
+
+def _unknown_parameters(unknown: list[str], accepted: list[str]) -> ValidationFailed:
+    known = f"accepted: {', '.join(accepted)}" if accepted else "this endpoint takes none"
+    message = f"unknown query parameter; {known}"
+    # Shaped like an unknown body field, with the accepted names beside it, so that a
+    # client written to another API's conventions learns what to send instead.
+    fields = [{"field": name, "message": message, "type": "extra_forbidden"} for name in unknown]
+    return ValidationFailed(
+        f"{', '.join(unknown)}: {message}", {"fields": fields, "accepted": accepted}
+    )
+
+
+def _disagree(alias: str, alias_value: int, name: str, value: int, meaning: str) -> list[Any]:
+    message = f"{alias}={alias_value} means {name}={meaning}, not {value}; give one of them"
+    return [
+        {"field": alias, "message": message, "type": "conflict"},
+        {"field": name, "message": message, "type": "conflict"},
+    ]
+
+
+def _fields(exc: ValidationError) -> list[Any]:
+    return list(validation_failed(exc).details["fields"])
+
+
+def _failed(fields: list[Any]) -> ValidationFailed:
+    return ValidationFailed(f"{fields[0]['field']}: {fields[0]['message']}", {"fields": fields})
+
+
+def parse_query(model: type[BaseModel] | None, params: QueryParams) -> BaseModel | None:
+    """The validated query of an operation; an unknown parameter is an error, not ignored.
+
+    A list paged by offset also takes ``page``/``per_page``, resolved here into the
+    ``offset``/``limit`` the handler reads.
+    """
+    accepted = query_parameters(model)
+    unknown = [name for name in params if name not in accepted]
+    if unknown:
+        raise _unknown_parameters(unknown, accepted)
+    if model is None:
+        return None
+    raw: dict[str, Any] = dict(params)
+    reject_nul(raw)
+    numbers = PageNumbers()
+    errors: list[Any] = []
+    if issubclass(model, PageQuery):
+        try:
+            numbers = PageNumbers.model_validate(
+                {name: raw.pop(name) for name in PageNumbers.model_fields if name in raw}
+            )
+        except ValidationError as exc:
+            errors += _fields(exc)
+    try:
+        query = model.model_validate(raw)
+    except ValidationError as exc:
+        errors += _fields(exc)
+    if errors:
+        raise _failed(errors)
+    if numbers.page is None and numbers.per_page is None:
+        return query
+    assert isinstance(query, PageQuery)
+    given = query.model_fields_set
+    limit, offset = query.limit, query.offset
+    if numbers.per_page is not None:
+        if "limit" in given and limit != numbers.per_page:
+            errors += _disagree("per_page", numbers.per_page, "limit", limit, str(numbers.per_page))
+        limit = numbers.per_page
+    if numbers.page is not None:
+        from_page = (numbers.page - 1) * limit
+        if "offset" in given and offset != from_page:
+            meaning = f"{from_page} (pages of {limit})"
+            errors += _disagree("page", numbers.page, "offset", offset, meaning)
+        offset = from_page
+    if errors:
+        raise _failed(errors)
+    # PageNumbers' bounds keep limit and offset within PageQuery's, so this validates.
+    return model.model_validate({**raw, "limit": limit, "offset": offset})
+
+
 def as_route(op: Operation) -> Route:
     async def endpoint(request: Request) -> Response:
         state: AppState = request.app.state.inbox
@@ -213,14 +303,7 @@ def as_route(op: Operation) -> Route:
         # database driver would fail on it rather than find nothing).
         if any(isinstance(v, int) and v > MAX_ID for v in request.path_params.values()):
             raise NotFound("No such resource")
-        query = None
-        if op.query is not None:
-            params = dict(request.query_params)
-            reject_nul({k: v for k, v in params.items() if k in op.query.model_fields})
-            try:
-                query = op.query.model_validate(params)
-            except ValidationError as exc:
-                raise validation_failed(exc) from None
+        query = parse_query(op.query, request.query_params)
         body, fields = None, set[str]()
         if op.body is not None:
             data = await read_json_object(request)

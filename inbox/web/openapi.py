@@ -8,7 +8,7 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
-from ..schemas.common import ErrorResponse
+from ..schemas.common import ErrorResponse, PageNumbers, PageQuery
 from ..schemas.fields import MAX_ID
 from .endpoint import Operation
 
@@ -22,7 +22,7 @@ _ERRORS = {
     409: "Conflicts with existing data, e.g. a duplicate",
     413: "Request body too large",
     415: "Request body is not JSON",
-    422: "Validation failed; details name each field",
+    422: "Validation failed, or an unknown query parameter; details name each field",
 }
 
 
@@ -94,6 +94,8 @@ def build_openapi(
         params = _path_parameters(op.path)
         if op.query is not None:
             params += _query_parameters(op.query)
+            if issubclass(op.query, PageQuery):
+                params += _query_parameters(PageNumbers)
         if params:
             entry["parameters"] = params
         if op.body is not None:
@@ -119,8 +121,8 @@ def build_openapi(
             errors.append(404)
         if op.body is not None:
             errors += [400, 413, 415]
-        if op.body is not None or op.query is not None:
-            errors.append(422)
+        # Every operation refuses query parameters it does not know, even one that takes none.
+        errors.append(422)
         if op.body is not None and op.role is None:
             errors.append(401)
         errors += op.errors
