@@ -126,7 +126,11 @@ def create_app(settings: Settings | None = None) -> Starlette:
 
     middleware = [
         Middleware(AccessLogMiddleware),
-        Middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes),
+        Middleware(
+            BodyLimitMiddleware,
+            max_bytes=settings.max_body_bytes,
+            max_webhook_bytes=settings.max_webhook_body_bytes,
+        ),
     ]
     if settings.allowed_origins:
         middleware.append(

@@ -63,6 +63,8 @@ class Settings(BaseSettings):
     event_retention_days: int = Field(default=7, ge=1, le=365)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    # Platforms document deliveries larger than any REST request (WhatsApp: 3 MB).
+    max_webhook_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
 
     @field_validator("database_url")
     @classmethod

@@ -16,6 +16,7 @@ from ..models import Channel
 from .group_commit import GroupCommit
 from .inbound import PREVIEW_LENGTH, IngestResult, StoreDelivery
 from .inbound_batch import runs_together, store_together, writes_under
+from .text import storable_events
 
 __all__ = ["PREVIEW_LENGTH", "IngestResult", "ingest"]
 
@@ -26,7 +27,10 @@ async def ingest(
     """Store one delivery's events as one unit of work and record what changed.
 
     ``channel`` is read, never written: it may be a cached copy shared by deliveries.
+    Every string PostgreSQL cannot hold (NUL, a lone surrogate) becomes U+FFFD here,
+    once for both storing paths and the same on SQLite (``text``).
     """
+    events = storable_events(events)
     work = StoreDelivery(channel, events)
     if not runs_together(events):
         return await writer.run(channel.organization_id, work)

@@ -49,35 +49,69 @@ class BodyTooLarge(Exception):
     pass
 
 
-class BodyLimitMiddleware:
-    """Answer 413 for bodies over the limit without reading them whole."""
+# Past the limit, the rest of a body is read and thrown away, up to this much more,
+# before the 413 goes out: a socket closed with unread data is reset by the kernel,
+# and the reset destroys the answer the client has not read yet. Past this bound the
+# connection is closed anyway: a client sending that much is not owed the read.
+DRAIN_BYTES = 8 * 1024 * 1024
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+WEBHOOK_PREFIX = "/webhooks/"
+
+
+class BodyLimitMiddleware:
+    """Answer 413 for bodies over the limit without keeping them.
+
+    Webhook routes take ``max_webhook_bytes``: platforms document deliveries larger
+    than anything the REST API needs (WhatsApp up to 3 MB).
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        max_bytes: int,
+        max_webhook_bytes: int | None = None,
+        drain_bytes: int = DRAIN_BYTES,
+    ) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.max_webhook_bytes = max_bytes if max_webhook_bytes is None else max_webhook_bytes
+        self.drain_bytes = drain_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = (
+            self.max_webhook_bytes if scope["path"].startswith(WEBHOOK_PREFIX) else self.max_bytes
+        )
+        declared = 0
+        expects_continue = False
         for name, value in scope["headers"]:
             if name == b"content-length":
                 try:
                     declared = int(value)
                 except ValueError:
                     declared = 0
-                if declared > self.max_bytes:
-                    await self._reject(send)
-                    return
+            elif name == b"expect":
+                expects_continue = value.lower() == b"100-continue"
+        if declared > limit:
+            # A client waiting for "100 Continue" has sent no body: refused before it
+            # does, it never sends one. (The first receive() would invite it.)
+            if not expects_continue and declared - limit <= self.drain_bytes:
+                await self._drain(receive)
+            await self._reject(send, limit)
+            return
         received = 0
+        body_complete = False
         response_started = False
 
         async def limited_receive() -> Message:
-            nonlocal received
+            nonlocal received, body_complete
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_bytes:
+                body_complete = not message.get("more_body", False)
+                if received > limit:
                     raise BodyTooLarge
             return message
 
@@ -91,12 +125,23 @@ class BodyLimitMiddleware:
             await self.app(scope, limited_receive, tracking_send)
         except BodyTooLarge:
             if not response_started:
-                await self._reject(send)
+                # Once the whole body is in, another receive() would wait for the
+                # client to hang up.
+                if not body_complete:
+                    await self._drain(receive)
+                await self._reject(send, limit)
 
-    async def _reject(self, send: Send) -> None:
-        body = error_body(
-            "PAYLOAD_TOO_LARGE", f"Request body is larger than {self.max_bytes} bytes"
-        )
+    async def _drain(self, receive: Receive) -> None:
+        """Read what is left of the body, up to ``drain_bytes``, and forget it."""
+        drained = 0
+        while drained <= self.drain_bytes:
+            message = await receive()
+            if message["type"] != "http.request" or not message.get("more_body", False):
+                return
+            drained += len(message.get("body", b""))
+
+    async def _reject(self, send: Send, limit: int) -> None:
+        body = error_body("PAYLOAD_TOO_LARGE", f"Request body is larger than {limit} bytes")
         await send(
             {
                 "type": "http.response.start",
