@@ -39,7 +39,18 @@ def json_dumps(value: Any) -> str:
 _JSON = {"json_serializer": json_dumps, "json_deserializer": orjson.loads}
 
 
-def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
+def _postgres_connect_args(application_name: str, connect_timeout: float | None) -> dict[str, Any]:
+    args: dict[str, Any] = {"server_settings": {"application_name": application_name}}
+    if connect_timeout is not None:
+        # asyncpg's own default is a minute, for the TCP handshake and the start-up
+        # exchange alike.
+        args["timeout"] = connect_timeout
+    return args
+
+
+def create_engine(
+    url: str, *, echo: bool = False, connect_timeout: float | None = None
+) -> AsyncEngine:
     if url.startswith("sqlite"):
         engine = create_async_engine(url, echo=echo, connect_args={"timeout": 30}, **_JSON)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas(SQLITE_BUSY_TIMEOUT_MS))
@@ -51,12 +62,14 @@ def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
         max_overflow=20,
         pool_pre_ping=True,
         pool_recycle=1800,
-        connect_args={"server_settings": {"application_name": "inbox"}},
+        connect_args=_postgres_connect_args("inbox", connect_timeout),
         **_JSON,
     )
 
 
-def create_postgres_writer(url: str, *, echo: bool = False) -> AsyncEngine:
+def create_postgres_writer(
+    url: str, *, echo: bool = False, connect_timeout: float | None = None
+) -> AsyncEngine:
     """The engine of the group-commit writer on PostgreSQL: a connection per batch it
     may have in flight (``POSTGRES_WRITER_CONNECTIONS``), kept.
 
@@ -71,7 +84,7 @@ def create_postgres_writer(url: str, *, echo: bool = False) -> AsyncEngine:
         pool_size=POSTGRES_WRITER_CONNECTIONS,
         max_overflow=0,
         pool_recycle=1800,
-        connect_args={"server_settings": {"application_name": "inbox-writer"}},
+        connect_args=_postgres_connect_args("inbox-writer", connect_timeout),
         **_JSON,
     )
 
@@ -114,9 +127,11 @@ def _sqlite_pragmas(busy_timeout_ms: int, *, autocheckpoint: bool = True) -> Any
 class Database:
     """The engine plus a session factory; ``session()`` is the unit of work."""
 
-    def __init__(self, url: str, *, echo: bool = False) -> None:
+    def __init__(
+        self, url: str, *, echo: bool = False, connect_timeout: float | None = None
+    ) -> None:
         self.url = url
-        self.engine = create_engine(url, echo=echo)
+        self.engine = create_engine(url, echo=echo, connect_timeout=connect_timeout)
         self._sessions = async_sessionmaker(
             self.engine, class_=AsyncSession, expire_on_commit=False
         )
@@ -126,7 +141,7 @@ class Database:
         self.writer_engine = (
             create_sqlite_writer(url, echo=echo)
             if self.dialect == "sqlite"
-            else create_postgres_writer(url, echo=echo)
+            else create_postgres_writer(url, echo=echo, connect_timeout=connect_timeout)
         )
         self._writer_sessions = async_sessionmaker(
             self.writer_engine, class_=AsyncSession, expire_on_commit=False

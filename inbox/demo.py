@@ -7,10 +7,11 @@ from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlmodel import select
+from sqlmodel import col, select
 
 from .db import Database
 from .models import Channel, Contact, ContactIdentity, Conversation, Lead, Message, User, utcnow
+from .security import hash_password
 from .services.accounts import create_organization, create_user
 
 DEMO_OWNER = "owner@demo.example"
@@ -27,11 +28,7 @@ async def seed_demo(db: Database) -> dict[str, Any]:
     async with db.session() as session:
         existing = (await session.exec(select(User).where(User.email == DEMO_OWNER))).first()
     if existing is not None:
-        return {
-            "organization_id": existing.organization_id,
-            "login": DEMO_OWNER,
-            "note": "the demo organization exists already; reset its password with the CLI",
-        }
+        return await _reset_demo_logins(db, existing.organization_id)
     password = secrets.token_urlsafe(9)
     org = await create_organization(db, "Demo Company")
     assert org.id is not None
@@ -136,3 +133,30 @@ async def seed_demo(db: Database) -> dict[str, Any]:
         "agent_login": DEMO_AGENT,
         "password": password,
     }
+
+
+async def _reset_demo_logins(db: Database, organization_id: int) -> dict[str, Any]:
+    """Give the existing demo users a new password: it was printed once, and is likely
+    lost by the time someone runs the demo again."""
+    password = secrets.token_urlsafe(9)
+    password_hash = await hash_password(password)
+    async with db.session(write=True) as session:
+        users = list(
+            await session.exec(
+                select(User).where(
+                    User.organization_id == organization_id,
+                    col(User.email).in_([DEMO_OWNER, DEMO_AGENT]),
+                )
+            )
+        )
+        for user in users:
+            user.password_hash = password_hash
+            user.updated_at = utcnow()
+            session.add(user)
+        await session.commit()
+    result: dict[str, Any] = {"organization_id": organization_id, "login": DEMO_OWNER}
+    if any(user.email == DEMO_AGENT for user in users):
+        result["agent_login"] = DEMO_AGENT
+    result["password"] = password
+    result["note"] = "the demo organization exists already; its users' passwords were reset"
+    return result

@@ -2,23 +2,28 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from alembic.script import ScriptDirectory
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
-def alembic_config(database_url: str) -> Config:
+def alembic_config(database_url: str, *, connect_timeout: float | None = None) -> Config:
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     config.attributes["database_url"] = database_url
+    config.attributes["connect_timeout"] = connect_timeout
     return config
 
 
-def upgrade(database_url: str, revision: str = "head") -> None:
-    command.upgrade(alembic_config(database_url), revision)
+def upgrade(
+    database_url: str, revision: str = "head", *, connect_timeout: float | None = None
+) -> None:
+    command.upgrade(alembic_config(database_url, connect_timeout=connect_timeout), revision)
 
 
 def downgrade(database_url: str, revision: str) -> None:
@@ -30,12 +35,30 @@ def check(database_url: str) -> None:
     command.check(alembic_config(database_url))
 
 
-async def _current_revision(database_url: str) -> str | None:
+def _scripts() -> ScriptDirectory:
+    # The scripts do not depend on the database; any URL reads them.
+    return ScriptDirectory.from_config(alembic_config(""))
+
+
+def head_revision() -> str:
+    head = _scripts().get_current_head()
+    assert head is not None, "no migrations found"
+    return head
+
+
+def revisions_after(revision: str | None) -> list[tuple[str, str]]:
+    """``(revision, description)`` of each migration after ``revision`` up to the head,
+    oldest first: what an upgrade from there applies."""
+    scripts = _scripts().iterate_revisions("head", revision or "base")
+    return [(s.revision, (s.doc or "").strip()) for s in reversed(list(scripts))]
+
+
+async def _current_revision(database_url: str, connect_timeout: float | None) -> str | None:
     from alembic.runtime.migration import MigrationContext
 
     from .db import create_engine
 
-    engine = create_engine(database_url)
+    engine = create_engine(database_url, connect_timeout=connect_timeout)
     try:
         async with engine.connect() as conn:
             return await conn.run_sync(
@@ -45,11 +68,11 @@ async def _current_revision(database_url: str) -> str | None:
         await engine.dispose()
 
 
+def current_revision(database_url: str, *, connect_timeout: float | None = None) -> str | None:
+    """The database's migration, None before the first; connecting may raise."""
+    return asyncio.run(_current_revision(database_url, connect_timeout))
+
+
 def is_current(database_url: str) -> bool:
     """True when the database is at the newest migration."""
-    import asyncio
-
-    from alembic.script import ScriptDirectory
-
-    head = ScriptDirectory.from_config(alembic_config(database_url)).get_current_head()
-    return asyncio.run(_current_revision(database_url)) == head
+    return current_revision(database_url) == head_revision()

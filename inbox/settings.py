@@ -44,6 +44,9 @@ class Settings(BaseSettings):
         default="sqlite:///inbox.db",
         validation_alias=AliasChoices("INBOX_DATABASE_URL", "DATABASE_URL"),
     )
+    # Seconds the command line waits for PostgreSQL to answer before giving up: a host
+    # that drops packets would otherwise hold `inbox serve` at start-up for a minute.
+    database_connect_timeout: float = Field(default=10.0, gt=0, le=600)
     redis_url: str | None = Field(
         default=None, validation_alias=AliasChoices("INBOX_REDIS_URL", "REDIS_URL")
     )

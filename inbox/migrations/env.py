@@ -49,7 +49,7 @@ def _run_sync(connection: Connection) -> None:
 
 
 async def run_online() -> None:
-    engine = create_engine(_url())
+    engine = create_engine(_url(), connect_timeout=config.attributes.get("connect_timeout"))
     try:
         async with engine.connect() as connection:
             await connection.run_sync(_run_sync)

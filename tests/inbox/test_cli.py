@@ -185,6 +185,7 @@ def test_a_newcomer_sets_up_an_organization_and_calls_the_api(any_cli):
 
 
 def test_a_duplicate_email_fails_with_a_clear_message(sqlite_cli):
+    assert sqlite_cli.run("migrate").returncode == 0
     org = sqlite_cli.run("create-org", "--name", "Dup")
     assert org.returncode == 0
     assert org.stdout.strip() == "created organization 1: Dup"  # without --json: for people
@@ -197,6 +198,7 @@ def test_a_duplicate_email_fails_with_a_clear_message(sqlite_cli):
 
 
 def test_unknown_organizations_and_bad_channel_settings_fail_clearly(sqlite_cli):
+    assert sqlite_cli.run("migrate").returncode == 0
     missing = sqlite_cli.run("create-channel", "--org", "999", "--kind", "generic",
                              "--name", "X")
     assert missing.returncode == 1
@@ -212,6 +214,7 @@ def test_unknown_organizations_and_bad_channel_settings_fail_clearly(sqlite_cli)
 def test_demo_in_development_needs_no_secret_key(sqlite_cli):
     env = {k: v for k, v in sqlite_cli.env.items() if k != "INBOX_SECRET_KEY"}
     cli = Cli(sqlite_cli.cwd, {**env, "INBOX_ENV": "development"})
+    assert cli.run("migrate").returncode == 0
     demo = cli.json("demo")
     assert isinstance(demo["organization_id"], int)
     assert demo["login"] == "owner@demo.example"
@@ -236,6 +239,7 @@ def test_demo_in_development_needs_no_secret_key(sqlite_cli):
         ({"INBOX_SECRET_KEY": "short"}, "INBOX_SECRET_KEY"),
         ({"INBOX_REDIS_URL": "http://cache"}, "INBOX_REDIS_URL"),
         ({"INBOX_ACCESS_TOKEN_TTL": "-5"}, "INBOX_ACCESS_TOKEN_TTL"),
+        ({"INBOX_DATABASE_CONNECT_TIMEOUT": "0"}, "INBOX_DATABASE_CONNECT_TIMEOUT"),
     ],
 )
 def test_a_bad_configuration_value_stops_with_one_line_naming_it(sqlite_cli, env, variable):
