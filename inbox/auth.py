@@ -7,14 +7,34 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Literal, cast
 
+import jwt
 from sqlalchemy import bindparam, select, update
 from sqlmodel import col
 
 from .db import Database
 from .errors import AuthenticationFailed, AuthorizationFailed
 from .models import ApiKey, User
-from .security import InvalidToken, api_key_digest, decode_token, looks_like_jwt
+from .security import (
+    API_KEY_PREFIX,
+    JWT_ALGORITHM,
+    InvalidToken,
+    api_key_digest,
+    decode_token,
+    looks_like_jwt,
+)
 from .settings import Settings
+
+# Why a credential is refused, in the error's details: REST and the WebSocket handshake
+# say it alike.
+Reason = Literal["missing", "invalid", "expired", "revoked"]
+
+MISSING_CREDENTIALS = "Authentication required: send 'Authorization: Bearer <token or API key>'"
+MALFORMED_AUTHORIZATION = "Invalid Authorization header: send 'Bearer <token or API key>'"
+INVALID_JWT = "Invalid access token"
+EXPIRED_JWT = "Access token expired"
+REVOKED_JWT = "Access token revoked: its user is no longer active"
+INVALID_API_KEY = "Invalid API key"
+INVALID_CREDENTIAL = "Invalid credential: neither an access token nor an API key"
 
 Role = Literal["agent", "admin", "owner"]
 ROLES: tuple[Role, ...] = ("agent", "admin", "owner")
@@ -68,11 +88,15 @@ def role_at_least(role: str, minimum: Role) -> bool:
     return _RANK.get(role, -1) >= _RANK[minimum]
 
 
+def authentication_failed(reason: Reason, message: str) -> AuthenticationFailed:
+    return AuthenticationFailed(message, {"reason": reason})
+
+
 def credentials_from_headers(authorization: str | None, api_key: str | None) -> str | None:
     if authorization:
         scheme, _, token = authorization.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
-            raise AuthenticationFailed("Authorization must be 'Bearer <token or API key>'")
+            raise authentication_failed("invalid", MALFORMED_AUTHORIZATION)
         return token.strip()
     return api_key.strip() if api_key else None
 
@@ -107,7 +131,7 @@ class Authenticator:
     async def authenticate(self, credential: str | None) -> Principal:
         """The caller's principal, or AuthenticationFailed."""
         if not credential:
-            raise AuthenticationFailed("Missing credentials: send 'Authorization: Bearer <token>'")
+            raise authentication_failed("missing", MISSING_CREDENTIALS)
         if looks_like_jwt(credential):
             return await _from_access_token(self.db, self.settings.signing_key, credential)
         return await self._from_api_key(credential)
@@ -124,7 +148,7 @@ class Authenticator:
         now = time.monotonic()
         known = self._keys.get(digest)
         if known is None or known.expires <= now:
-            known = await self._read(digest, now + self.ttl)
+            known = await self._read(key, digest, now + self.ttl)
         used_at = datetime.now(UTC)
         touch = known.last_used_at is None or used_at - known.last_used_at > API_KEY_TOUCH_INTERVAL
         if touch:
@@ -140,27 +164,56 @@ class Authenticator:
                 await session.commit()
         return known.principal
 
-    async def _read(self, digest: str, expires: float) -> _KnownKey:
+    async def _read(self, key: str, digest: str, expires: float) -> _KnownKey:
         async with self.db.engine.connect() as connection:
             row = (await connection.execute(_READ_KEY, {"digest": digest})).first()
         if row is None:
             self._keys.pop(digest, None)
-            raise AuthenticationFailed("Invalid API key")
+            raise _not_a_key(key)
         principal = Principal(
             organization_id=row.organization_id, role=as_role(row.role), api_key_id=row.id
         )
         return _KnownKey(principal, row.last_used_at, expires)
 
 
+def _not_a_key(credential: str) -> AuthenticationFailed:
+    # A garbage ?token= is looked up as a key too; calling it an invalid API key misleads.
+    if credential.startswith(API_KEY_PREFIX):
+        return authentication_failed("invalid", INVALID_API_KEY)
+    return authentication_failed("invalid", INVALID_CREDENTIAL)
+
+
+def _expired_only(token: str, signing_key: str) -> bool:
+    """Whether a refused token is genuine and refused for its age alone.
+
+    Asked only once the token is refused; the signature is checked first, so a forged
+    token is never called expired.
+    """
+    try:
+        claims = jwt.decode(
+            token,
+            signing_key,
+            algorithms=[JWT_ALGORITHM],
+            options={"require": ["exp"], "verify_exp": False},
+        )
+    except jwt.PyJWTError:
+        return False
+    exp = claims.get("exp")
+    return isinstance(exp, int | float) and exp <= time.time()
+
+
 async def _from_access_token(db: Database, signing_key: str, token: str) -> Principal:
     try:
         claims = decode_token(token, signing_key)
     except InvalidToken:
-        raise AuthenticationFailed("Invalid or expired access token") from None
+        if _expired_only(token, signing_key):
+            raise authentication_failed("expired", EXPIRED_JWT) from None
+        raise authentication_failed("invalid", INVALID_JWT) from None
     async with db.session() as session:
         user = await session.get(User, claims.user_id)
+    # Genuine, unexpired, but its user was deactivated, deleted or moved since.
     if user is None or not user.is_active or user.organization_id != claims.organization_id:
-        raise AuthenticationFailed("Invalid or expired access token")
+        raise authentication_failed("revoked", REVOKED_JWT)
     # The role stored now wins over the one in the token: demotions apply at once.
     return Principal(
         organization_id=user.organization_id,

@@ -1,23 +1,28 @@
 """The WebSocket endpoint: handshake checks, the session prelude, and client frames.
 
 Mount it with `WebSocketRoute("/ws", RealtimeEndpoint(...))`. Authentication, the
-outbox (for resume) and the typing and presence hooks come from the application.
+outbox (for resume), the event types that exist and the typing and presence hooks come
+from the application.
+
+A refused handshake is answered with the error envelope of the service's REST API,
+`{"error": {"code", "message", "details"}}`, so that a client reads one vocabulary.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import orjson
 from starlette.requests import HTTPConnection
 from starlette.types import Message, Receive, Scope, Send
 
+from .envelope import Envelope
 from .eventlog import EventLog, ReplayTruncated
 from .hub import CLOSE_UNAUTHORIZED, Connection, Hub
 from .presence import Presence
@@ -36,6 +41,7 @@ from .protocol import (
     parse_event_types,
     session_ready,
     subscription,
+    unknown_event_types,
     widen,
 )
 from .transport import AsgiSocket
@@ -44,6 +50,37 @@ logger = logging.getLogger(__name__)
 
 CLOSE_POLICY_VIOLATION = 1008
 CLOSE_TOO_BIG = 1009
+
+# The codes of the error envelope; REST answers with the same ones.
+AUTHENTICATION_FAILED = "AUTHENTICATION_FAILED"
+AUTHORIZATION_FAILED = "AUTHORIZATION_FAILED"
+VALIDATION_ERROR = "VALIDATION_ERROR"
+
+# An Origin header is echoed back in the refusal; a long one is not worth repeating.
+MAX_ECHOED_ORIGIN = 256
+
+
+class HandshakeRefused(Exception):
+    """Refuses the handshake with this HTTP status and error envelope.
+
+    `Authenticate` raises it to say why a credential is refused in the application's own
+    words, e.g. `HandshakeRefused("AUTHENTICATION_FAILED", "Access token expired",
+    {"reason": "expired"})`.
+    """
+
+    def __init__(
+        self,
+        code: str,
+        message: str,
+        details: Mapping[str, Any] | None = None,
+        *,
+        status: int = 403,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.details: dict[str, Any] = dict(details or {})
 
 
 @dataclass(frozen=True)
@@ -59,6 +96,8 @@ class Session:
     subject: str | None = None
 
 
+# None when the request carries no credential at all; raise HandshakeRefused for one that
+# is refused, so the client learns whether it is invalid, expired or withdrawn.
 Authenticate = Callable[[HTTPConnection], Awaitable[Session | None]]
 # (origin, host header) -> allowed. Called only when the client sends an Origin.
 OriginCheck = Callable[[str, str], bool]
@@ -82,14 +121,17 @@ class RealtimeEndpoint:
         origin_allowed: OriginCheck = same_host,
         on_typing: TypingHook | None = None,
         presence: Presence | None = None,
+        event_types: Collection[str] | None = None,
         max_frame_bytes: int = 64 * 1024,
     ) -> None:
+        """`event_types`: every type a client may narrow to; None accepts any name."""
         self._hub = hub
         self._event_log = event_log
         self._authenticate = authenticate
         self._origin_allowed = origin_allowed
         self._on_typing = on_typing
         self._presence = presence
+        self._event_types = None if event_types is None else frozenset(event_types)
         self._max_frame_bytes = max_frame_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -97,22 +139,12 @@ class RealtimeEndpoint:
             raise RuntimeError("RealtimeEndpoint serves WebSocket connections only")
         if (await receive())["type"] != "websocket.connect":
             return
-        request = HTTPConnection(scope)
-        origin = request.headers.get("origin")
-        if origin is not None and not self._origin_allowed(origin, request.headers.get("host", "")):
-            await _deny(scope, send, 403, "FORBIDDEN", "origin not allowed")
-            return
-        query = request.query_params
         try:
-            events = (parse_event_types(query["events"]) or None) if "events" in query else None
-            resume_from = _event_id(query["last_event_id"]) if "last_event_id" in query else None
-        except FrameError as exc:
-            await _deny(scope, send, 400, "VALIDATION_ERROR", exc.message)
+            session, events, resume_from = await self._admit(HTTPConnection(scope))
+        except HandshakeRefused as refusal:
+            await _deny(scope, send, refusal)
             return
-        session = await self._authenticate(request)
-        if session is None or _expired(session):
-            await _deny(scope, send, 403, "UNAUTHORIZED", "authentication required")
-            return
+        events, ignored = self._known_only(events)
 
         await send({"type": "websocket.accept"})
         # Registered before anything is read from the outbox: events published from now
@@ -123,7 +155,7 @@ class RealtimeEndpoint:
             events=events,
             subject=session.subject,
         )
-        connection.start(lambda: self._prelude(connection, session, resume_from))
+        connection.start(lambda: self._prelude(connection, session, resume_from, ignored))
         expiry = _schedule_expiry(connection, session)
         present = False
         try:
@@ -136,21 +168,57 @@ class RealtimeEndpoint:
             if present:
                 await self._leave(session)
 
+    async def _admit(
+        self, request: HTTPConnection
+    ) -> tuple[Session, frozenset[str] | None, int | None]:
+        """(session, `?events=`, `?last_event_id=`), or HandshakeRefused."""
+        origin = request.headers.get("origin")
+        if origin is not None and not self._origin_allowed(origin, request.headers.get("host", "")):
+            # The client's own Origin only: the allowed list is configuration, not shown.
+            raise HandshakeRefused(
+                AUTHORIZATION_FAILED,
+                "Origin not allowed",
+                {"origin": origin[:MAX_ECHOED_ORIGIN]},
+            )
+        query = request.query_params
+        events: frozenset[str] | None = None
+        resume_from: int | None = None
+        if "events" in query:
+            events = _query_field("events", parse_event_types, query["events"]) or None
+        if "last_event_id" in query:
+            resume_from = _query_field("last_event_id", _event_id, query["last_event_id"])
+        session = await self._authenticate(request)
+        if session is None:
+            raise HandshakeRefused(
+                AUTHENTICATION_FAILED, "Authentication required", {"reason": "missing"}
+            )
+        if _expired(session):
+            raise HandshakeRefused(
+                AUTHENTICATION_FAILED, "Credentials expired", {"reason": "expired"}
+            )
+        return session, events, resume_from
+
     async def _prelude(
-        self, connection: Connection, session: Session, resume_from: int | None
+        self,
+        connection: Connection,
+        session: Session,
+        resume_from: int | None,
+        ignored: Envelope | None,
     ) -> int:
         organization_id = session.organization_id
-        if resume_from is None:
-            latest = self._hub.last_in_order(organization_id)
-            if latest is None:
-                latest = await self._event_log.latest_id(organization_id)
-            await connection.send_now(
-                session_ready(connection.id, session.user, organization_id, latest)
-            )
-            return latest
+        start = resume_from
+        if start is None:
+            start = self._hub.last_in_order(organization_id)
+            if start is None:
+                start = await self._event_log.latest_id(organization_id)
         await connection.send_now(
-            session_ready(connection.id, session.user, organization_id, resume_from)
+            session_ready(connection.id, session.user, organization_id, start)
         )
+        # Right after session.ready, ahead of any replay, where a client looks first.
+        if ignored is not None:
+            await connection.send_now(ignored)
+        if resume_from is None:
+            return start
         last = resume_from
         replayed = 0
         events = self._event_log.after(organization_id, resume_from)
@@ -208,12 +276,14 @@ class RealtimeEndpoint:
         if isinstance(frame, Ping):
             connection.send(PONG)
         elif isinstance(frame, Subscribe):
+            self._check_event_types(frame.events)
             connection.events = narrow(connection.events, frame.events)
             connection.conversation_ids = narrow(
                 connection.conversation_ids, frame.conversation_ids
             )
             connection.send(subscription(connection.events, connection.conversation_ids))
         elif isinstance(frame, Unsubscribe):
+            self._check_event_types(frame.events)
             if frame.events is None and frame.conversation_ids is None:
                 connection.events = connection.conversation_ids = None
             else:
@@ -226,6 +296,28 @@ class RealtimeEndpoint:
             if self._on_typing is None:
                 raise FrameError("UNSUPPORTED", "typing is not enabled")
             await self._on_typing(session, frame.conversation_id, connection.id)
+
+    def _known_only(
+        self, events: frozenset[str] | None
+    ) -> tuple[frozenset[str] | None, Envelope | None]:
+        """`?events=` without the names that are no event type, and the error frame that
+        says so. Left out rather than refused: the connection serves the types named
+        correctly, and the client reads why the others never come."""
+        if events is None or self._event_types is None:
+            return events, None
+        unknown = events - self._event_types
+        if not unknown:
+            return events, None
+        problem = unknown_event_types(unknown, self._event_types)
+        return (events & self._event_types) or None, error(problem.code, problem.message)
+
+    def _check_event_types(self, events: frozenset[str] | None) -> None:
+        # The whole frame is refused, so the subscription is never half changed.
+        if events is None or self._event_types is None:
+            return
+        unknown = events - self._event_types
+        if unknown:
+            raise unknown_event_types(unknown, self._event_types)
 
     async def _join(self, session: Session) -> bool:
         if self._presence is None or session.user_id is None:
@@ -245,9 +337,23 @@ class RealtimeEndpoint:
             logger.exception("presence: recording user %s offline failed", session.user_id)
 
 
+T = TypeVar("T")
+
+
+def _query_field(name: str, parse: Callable[[str], T], value: str) -> T:
+    """A query parameter, or a 400 with REST's field details."""
+    try:
+        return parse(value)
+    except FrameError as exc:
+        problem = {"field": name, "message": exc.message, "type": "value_error"}
+        raise HandshakeRefused(
+            VALIDATION_ERROR, f"{name}: {exc.message}", {"fields": [problem]}, status=400
+        ) from None
+
+
 def _event_id(value: str) -> int:
     if not value.isdigit() or len(value) > 18:
-        raise FrameError("VALIDATION_ERROR", "last_event_id must be a non-negative integer")
+        raise FrameError(VALIDATION_ERROR, "must be a non-negative integer")
     return int(value)
 
 
@@ -263,14 +369,22 @@ def _schedule_expiry(connection: Connection, session: Session) -> asyncio.TimerH
     return loop.call_at(loop.time() + max(delay, 0.0), connection.close, CLOSE_UNAUTHORIZED)
 
 
-async def _deny(scope: Scope, send: Send, status: int, code: str, message: str) -> None:
+async def _deny(scope: Scope, send: Send, refusal: HandshakeRefused) -> None:
     """Refuse the handshake with an HTTP response; no frame is ever sent."""
     if "websocket.http.response" in scope.get("extensions", {}):
-        body = orjson.dumps({"error": {"code": code, "message": message}})
+        body = orjson.dumps(
+            {
+                "error": {
+                    "code": refusal.code,
+                    "message": refusal.message,
+                    "details": refusal.details,
+                }
+            }
+        )
         await send(
             {
                 "type": "websocket.http.response.start",
-                "status": status,
+                "status": refusal.status,
                 "headers": [(b"content-type", b"application/json")],
             }
         )

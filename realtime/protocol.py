@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeGuard, TypeVar
 
@@ -12,6 +12,10 @@ from .envelope import Envelope, control
 
 MAX_FILTER_ITEMS = 1000
 MAX_EVENT_TYPE_LENGTH = 64
+# An error frame names this many unknown event types at most: a client may send a thousand.
+MAX_NAMED_UNKNOWN = 10
+
+UNKNOWN_EVENT_TYPE = "UNKNOWN_EVENT_TYPE"
 
 
 class FrameError(Exception):
@@ -116,6 +120,19 @@ def session_ready(
 
 def error(code: str, message: str) -> Envelope:
     return control("error", {"code": code, "message": message})
+
+
+def unknown_event_types(unknown: Collection[str], known: Collection[str]) -> FrameError:
+    """Names what was asked for and lists what exists, so a typo is found at once."""
+    names = sorted(unknown)
+    named = ", ".join(repr(name) for name in names[:MAX_NAMED_UNKNOWN])
+    if len(names) > MAX_NAMED_UNKNOWN:
+        named += f" and {len(names) - MAX_NAMED_UNKNOWN} more"
+    plural = "s" if len(names) > 1 else ""
+    return FrameError(
+        UNKNOWN_EVENT_TYPE,
+        f"unknown event type{plural} {named}; the event types are {', '.join(sorted(known))}",
+    )
 
 
 def subscription(

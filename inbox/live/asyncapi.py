@@ -42,6 +42,8 @@ LIVE_EVENTS: dict[str, type[BaseModel]] = {
     "agent.status": AgentStatus,
     "typing": Typing,
 }
+# What a client may name in `?events=`, `subscribe` and `unsubscribe`.
+EVENT_TYPES: frozenset[str] = frozenset({*STORED_EVENTS, *LIVE_EVENTS})
 
 _STRING = {"type": "string"}
 _INT = {"type": "integer"}
@@ -57,7 +59,18 @@ CONTROL_FRAMES: dict[str, dict[str, Any]] = {
         "last_event_id": _INT,
     },
     "pong": {},
-    "error": {"code": _STRING, "message": _STRING},
+    "error": {
+        "code": {
+            "type": "string",
+            "description": (
+                "INVALID_JSON, INVALID_FRAME, UNKNOWN_TYPE (no such frame type), "
+                "UNKNOWN_EVENT_TYPE (the message names the unknown types and lists the valid "
+                "ones), RESOURCE_NOT_FOUND (typing in a conversation the organization does not "
+                "have), UNSUPPORTED, INTERNAL_ERROR. The connection stays open."
+            ),
+        },
+        "message": _STRING,
+    },
     "replay.truncated": {},
     "subscription": {
         "events": {"anyOf": [_EVENT_TYPES, {"type": "null"}]},
@@ -171,7 +184,14 @@ def asyncapi_document(version: str) -> dict[str, Any]:
                 "`Authorization: Bearer <token or API key>`, `?ticket=` (from POST "
                 "/api/realtime/tickets) or `?token=`. Narrow with `?events=a,b`; resume with "
                 "`?last_event_id=N`: stored events after N are replayed in order, then live "
-                "ones, with no gap and no duplicate. Close codes: 4401 credentials expired, "
+                "ones, with no gap and no duplicate. Unknown names in `?events=` are left out "
+                "and reported in an `error` frame (UNKNOWN_EVENT_TYPE) right after "
+                "`session.ready`. A refused handshake is answered with the REST error "
+                'envelope `{"error": {"code", "message", "details"}}`: HTTP 403 with '
+                "AUTHENTICATION_FAILED (`details.reason`: missing, invalid, expired or "
+                "revoked) or AUTHORIZATION_FAILED (an Origin not allowed; `details.origin`), "
+                "HTTP 400 with VALIDATION_ERROR for a malformed `events` or `last_event_id` "
+                "(`details.fields`). Close codes: 4401 credentials expired, "
                 "4008 too slow (resume), 1009 frame over 64 KiB, 1012 server restarting."
             ),
         },

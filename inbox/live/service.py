@@ -10,28 +10,34 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
+from collections import OrderedDict
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
 from redis.exceptions import RedisError
+from sqlalchemy import bindparam
 from sqlmodel import col, select
 from starlette.requests import HTTPConnection
 
 from realtime.broker import Broker, BrokerUnavailable, create_backend
-from realtime.endpoint import RealtimeEndpoint, Session
+from realtime.endpoint import HandshakeRefused, RealtimeEndpoint, Session
 from realtime.envelope import Envelope
 from realtime.hub import Hub
 from realtime.presence import create_presence
+from realtime.protocol import FrameError
 
 from ..auth import Authenticator, Principal, as_role, credentials_from_headers
 from ..db import Database
-from ..errors import ApiError, ServiceUnavailable
-from ..models import ApiKey, User
+from ..errors import ApiError, NotFound, ServiceUnavailable
+from ..models import ApiKey, Conversation, User
+from ..schemas.fields import MAX_ID
 from ..services.metrics import METRIC_EVENTS, LiveMetrics
 from ..services.outbox import OutboxEvent
 from ..settings import Settings
+from .asyncapi import EVENT_TYPES
 from .outbox_log import OutboxLog, envelope_of
 from .tickets import (
     TICKET_TTL_SECONDS,
@@ -40,6 +46,8 @@ from .tickets import (
     UsedTickets,
     issue_ticket,
     read_ticket,
+    revoked_ticket,
+    used_ticket,
 )
 
 log = logging.getLogger("inbox.live")
@@ -47,6 +55,18 @@ log = logging.getLogger("inbox.live")
 CHANNEL_PREFIX = "inbox"
 REVOKED = "session.revoked"
 PRUNE_EVERY_SECONDS = 3600
+
+# Typing frames come every few seconds from every typist: the conversations found are
+# remembered, so a typist costs one query a minute, not one a frame. Conversations
+# disappear only with their contact, whose deletion forgets the organization's at once.
+KNOWN_CONVERSATIONS = 10_000
+KNOWN_CONVERSATION_SECONDS = 60.0
+
+# Built once: it runs for typing frames.
+_CONVERSATION_OF_ORG = select(col(Conversation.id)).where(
+    col(Conversation.id) == bindparam("conversation_id"),
+    col(Conversation.organization_id) == bindparam("org_id"),
+)
 
 
 def user_subject(user_id: int | None) -> str:
@@ -62,6 +82,46 @@ def subject_of(principal: Principal) -> str:
     if principal.user_id is not None:
         return user_subject(principal.user_id)
     return key_subject(principal.api_key_id)
+
+
+class KnownConversations:
+    """(organization, conversation) pairs found to exist lately, the oldest dropped first.
+
+    Only found ones are kept: a conversation created a moment after a miss is found
+    on the next frame, and ids guessed by a client fill nothing.
+    """
+
+    def __init__(
+        self, size: int = KNOWN_CONVERSATIONS, ttl: float = KNOWN_CONVERSATION_SECONDS
+    ) -> None:
+        self.size = size
+        self.ttl = ttl
+        self._until: OrderedDict[tuple[int, int], float] = OrderedDict()
+        # Bumped by every forget: a lookup that started before one must not store what
+        # it found, which may be a conversation deleted meanwhile.
+        self.generation = 0
+
+    def __contains__(self, key: tuple[int, int]) -> bool:
+        until = self._until.get(key)
+        if until is None:
+            return False
+        if until <= time.monotonic():
+            del self._until[key]
+            return False
+        return True
+
+    def add(self, key: tuple[int, int], generation: int) -> None:
+        if generation != self.generation:
+            return
+        self._until[key] = time.monotonic() + self.ttl
+        self._until.move_to_end(key)
+        while len(self._until) > self.size:
+            self._until.popitem(last=False)
+
+    def forget_organization(self, org_id: int) -> None:
+        self.generation += 1
+        for key in [key for key in self._until if key[0] == org_id]:
+            del self._until[key]
 
 
 class Live:
@@ -83,6 +143,7 @@ class Live:
         self.used_tickets: UsedTickets = (
             RedisUsedTickets(settings.redis_url) if settings.redis_url else MemoryUsedTickets()
         )
+        self.conversations = KnownConversations()
         self.endpoint = RealtimeEndpoint(
             hub=self.hub,
             event_log=self.log,
@@ -90,6 +151,7 @@ class Live:
             origin_allowed=self._origin_allowed,
             on_typing=self._typing,
             presence=self.presence,
+            event_types=EVENT_TYPES,
         )
         self._pruner: asyncio.Task[None] | None = None
         self._broker_down_logged = False
@@ -145,6 +207,9 @@ class Live:
             subject = orjson.loads(envelope.frame)["data"]["subject"]
             self._revoked(envelope.organization_id, str(subject))
             return
+        if envelope.type == "contact.deleted":
+            # Its conversations went with it; which ones, the event does not say.
+            self.conversations.forget_organization(envelope.organization_id)
         self.hub.dispatch(envelope)
 
     async def revoke(self, org_id: int, subject: str) -> None:
@@ -177,12 +242,32 @@ class Live:
         self.metrics.touch(org_id)
 
     async def _typing(self, session: Session, conversation_id: int, connection_id: str) -> None:
+        if not await self._conversation_exists(session.organization_id, conversation_id):
+            # Another organization's conversation is refused in the same words as a missing
+            # one: the answer must not tell which ids exist elsewhere.
+            missing = NotFound(f"Conversation {conversation_id} not found")
+            raise FrameError(missing.code, missing.message)
         data = {
             "conversation_id": conversation_id,
             "user_id": session.user_id,
             "connection_id": connection_id,
         }
         await self._send(Envelope.build("typing", session.organization_id, data))
+
+    async def _conversation_exists(self, org_id: int, conversation_id: int) -> bool:
+        if conversation_id > MAX_ID:
+            # No row has it, and the database driver would fail on it rather than find none.
+            return False
+        key = (org_id, conversation_id)
+        if key in self.conversations:
+            return True
+        generation = self.conversations.generation
+        params = {"conversation_id": conversation_id, "org_id": org_id}
+        async with self.db.engine.connect() as connection:
+            found = (await connection.execute(_CONVERSATION_OF_ORG, params)).first() is not None
+        if found:
+            self.conversations.add(key, generation)
+        return found
 
     async def _prune_forever(self) -> None:
         while True:
@@ -209,7 +294,7 @@ class Live:
         )
         return {"ticket": ticket, "expires_in": TICKET_TTL_SECONDS}
 
-    async def authenticate(self, conn: HTTPConnection) -> Session | None:
+    async def authenticate(self, conn: HTTPConnection) -> Session:
         query = conn.query_params
         try:
             if "ticket" in query:
@@ -219,10 +304,9 @@ class Live:
                     conn.headers.get("authorization"), conn.headers.get("x-api-key")
                 ) or query.get("token")
                 principal = await self.auth.authenticate(credential)
-        except ApiError:
-            return None
-        if principal is None:
-            return None
+        except ApiError as exc:
+            # REST's code, words and details; the status stays the documented 403.
+            raise HandshakeRefused(exc.code, exc.message, exc.details) from None
         user = principal.user
         return Session(
             organization_id=principal.organization_id,
@@ -236,12 +320,10 @@ class Live:
             subject=subject_of(principal),
         )
 
-    async def _redeem(self, ticket: str) -> Principal | None:
+    async def _redeem(self, ticket: str) -> Principal:
         claims = read_ticket(self.settings.signing_key, ticket)
-        if claims is None or not await self.used_tickets.first_use(
-            str(claims["jti"]), TICKET_TTL_SECONDS * 2
-        ):
-            return None
+        if not await self.used_tickets.first_use(str(claims["jti"]), TICKET_TTL_SECONDS * 2):
+            raise used_ticket()
         org_id = int(claims["org"])
         # A ticket starts a session as long as a fresh access token would last.
         expires_at = datetime.now(UTC) + timedelta(seconds=self.settings.access_token_ttl)
@@ -249,11 +331,11 @@ class Live:
             if "sub" in claims:
                 user = await session.get(User, int(claims["sub"]))
                 if user is None or not user.is_active or user.organization_id != org_id:
-                    return None
+                    raise revoked_ticket()
                 return Principal(org_id, as_role(user.role), user=user, expires_at=expires_at)
             key = (
                 await session.exec(select(ApiKey).where(col(ApiKey.id) == claims.get("key")))
             ).first()
             if key is None or key.organization_id != org_id:
-                return None
+                raise revoked_ticket()
             return Principal(org_id, as_role(key.role), api_key_id=key.id, expires_at=expires_at)

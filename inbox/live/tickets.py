@@ -16,10 +16,18 @@ from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
+from ..auth import authentication_failed
+from ..errors import AuthenticationFailed
 from ..security import JWT_ALGORITHM
 
 TICKET_TTL_SECONDS = 30
 _AUDIENCE = "inbox:ws"
+
+INVALID_TICKET = "Invalid ticket"
+EXPIRED_TICKET = "Ticket expired: ask for a new one right before connecting"
+# Said apart from unknown: a page that opens two sockets with one ticket learns why.
+USED_TICKET = "Invalid ticket: it was used already, and a ticket opens one connection"
+REVOKED_TICKET = "Ticket revoked: the user or API key it was issued to is no longer active"
 
 
 class UsedTickets(Protocol):
@@ -78,8 +86,8 @@ def issue_ticket(
     return jwt.encode(claims, key, algorithm=JWT_ALGORITHM)
 
 
-def read_ticket(key: str, ticket: str) -> dict[str, Any] | None:
-    """The ticket's claims if it is genuine and unexpired; None otherwise."""
+def read_ticket(key: str, ticket: str) -> dict[str, Any]:
+    """The claims of a genuine, unexpired ticket; AuthenticationFailed otherwise."""
     try:
         claims: dict[str, Any] = jwt.decode(
             ticket,
@@ -88,6 +96,17 @@ def read_ticket(key: str, ticket: str) -> dict[str, Any] | None:
             audience=_AUDIENCE,
             options={"require": ["exp", "jti", "org", "aud"]},
         )
+    # Raised only once the signature holds: a forged ticket is never called expired.
+    except jwt.ExpiredSignatureError:
+        raise authentication_failed("expired", EXPIRED_TICKET) from None
     except jwt.PyJWTError:
-        return None
+        raise authentication_failed("invalid", INVALID_TICKET) from None
     return claims
+
+
+def used_ticket() -> AuthenticationFailed:
+    return authentication_failed("invalid", USED_TICKET)
+
+
+def revoked_ticket() -> AuthenticationFailed:
+    return authentication_failed("revoked", REVOKED_TICKET)

@@ -11,7 +11,7 @@ import os
 import socket
 import threading
 from collections import defaultdict
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import AsyncIterator, Collection, Coroutine
 from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any, TypeVar
@@ -35,6 +35,7 @@ from realtime import (
     Session,
     create_backend,
 )
+from realtime.endpoint import HandshakeRefused
 
 T = TypeVar("T")
 
@@ -145,6 +146,7 @@ class RealtimeApp:
         hub: Hub | None = None,
         allowed_origins: tuple[str, ...] = (),
         dense_ids: bool = False,
+        event_types: Collection[str] | None = None,
     ) -> None:
         self.log = StoreLog()
         self.hub = hub or Hub(dense_ids=self.log if dense_ids else None)
@@ -164,6 +166,7 @@ class RealtimeApp:
             origin_allowed=self.origin_allowed,
             on_typing=self.typing,
             presence=presence,
+            event_types=event_types,
         )
         self.app = Starlette(routes=[WebSocketRoute("/ws", self.endpoint)], lifespan=self.lifespan)
 
@@ -194,7 +197,12 @@ class RealtimeApp:
     async def authenticate(self, request: HTTPConnection) -> Session | None:
         header = request.headers.get("authorization", "")
         token = header.removeprefix("Bearer ") if header else request.query_params.get("token")
-        return self.tokens.get(token or "")
+        if not token:
+            return None
+        session = self.tokens.get(token)
+        if session is None:
+            raise HandshakeRefused("AUTHENTICATION_FAILED", "Unknown token", {"reason": "invalid"})
+        return session
 
     def origin_allowed(self, origin: str, host: str) -> bool:
         return origin in self._allowed_origins

@@ -2,9 +2,11 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import orjson
 import pytest
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
@@ -81,18 +83,27 @@ async def test_joining_a_live_stream_starts_right_after_what_the_others_were_sen
         server.stop()
 
 
+def _failed(code: str, message: str, **details: Any) -> dict[str, Any]:
+    return {"error": {"code": code, "message": message, "details": details}}
+
+
 @pytest.mark.parametrize(
-    ("token", "headers"),
+    ("token", "headers", "body"),
     [
-        (None, {}),
-        ("forged", {}),
-        ("expired", {}),
-        ("valid", {"Origin": "https://evil.example"}),
+        (None, {}, _failed("AUTHENTICATION_FAILED", "Authentication required", reason="missing")),
+        # The application's own words, raised from its authenticate callable.
+        ("forged", {}, _failed("AUTHENTICATION_FAILED", "Unknown token", reason="invalid")),
+        ("expired", {}, _failed("AUTHENTICATION_FAILED", "Credentials expired", reason="expired")),
+        (
+            "valid",
+            {"Origin": "https://evil.example"},
+            _failed("AUTHORIZATION_FAILED", "Origin not allowed", origin="https://evil.example"),
+        ),
     ],
     ids=["missing", "unknown", "expired", "foreign-origin"],
 )
-async def test_refused_handshakes_get_403_and_no_event(
-    served: Served, token: str | None, headers: dict[str, str]
+async def test_refused_handshakes_get_403_the_error_envelope_and_no_event(
+    served: Served, token: str | None, headers: dict[str, str], body: dict[str, Any]
 ) -> None:
     app, server = served
     org = new_org()
@@ -104,18 +115,28 @@ async def test_refused_handshakes_get_403_and_no_event(
     with pytest.raises(InvalidStatus) as refused:
         await client(server, tokens.get(token or "", token), additional_headers=headers)
     assert refused.value.response.status_code == 403
-    assert b"FORBIDDEN" in refused.value.response.body or b"UNAUTHORIZED" in (
-        refused.value.response.body or b""
-    )
+    assert refused.value.response.headers["content-type"] == "application/json"
+    assert orjson.loads(refused.value.response.body or b"") == body
     # Refused before registration: not one event could have been queued for it.
     assert app.hub.counters.connections_opened == connections
 
 
-async def test_a_bad_resume_position_is_a_400(served: Served) -> None:
+@pytest.mark.parametrize(
+    ("query", "field"),
+    [("last_event_id=abc", "last_event_id"), ("events=" + "x" * 65, "events")],
+)
+async def test_a_bad_query_parameter_is_a_400_naming_the_field(
+    served: Served, query: str, field: str
+) -> None:
     app, server = served
     with pytest.raises(InvalidStatus) as refused:
-        await client(server, app.token(new_org(), 1), "last_event_id=abc")
+        await client(server, app.token(new_org(), 1), query)
     assert refused.value.response.status_code == 400
+    error = orjson.loads(refused.value.response.body or b"")["error"]
+    assert error["code"] == "VALIDATION_ERROR"
+    assert error["message"].startswith(f"{field}: ")
+    [problem] = error["details"]["fields"]
+    assert problem["field"] == field and problem["message"]
 
 
 async def test_an_allowed_origin_connects(served: Served) -> None:
@@ -169,6 +190,92 @@ async def test_subscribe_and_unsubscribe_frames(served: Served) -> None:
         }
         everything = await server.call(app.produce(org, 1, type="lead.created"))
         assert ids_of(await receive_events(ws, everything[-1])) == everything
+
+
+KNOWN = ("lead.created", "message.received", "message.sent")
+
+
+@pytest.fixture(scope="module")
+def knowing() -> Iterator[Served]:
+    """An app that tells the endpoint which event types exist."""
+    app = RealtimeApp(event_types=KNOWN)
+    server = ServerThread(app.app).start()
+    try:
+        yield app, server
+    finally:
+        server.stop()
+
+
+def _names_unknown_and_lists_known(frame: dict[str, Any], *unknown: str) -> None:
+    assert frame["type"] == "error" and frame["code"] == "UNKNOWN_EVENT_TYPE", frame
+    assert set(frame) == {"type", "code", "message"}
+    for name in unknown:
+        assert repr(name) in frame["message"], frame
+    assert frame["message"].endswith("the event types are " + ", ".join(KNOWN)), frame
+
+
+async def test_unknown_names_in_the_events_parameter_are_reported_and_left_out(
+    knowing: Served,
+) -> None:
+    app, server = knowing
+    org = new_org()
+    query = "events=bogus,lead.created,message.recieved"
+    async with await client(server, app.token(org, 1), query) as ws:
+        assert (await receive(ws))["type"] == "session.ready"
+        _names_unknown_and_lists_known(await receive(ws), "bogus", "message.recieved")
+        # The correctly named type still narrows the stream; the connection stays open.
+        await server.call(app.produce(org, 2, type="message.received"))
+        wanted = await server.call(app.produce(org, 1, type="lead.created"))
+        assert ids_of(await receive_events(ws, wanted[-1])) == wanted
+        await nothing_more(ws)
+
+
+async def test_only_unknown_names_in_the_events_parameter_narrow_nothing(
+    knowing: Served,
+) -> None:
+    app, server = knowing
+    org = new_org()
+    earlier = await server.call(app.produce(org, 2, type="message.sent"))
+    async with await client(server, app.token(org, 1), "events=bogus&last_event_id=0") as ws:
+        assert (await receive(ws))["type"] == "session.ready"
+        # Ahead of the replay, where a client looks first.
+        _names_unknown_and_lists_known(await receive(ws), "bogus")
+        assert ids_of(await receive_events(ws, earlier[-1])) == earlier
+        later = await server.call(app.produce(org, 1, type="lead.created"))
+        assert ids_of(await receive_events(ws, later[-1])) == later
+
+
+@pytest.mark.parametrize("kind", ["subscribe", "unsubscribe"])
+async def test_unknown_event_types_in_a_frame_are_refused_and_change_nothing(
+    knowing: Served, kind: str
+) -> None:
+    app, server = knowing
+    org = new_org()
+    async with await client(server, app.token(org, 1), "events=lead.created") as ws:
+        await receive(ws)
+        # A known name beside the unknown one, which applied alone would change the stream.
+        known = "message.sent" if kind == "subscribe" else "lead.created"
+        frame = {"type": kind, "events": ["bogus.event", known]}
+        await ws.send(orjson.dumps(frame).decode())
+        _names_unknown_and_lists_known(await receive(ws), "bogus.event")
+        await nothing_more(ws)
+        # Not half applied: still lead.created only.
+        await server.call(app.produce(org, 1, type="message.sent"))
+        wanted = await server.call(app.produce(org, 1, type="lead.created"))
+        assert ids_of(await receive_events(ws, wanted[-1])) == wanted
+        await ws.send('{"type": "subscribe", "events": ["message.sent"]}')
+        assert (await receive(ws))["events"] == ["lead.created", "message.sent"]
+
+
+async def test_without_a_list_of_event_types_any_name_narrows(served: Served) -> None:
+    app, server = served
+    org = new_org()
+    async with await client(server, app.token(org, 1), "events=custom.thing") as ws:
+        await receive(ws)
+        await ws.send('{"type": "subscribe", "events": ["other.thing"]}')
+        assert (await receive(ws))["events"] == ["custom.thing", "other.thing"]
+        wanted = await server.call(app.produce(org, 1, type="custom.thing"))
+        assert ids_of(await receive_events(ws, wanted[-1])) == wanted
 
 
 @pytest.mark.parametrize(

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from inbox.live.asyncapi import frame_schemas
 from tests.inbox.live.wsclient import (
     consecutive,
     drain,
@@ -269,3 +270,97 @@ async def test_another_organization_never_sees_a_thing(service, tenant, other_te
         assert {f["organization_id"] for f in mine} == {tenant.org_id}
         assert consecutive(ids_of(mine))
         assert {f["type"] for f in mine} <= STORED_TYPES
+
+
+def _unknown_event_type(frame: dict[str, Any], *unknown: str) -> None:
+    """An error frame that names what was wrong and lists every event type there is."""
+    assert set(frame) == {"type", "code", "message"}, frame
+    assert (frame["type"], frame["code"]) == ("error", "UNKNOWN_EVENT_TYPE"), frame
+    for name in unknown:
+        assert repr(name) in frame["message"], frame
+    listed = frame["message"].rpartition("the event types are ")[2].split(", ")
+    # The events the published schemas describe: frames that carry a resource as data.
+    published = {type for type, schema in frame_schemas().items()
+                 if "data" in schema["properties"]}
+    assert STORED_TYPES | {"metrics.update", "agent.status", "typing"} <= published
+    assert set(listed) == published, frame
+
+
+async def test_unknown_names_in_the_events_parameter_are_reported(service, tenant):
+    token = tenant.api_key()
+    async with await open_ws(service.url, token, "events=bogus,lead.created") as ws:
+        await ready(ws)
+        _unknown_event_type(await receive(ws), "bogus")
+        # The connection stays, narrowed to the type that exists.
+        tenant.api.post("/api/contacts", json={"name": "Not wanted"})
+        lead = tenant.api.post("/api/leads", json={"name": "Wanted"}).json()
+        [got] = await frames_until(ws, lambda f: "id" in f)
+        assert (got["type"], got["data"]) == ("lead.created", lead)
+        assert await drain(ws) == []
+
+
+async def test_unknown_event_types_in_subscribe_and_unsubscribe_are_refused(service, tenant):
+    async with await open_ws(service.url, tenant.api_key()) as ws:
+        await ready(ws)
+        await send(ws, {"type": "subscribe", "events": ["bogus.event"]})
+        _unknown_event_type(await receive(ws), "bogus.event")
+        await send(ws, {"type": "unsubscribe", "events": ["lead.created", "lead.craeted"]})
+        _unknown_event_type(await receive(ws), "lead.craeted")
+        # Neither frame changed the subscription: everything still comes.
+        lead = tenant.api.post("/api/leads", json={"name": "Still wanted"}).json()
+        [got] = stored(await frames_until(ws, lambda f: "id" in f))
+        assert (got["type"], got["data"]) == ("lead.created", lead)
+        await send(ws, {"type": "subscribe", "events": ["lead.created"]})
+        assert await receive(ws) == {"type": "subscription", "events": ["lead.created"],
+                                     "conversation_ids": None}
+
+
+async def _refused_typing(ws: Any, conversation_id: int) -> None:
+    await send(ws, {"type": "typing", "conversation_id": conversation_id})
+    assert await receive(ws) == {"type": "error", "code": "RESOURCE_NOT_FOUND",
+                                 "message": f"Conversation {conversation_id} not found"}
+
+
+async def test_typing_in_a_conversation_the_organization_does_not_have_is_refused(
+    service, tenant, other_tenant
+):
+    mine = tenant.conversation()
+    theirs = other_tenant.conversation()
+    agent, _ = tenant.user("agent")
+    colleague, _ = tenant.user("agent")
+    outsider, _ = other_tenant.user("agent")
+    async with (
+        await open_ws(service.url, service.token_for(agent)) as sender,
+        await open_ws(service.url, service.token_for(colleague)) as other,
+        await open_ws(service.url, service.token_for(outsider)) as stranger,
+    ):
+        for ws in (sender, other, stranger):
+            await ready(ws)
+        for ws in (sender, other, stranger):
+            await drain(ws)
+        # Another organization's conversation is refused exactly like one that does not exist.
+        for conversation_id in (theirs.id, theirs.id + 1_000_000, 2**31, 2**53):
+            await _refused_typing(sender, conversation_id)
+        # Events from one sender arrive in order: the first typing a colleague gets is this.
+        await send(sender, {"type": "typing", "conversation_id": mine.id})
+        [typing] = of_type(await frames_until(other, lambda f: f["type"] == "typing"), "typing")
+        assert typing["data"]["conversation_id"] == mine.id
+        assert of_type(await drain(stranger), "typing") == []
+
+
+async def test_typing_stops_once_the_conversation_is_deleted_with_its_contact(service, tenant):
+    conv = tenant.conversation()
+    agent, _ = tenant.user("agent")
+    async with (
+        await open_ws(service.url, service.token_for(agent)) as sender,
+        await open_ws(service.url, tenant.api_key()) as dashboard,
+    ):
+        await ready(sender)
+        await ready(dashboard)
+        await send(sender, {"type": "typing", "conversation_id": conv.id})
+        await frames_until(dashboard, lambda f: f["type"] == "typing")
+        assert tenant.api.delete(f"/api/contacts/{conv.contact_id}").status_code == 204
+        await frames_until(dashboard, lambda f: f["type"] == "contact.deleted")
+        await drain(sender)
+        await _refused_typing(sender, conv.id)
+        assert of_type(await drain(dashboard), "typing") == []

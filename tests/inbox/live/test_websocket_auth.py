@@ -24,6 +24,7 @@ from tests.inbox.live.wsclient import (
     live_of,
     open_ws,
     ready,
+    refusal,
     refused,
     rest,
     stored,
@@ -69,11 +70,18 @@ def bad_credential(kind: str, service: Any, tenant: Any) -> str | None:
         created = tenant.api.post("/api/api-keys", json={"name": "soon revoked"}).json()
         assert tenant.api.delete(f"/api/api-keys/{created['id']}").status_code == 204
         return str(created["key"])
+    if kind == "garbage":
+        return "not-a-valid-token"
     raise AssertionError(kind)
 
 
 BAD = ["missing", "expired", "forged", "alg-none", "no-exp", "wrong-secret", "deactivated",
-       "revoked-key"]
+       "revoked-key", "garbage"]
+
+# What the refusal's details say of each; a deleted key is indistinguishable from a made-up one.
+REASONS = {"missing": "missing", "expired": "expired", "forged": "invalid",
+           "alg-none": "invalid", "no-exp": "invalid", "wrong-secret": "invalid",
+           "deactivated": "revoked", "revoked-key": "invalid", "garbage": "invalid"}
 
 
 @pytest.mark.parametrize("kind", BAD)
@@ -94,6 +102,39 @@ async def test_bad_credentials_are_refused_with_403_and_never_get_an_event(
         assert event["data"] == lead
     # Refused before registration: nothing could ever be queued for them.
     assert hub.counters.connections_opened == opened + 1
+
+
+@pytest.mark.parametrize("kind", BAD)
+async def test_a_refusal_says_why_in_the_words_and_envelope_of_rest(service, tenant, kind):
+    credential = bad_credential(kind, service, tenant)
+    async with rest(service.url, credential) as api:
+        r = await api.get("/api/leads")
+    assert r.status_code == 401
+    rest_error = r.json()["error"]
+    status, error = await refusal(service.url, credential)
+    assert status == 403
+    assert error == rest_error
+    assert error["code"] == "AUTHENTICATION_FAILED"
+    reason = REASONS[kind]
+    assert error["details"] == {"reason": reason}
+    message = error["message"].lower()
+    if reason == "missing":
+        assert message.startswith("authentication required"), message
+    elif reason == "invalid":
+        assert message.startswith("invalid"), message
+        assert "expired" not in message and "required" not in message
+    else:
+        assert reason in message, message
+    if credential is not None:
+        assert await refusal(service.url, query=f"token={credential}") == (403, error)
+
+
+async def test_a_malformed_authorization_header_is_invalid_not_missing(service, tenant):
+    status, error = await refusal(service.url, headers={"Authorization": "Basic dXNlcjpwYXNz"})
+    assert status == 403
+    assert error["code"] == "AUTHENTICATION_FAILED"
+    assert error["details"] == {"reason": "invalid"}
+    assert "Bearer" in error["message"]
 
 
 async def test_a_bad_credential_in_a_second_way_is_not_rescued_by_a_good_one(service, tenant):
@@ -178,6 +219,40 @@ async def test_expired_forged_and_misused_tickets_are_refused(service, tenant):
         assert await refused(service.url, query=f"ticket={ticket}") == 403
 
 
+async def test_a_refused_ticket_says_whether_it_is_used_expired_invalid_or_revoked(
+    service, tenant
+):
+    user, _ = tenant.user("agent")
+    async with rest(service.url, service.token_for(user)) as api:
+        ticket = (await api.post("/api/realtime/tickets")).json()["ticket"]
+        unused = (await api.post("/api/realtime/tickets")).json()["ticket"]
+    async with await open_ws(service.url, query=f"ticket={ticket}") as ws:
+        await ready(ws)
+    status, error = await refusal(service.url, query=f"ticket={ticket}")
+    assert (status, error["code"], error["details"]) == (
+        403, "AUTHENTICATION_FAILED", {"reason": "invalid"})
+    assert "used" in error["message"]
+
+    past = datetime.now(UTC) - timedelta(seconds=5)
+    status, error = await refusal(service.url, query=f"ticket={_ticket(tenant, exp=past)}")
+    assert (status, error["details"]) == (403, {"reason": "expired"})
+    assert "expired" in error["message"].lower()
+
+    forged = jwt.encode({"aud": "inbox:ws", "jti": "x", "org": tenant.org_id,
+                         "sub": str(tenant.owner.id), "exp": past},
+                        "another-secret-of-the-same-length!!", algorithm="HS256")
+    for bad in ["garbage", forged, _ticket(tenant, aud="something-else"),
+                service.token_for(tenant.owner)]:
+        status, error = await refusal(service.url, query=f"ticket={bad}")
+        assert (status, error["details"]) == (403, {"reason": "invalid"}), bad
+        assert error["message"].startswith("Invalid ticket"), error
+
+    assert tenant.api.post(f"/api/users/{user.id}/deactivate").status_code == 200
+    status, error = await refusal(service.url, query=f"ticket={unused}")
+    assert (status, error["details"]) == (403, {"reason": "revoked"})
+    assert "revoked" in error["message"].lower()
+
+
 async def test_a_ticket_of_a_user_deactivated_after_issue_is_refused(service, tenant):
     user, _ = tenant.user("agent")
     async with rest(service.url, service.token_for(user)) as api:
@@ -188,7 +263,10 @@ async def test_a_ticket_of_a_user_deactivated_after_issue_is_refused(service, te
 
 async def test_a_foreign_origin_is_refused_and_the_same_host_allowed(service, tenant):
     token = service.token_for(tenant.owner)
-    assert await refused(service.url, token, headers={"Origin": "https://evil.example"}) == 403
+    status, error = await refusal(service.url, token, headers={"Origin": "https://evil.example"})
+    assert status == 403
+    assert error["code"] == "AUTHORIZATION_FAILED"
+    assert error["details"] == {"origin": "https://evil.example"}
     host = service.url.removeprefix("http://")
     async with await open_ws(service.url, token, headers={"Origin": f"http://{host}"}) as ws:
         await ready(ws)
@@ -204,7 +282,11 @@ async def test_listed_origins_are_the_only_ones_allowed(database_url, loop):
             await ready(ws)
         host = service.url.removeprefix("http://")
         for origin in ["https://evil.example", f"http://{host}", "https://app.example.com.evil"]:
-            assert await refused(service.url, token, headers={"Origin": origin}) == 403
+            status, error = await refusal(service.url, token, headers={"Origin": origin})
+            assert status == 403 and error["code"] == "AUTHORIZATION_FAILED"
+            # The client's own Origin, never the configured list.
+            assert error["details"] == {"origin": origin}
+            assert "app.example.com" not in error["message"]
 
 
 async def test_a_token_that_expires_while_connected_closes_with_4401(service, tenant):

@@ -81,13 +81,24 @@ async def open_ws(
 
 async def refused(base: str, credential: str | None = None, query: str = "", **kw: Any) -> int:
     """The HTTP status of a handshake the server must refuse."""
-    with pytest.raises(InvalidStatus) as refusal:
+    return (await refusal(base, credential, query, **kw))[0]
+
+
+async def refusal(
+    base: str, credential: str | None = None, query: str = "", **kw: Any
+) -> tuple[int, dict[str, Any]]:
+    """(HTTP status, the error of the JSON body) of a handshake the server must refuse."""
+    with pytest.raises(InvalidStatus) as caught:
         ws = await open_ws(base, credential, query, **kw)
         # Accepted after all: show what it would have received.
         frames = [await receive(ws, 2)]
         await ws.close()
         raise AssertionError(f"handshake accepted; first frame {frames}")
-    return refusal.value.response.status_code
+    response = caught.value.response
+    assert response.headers["content-type"] == "application/json"
+    body = orjson.loads(response.body or b"")
+    assert list(body) == ["error"] and set(body["error"]) == {"code", "message", "details"}, body
+    return response.status_code, body["error"]
 
 
 async def receive(ws: ClientConnection, timeout: float = 10.0) -> dict[str, Any]:
