@@ -11,10 +11,12 @@ import os
 import secrets
 import shlex
 import shutil
+import signal
 import socket
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 from .errors import ApiError
@@ -266,6 +268,10 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         # handed the key resolved here, it neither repeats the development-key warning
         # nor races other workers to create the key file.
         os.environ["INBOX_SECRET_KEY"] = key
+    # uvicorn stops gracefully on SIGTERM and then raises it again, so that a stop asked
+    # for ends as "killed by SIGTERM" (`make run` then reports Error 143). A stop asked
+    # for is a clean exit: the signal's second raise lands here and exits with 0.
+    signal.signal(signal.SIGTERM, _exit_cleanly)
     uvicorn.run(
         "inbox.app:create_app",
         factory=True,
@@ -287,6 +293,10 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         timeout_graceful_shutdown=10,
     )
     return 0
+
+
+def _exit_cleanly(signum: int, frame: FrameType | None) -> None:
+    raise SystemExit(0)
 
 
 def _hint_first_user(settings: Settings) -> None:
