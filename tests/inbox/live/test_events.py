@@ -99,12 +99,18 @@ async def test_writes_and_webhooks_arrive_as_their_rest_resources(service, tenan
             ws, lambda f: f["type"] == "message.status" and f["data"]["status"] == "delivered")
         more = stored(frames)
         assert [e["type"] for e in more] == [
-            "message.sent", "conversation.updated", "message.status", "message.status"]
+            "message.sent", "conversation.updated", "message.status", "conversation.updated",
+            "message.status"]
         assert more[0]["data"] == reply
         shown = (await api.get(f"/api/conversations/{conv_id}/messages")).json()["data"]
         assert shown[-1]["id"] == reply["id"]
-        assert [s["data"]["status"] for s in more[2:]] == ["sent", "delivered"]
-        for change in more[2:]:
+        # Sent is when the reply became the conversation's first response.
+        assert more[1]["data"]["first_response_seconds"] is None
+        assert more[3]["data"] == (await api.get(f"/api/conversations/{conv_id}")).json()
+        assert more[3]["data"]["first_response_seconds"] is not None
+        statuses = [more[2], more[4]]
+        assert [s["data"]["status"] for s in statuses] == ["sent", "delivered"]
+        for change in statuses:
             assert change["data"]["id"] == reply["id"]
             assert change["data"]["conversation_id"] == conv_id
             assert change["data"]["external_id"] == wamid == shown[-1]["external_id"]

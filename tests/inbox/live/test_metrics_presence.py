@@ -64,7 +64,9 @@ async def test_live_figures_match_the_data(service, tenant):
                 "leads_today": 2,
                 "agents_online": 2,
             }
-            assert avg is not None and avg >= 0
+            # The reply went out on the generic channel, which has nowhere to send it: a
+            # reply that failed is no first response.
+            assert avg is None
             # The figures pushed last say the same.
             pushed = await frames_until(
                 watcher,
