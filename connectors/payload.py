@@ -4,6 +4,7 @@ them cannot fail any other way."""
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from datetime import UTC, datetime
@@ -24,11 +25,37 @@ _MAX_UNIX_SECONDS = 253402300799  # 9999-12-31T23:59:59Z
 
 def load_json(body: bytes) -> Any:
     """The JSON value of ``body``; invalid UTF-8, bad syntax, out-of-range
-    integers and excessive nesting are all PayloadError (orjson rejects them)."""
+    integers and excessive nesting are all PayloadError (orjson rejects them).
+
+    A lone surrogate escape (``"\\ud800"``) is valid JSON that orjson refuses; such
+    a body is read by the standard library instead, within the same limits, and the
+    application decides what to store for the unpaired code point.
+    """
     try:
         return orjson.loads(body)
     except orjson.JSONDecodeError as exc:
+        if "surrogate" not in str(exc):
+            raise PayloadError(f"body is not valid JSON ({exc})") from None
+    try:
+        # Decoded strictly first: given bytes, json.loads would let encoded surrogates
+        # (invalid UTF-8) through.
+        return json.loads(body.decode("utf-8"), parse_constant=_no_constant, parse_int=_int64)
+    except (ValueError, RecursionError) as exc:
         raise PayloadError(f"body is not valid JSON ({exc})") from None
+
+
+# orjson's limits, kept by the fallback: no NaN or Infinity, integers within 64 bits.
+_INT_MIN, _INT_MAX = -(2**63), 2**64 - 1
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _int64(text: str) -> int:
+    if len(text) > 21 or not _INT_MIN <= (value := int(text)) <= _INT_MAX:
+        raise ValueError("integer out of range")
+    return value
 
 
 def load_json_object(body: bytes) -> dict[str, Any]:

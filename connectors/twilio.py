@@ -152,13 +152,22 @@ def _parse_message(fields: dict[str, str]) -> InboundMessage:
         if mime:
             attachment["mime_type"] = mime
         attachments.append(attachment)
+    content = fields.get("Body", "")
+    if not content and not attachments:
+        # Nothing is stored that an agent cannot read: say what arrived.
+        announced = fields.get("NumMedia", "0").strip()
+        content = (
+            f"(a message with {announced} media files that did not arrive)"
+            if announced.isdigit() and int(announced) > 0
+            else "(an empty message)"
+        )
     return InboundMessage(
         platform=PLATFORM,
         channel_key=_required(fields, "To"),
         sender_id=sender,
         external_id=_required(fields, "MessageSid", "SmsMessageSid", "SmsSid"),
         timestamp=datetime.now(UTC),
-        content=fields.get("Body", ""),
+        content=content,
         content_type=attachments[0]["type"] if attachments else "text",
         sender_name=fields.get("ProfileName") or None,
         sender_phone=to_e164(sender),

@@ -220,3 +220,24 @@ def test_get_webhook_reads_the_query_and_signs_the_url() -> None:
     [message] = adapter.parse(request)
     assert isinstance(message, InboundMessage)
     assert message.content == "Hi, is the store open on Sunday? Ça va?"
+
+
+@pytest.mark.parametrize(
+    ("extra", "content"),
+    [
+        ({"Body": "", "NumMedia": "0"}, "(an empty message)"),
+        ({"NumMedia": "2"}, "(a message with 2 media files that did not arrive)"),
+    ],
+)
+def test_a_message_without_text_or_media_still_reads_as_something(
+    extra: dict[str, str], content: str
+) -> None:
+    fields = {"From": "+15558675310", "To": "+15017122661", "MessageSid": "SM" + "a" * 32, **extra}
+    [message] = TwilioAdapter().parse(
+        WebhookRequest("POST", "https://inbox.example.com/webhooks/twilio",
+                       {"content-type": "application/x-www-form-urlencoded"},
+                       body=urlencode(fields).encode())
+    )
+    assert isinstance(message, InboundMessage)
+    assert message.content == content
+    assert message.attachments == []
