@@ -48,7 +48,7 @@ log = logging.getLogger("inbox.app")
 def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or load_settings()
     redact_server_logs()
-    db = Database(settings.database_url)
+    db = Database(settings.database_url, connect_timeout=settings.database_connect_timeout)
     auth = Authenticator(db, settings)
     live = Live(settings, db, auth)
     state = AppState(
