@@ -162,3 +162,25 @@ def test_a_configured_key_wins_in_development_and_writes_no_file(
     monkeypatch.setenv("INBOX_SECRET_KEY", KEY)
     assert Settings().signing_key == KEY
     assert not (tmp_path / ".inbox-secret-key").exists()
+
+
+def test_the_example_environment_file_is_valid_and_names_every_setting() -> None:
+    """`.env.example` is what a newcomer copies: every line a setting that loads."""
+    from pathlib import Path
+
+    from inbox.settings import Settings
+
+    path = Path(__file__).resolve().parents[2] / ".env.example"
+    named: set[str] = set()
+    values: dict[str, str] = {}
+    for line in path.read_text().splitlines():
+        text = line.removeprefix("# ").strip()
+        if "=" in text and text.split("=", 1)[0].isupper() and " " not in text.split("=", 1)[0]:
+            name, value = text.split("=", 1)
+            named.add(name)
+            if not line.startswith("#"):
+                values[name] = value
+    settings = Settings(**{k.removeprefix("INBOX_").lower(): v for k, v in values.items()})
+    assert settings.env == "development"
+    fields = {f"INBOX_{name.upper()}" for name in Settings.model_fields}
+    assert fields <= named, f"not in .env.example: {sorted(fields - named)}"
