@@ -21,6 +21,7 @@ from .payload import load_form
 from .phones import to_e164
 from .settings import ChannelSettings, SmsSettings
 from .signatures import verify_twilio
+from .twilio_errors import error_text
 from .types import (
     DeliveryStatus,
     InboundEvent,
@@ -183,6 +184,10 @@ def _parse_status(fields: dict[str, str]) -> StatusUpdate | None:
         # queued, accepted, scheduled, sending: steps before "sent".
         return None
     error_code = fields.get("ErrorCode", "").strip() or None
+    # Callbacks carry the code alone (ErrorMessage only rarely): say what it means.
+    error_message = (
+        error_text(error_code, fields.get("ErrorMessage")) if error_code is not None else None
+    )
     return StatusUpdate(
         platform=PLATFORM,
         channel_key=fields.get("From") or None,
@@ -191,7 +196,7 @@ def _parse_status(fields: dict[str, str]) -> StatusUpdate | None:
         timestamp=datetime.now(UTC),
         recipient_id=fields.get("To") or None,
         error_code=error_code,
-        error_message=fields.get("ErrorMessage") or None,
+        error_message=error_message,
         platform_status=platform_status,
     )
 

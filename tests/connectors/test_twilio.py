@@ -7,6 +7,7 @@ import pytest
 
 from connectors.errors import PayloadError, SendError, SignatureError
 from connectors.twilio import TWIML_EMPTY_RESPONSE, TwilioAdapter
+from connectors.twilio_errors import MESSAGING_ERRORS, error_text
 from connectors.types import InboundMessage, OutboundMessage, StatusUpdate, WebhookRequest
 from tests.connectors.fake_platform import FakePlatform, rate_limited, server_error, twilio_error
 from tests.connectors.helpers import (
@@ -62,24 +63,58 @@ def test_mms() -> None:
 
 
 @pytest.mark.parametrize(
-    ("name", "status", "code"),
+    ("name", "status", "code", "error"),
     [
-        ("status_sent.txt", "sent", None),
-        ("status_delivered.txt", "delivered", None),
-        ("status_undelivered.txt", "failed", "30003"),
-        ("status_failed.txt", "failed", "30008"),
+        ("status_sent.txt", "sent", None, None),
+        ("status_delivered.txt", "delivered", None, None),
+        ("status_undelivered.txt", "failed", "30003", "Unreachable destination handset"),
+        ("status_failed.txt", "failed", "30008", "Unknown error"),
     ],
 )
-def test_status_callbacks(name: str, status: str, code: str | None) -> None:
+def test_status_callbacks(name: str, status: str, code: str | None, error: str | None) -> None:
     [update] = parse(name)
     assert isinstance(update, StatusUpdate)
     assert update.external_id == "SM3c4d5e6f7a8b9c0d1e2f3a4b5c6d7e8f"
     assert update.status == status
     assert update.error_code == code
+    assert update.error_message == error
     assert update.channel_key == OUR_NUMBER
     assert update.recipient_id == THEIR_NUMBER
     # A status callback is routed by our number, which is its From.
     assert adapter.routing_keys(twilio_request(payload("twilio", name), None)) == [OUR_NUMBER]
+
+
+@pytest.mark.parametrize(
+    ("code", "said", "error"),
+    [
+        ("30007", None, "Message filtered"),
+        # The documented text wins, so that one code always reads the same.
+        ("30007", "Carrier violation", "Message filtered"),
+        ("21211", None, "Invalid 'To' phone number"),
+        ("39999", None, "Twilio error 39999"),
+        ("39999", "Something new went wrong", "Something new went wrong"),
+    ],
+)
+def test_an_undelivered_message_says_why_in_words(code: str, said: str | None, error: str) -> None:
+    fields = dict(parse_qsl(payload("twilio", "status_undelivered_30007.txt").decode()))
+    fields["ErrorCode"] = code
+    if said is not None:
+        fields["ErrorMessage"] = said
+    [update] = adapter.parse(twilio_request(urlencode(fields).encode(), None))
+    assert isinstance(update, StatusUpdate)
+    assert (update.status, update.platform_status) == ("failed", "undelivered")
+    assert (update.error_code, update.error_message) == (code, error)
+
+
+@pytest.mark.parametrize(
+    "code",
+    [*(str(n) for n in range(30001, 30011)), "30022", "30032", "30034",
+     "21610", "21408", "21211", "21612", "21614"],
+)
+def test_the_messaging_error_codes_have_their_own_words(code: str) -> None:
+    text = error_text(code)
+    assert text and not text.startswith("Twilio error"), code
+    assert text == MESSAGING_ERRORS[code]
 
 
 def test_undelivered_keeps_twilio_word() -> None:

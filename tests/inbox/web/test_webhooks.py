@@ -521,19 +521,30 @@ def test_twilio_status_callbacks_move_our_message_forward(service, tenant):
         assert message_by_id(service, ours.id).status == expected, name
 
 
-@pytest.mark.parametrize("name, code", [("status_undelivered.txt", "30003"),
-                                        ("status_failed.txt", "30008")])
-def test_an_sms_twilio_could_not_deliver_fails_with_its_error_code(service, tenant, name, code):
+@pytest.mark.parametrize("name, code, error", [
+    ("status_undelivered.txt", "30003", "Unreachable destination handset"),
+    ("status_failed.txt", "30008", "Unknown error"),
+    ("status_undelivered_30007.txt", "30007", "Message filtered"),
+])
+def test_an_sms_twilio_could_not_deliver_fails_with_its_error_code_and_text(
+    service, tenant, name, code, error
+):
     channel = sms_channel(tenant)
     post_twilio(service, "/webhooks/twilio/sms", sms_body(channel, "sms.txt"), channel.secret)
     [inbound] = messages_of(service, channel)
-    ours = outbound(service, inbound, "SM3c4d5e6f7a8b9c0d1e2f3a4b5c6d7e8f")
+    sid = "SM3c4d5e6f7a8b9c0d1e2f3a4b5c6d7e8f"
+    ours = outbound(service, inbound, sid)
 
-    r = post_twilio(service, "/webhooks/twilio/status", sms_body(channel, name), channel.secret)
+    r = post_twilio(service, "/webhooks/twilio/status",
+                    sms_body(channel, name, MessageSid=sid, SmsSid=sid), channel.secret)
 
     assert r.status_code == 200
     failed = message_by_id(service, ours.id)
-    assert (failed.status, failed.error_code) == ("failed", code)
+    assert (failed.status, failed.error_code, failed.error) == ("failed", code, error)
+    # Agents read the same words.
+    [conv] = rows(service, Conversation, col(Conversation.channel_id) == channel.id)
+    listed = tenant.api.get(f"/api/conversations/{conv.id}/messages").json()["data"]
+    assert [(m["error_code"], m["error"]) for m in listed if m["id"] == ours.id] == [(code, error)]
 
 
 def test_twilio_signatures_are_checked_over_the_public_url(database_url, loop, platform, tenant):
