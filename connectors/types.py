@@ -19,6 +19,7 @@ from urllib.parse import parse_qsl, urlsplit
 from .errors import ConnectorError, PayloadError, SendError, SignatureError
 
 __all__ = [
+    "Activity",
     "ConnectorError",
     "Deletion",
     "DeliveryStatus",
@@ -224,6 +225,30 @@ class MessageEdit:
 
 
 @dataclass(frozen=True)
+class Activity:
+    """Something a person did, or that happened to them, that is not a message: a call,
+    opening the chat, a changed number. Shown in their conversation as an entry to
+    read, never as a message waiting for an answer.
+
+    ``kind`` names what happened (``call.missed``, ``chat.opened``, ...); ``summary``
+    is the sentence an agent reads ("Missed call"). ``external_id`` is unique per
+    activity (a call's id with the call event), so a retried delivery is recognized.
+    ``data`` keeps the platform's details worth showing (direction, duration).
+    """
+
+    platform: str
+    channel_key: str | None
+    sender_id: str
+    kind: str
+    summary: str
+    timestamp: datetime
+    external_id: str
+    data: dict[str, Any] = field(default_factory=dict)
+    sender_name: str | None = None
+    sender_phone: str | None = None
+
+
+@dataclass(frozen=True)
 class Unhandled:
     """Something the platform reported that the application does not act on (yet):
     an account, template or call notification, a system notice.
@@ -266,6 +291,7 @@ InboundEvent = (
     | ReadReceipt
     | Echo
     | MessageEdit
+    | Activity
     | Unhandled
     | Unreadable
 )

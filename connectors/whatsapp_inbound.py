@@ -3,9 +3,10 @@
 A delivery is ``{"object": "whatsapp_business_account", "entry": [{"id": <WhatsApp
 Business Account id>, "changes": [{"field": ..., "value": {...}}]}]}``. The
 ``messages`` field carries messages and statuses, ``smb_message_echoes`` what the
-business sent from the WhatsApp Business app; every other field (account, template,
-call, quality notifications, ...) becomes an Unhandled event. A part that is not
-what the platform documents becomes an Unreadable event and costs only itself.
+business sent from the WhatsApp Business app, ``calls`` the customer's calls
+(``whatsapp_notices``); every other field (account, template, quality
+notifications, ...) becomes an Unhandled event. A part that is not what the platform
+documents becomes an Unreadable event and costs only itself.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from .meta import isolated, lenient_str
 from .payload import as_list, as_object, as_str, opt_object, opt_str, type_name, unix_time
 from .phones import to_e164
 from .types import (
+    Activity,
     Deletion,
     DeliveryStatus,
     Echo,
@@ -30,6 +32,7 @@ from .types import (
     Unreadable,
 )
 from .whatsapp_content import error_text, message_content
+from .whatsapp_notices import call, system
 
 PLATFORM = "whatsapp"
 OBJECT = "whatsapp_business_account"
@@ -39,7 +42,6 @@ _STATUSES: dict[str, DeliveryStatus] = {
     "read": "read",
     "failed": "failed",
 }
-_CHANGED_NUMBER = frozenset({"user_changed_number", "customer_changed_number"})
 
 Contacts = list[tuple[str | None, str | None]]
 
@@ -135,6 +137,8 @@ def _change(raw: Any, where: str, account_id: str | None) -> list[InboundEvent]:
         return _messages(value, value_where, channel_key, account_id)
     if field == "smb_message_echoes":
         return _echoes(value, value_where, channel_key)
+    if field == "calls":
+        return _calls(value, value_where, channel_key)
     # Account, template, quality, call and sync notifications: acknowledged, kept whole.
     return [Unhandled(PLATFORM, channel_key, field[:64], where, value, account_id)]
 
@@ -184,6 +188,27 @@ def _messages(
     return events
 
 
+def _calls(value: dict[str, Any], where: str, channel_key: str | None) -> list[InboundEvent]:
+    events: list[InboundEvent] = []
+    contacts: Contacts = []
+    for contact_where, raw_contact in _items(value, "contacts", where, events, channel_key):
+        events.extend(
+            isolated(
+                PLATFORM, channel_key, contact_where, _contact, raw_contact, contact_where, contacts
+            )
+        )
+
+    def contact_of(number: str | None) -> tuple[str | None, str | None]:
+        return _contact_for(number, contacts)
+
+    def read_call(raw: Any, at: str) -> InboundEvent:
+        return call(as_object(raw, at), channel_key, contact_of, at)
+
+    for call_where, raw_call in _items(value, "calls", where, events, channel_key):
+        events.extend(isolated(PLATFORM, channel_key, call_where, read_call, raw_call, call_where))
+    return events
+
+
 def _contact(raw: Any, where: str, contacts: Contacts) -> list[InboundEvent]:
     contact = as_object(raw, where)
     profile = opt_object(contact.get("profile"), f"{where}.profile")
@@ -194,7 +219,7 @@ def _contact(raw: Any, where: str, contacts: Contacts) -> list[InboundEvent]:
 
 def _message(
     message_raw: Any, channel_key: str | None, contacts: Contacts, where: str
-) -> InboundEvent:
+) -> InboundEvent | list[InboundEvent]:
     message = as_object(message_raw, where)
     external_id = as_str(message.get("id"), f"{where}.id")
     timestamp = unix_time(message.get("timestamp"), f"{where}.timestamp")
@@ -204,7 +229,7 @@ def _message(
     if kind == "system":
         # No contacts array comes with it: the sender is ``from`` alone, never the
         # contact of another message batched beside it.
-        return _system(message, channel_key, sender_phone_field, external_id, timestamp, where)
+        return system(message, channel_key, sender_phone_field, external_id, timestamp, where)
 
     # The contact entry names the sender; its wa_id is the identity, which the
     # documentation warns may differ from the phone number in ``from``.
@@ -232,6 +257,19 @@ def _message(
         return Deletion(PLATFORM, channel_key, sender_id, target, timestamp)
     if kind == "edit":
         return _edit(message, channel_key, sender_id, external_id, timestamp, where)
+    if kind == "request_welcome":
+        # The customer opened the chat for the first time: nothing to answer yet.
+        return Activity(
+            platform=PLATFORM,
+            channel_key=channel_key,
+            sender_id=sender_id,
+            kind="chat.opened",
+            summary="Customer opened the chat",
+            timestamp=timestamp,
+            external_id=external_id,
+            sender_name=name,
+            sender_phone=to_e164(sender_phone_field) or to_e164(wa_id),
+        )
 
     content, attachments, raw = message_content(kind, message, where)
     context = opt_object(message.get("context"), f"{where}.context") or {}
@@ -263,36 +301,6 @@ def _message(
         raw=raw,
         reply_to=reply_to,
     )
-
-
-def _system(
-    message: dict[str, Any],
-    channel_key: str | None,
-    sender: str | None,
-    external_id: str,
-    timestamp: datetime,
-    where: str,
-) -> InboundEvent:
-    system = opt_object(message.get("system"), f"{where}.system") or {}
-    kind = opt_str(system.get("type"), f"{where}.system.type")
-    new_number = opt_str(system.get("wa_id"), f"{where}.system.wa_id") or opt_str(
-        system.get("new_wa_id"), f"{where}.system.new_wa_id"
-    )
-    if kind in _CHANGED_NUMBER and sender and new_number:
-        # Told in the conversation with the old number, where the agent is looking.
-        return InboundMessage(
-            platform=PLATFORM,
-            channel_key=channel_key,
-            sender_id=sender,
-            external_id=external_id,
-            timestamp=timestamp,
-            content=f"Customer changed their number to {to_e164(new_number) or new_number}",
-            content_type="system",
-            sender_phone=to_e164(sender),
-            raw={"system": system},
-        )
-    # A changed user id, or a notice too incomplete to attribute.
-    return Unhandled(PLATFORM, channel_key, f"messages.system.{type_name(kind)}", where, message)
 
 
 def _edit(

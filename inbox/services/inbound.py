@@ -21,6 +21,7 @@ from sqlmodel import col, select
 
 from connectors.phones import to_e164
 from connectors.types import (
+    Activity,
     Deletion,
     Echo,
     InboundEvent,
@@ -33,6 +34,7 @@ from connectors.types import (
 
 from ..models import Channel, Contact, ContactIdentity, Conversation, Lead, Message, utcnow
 from ..views import contact_data, conversation_public, lead_data, message_data
+from .inbound_notices import store_activity
 from .message_status import move_status
 from .outbox import Transaction
 
@@ -148,6 +150,8 @@ class Delivery:
             await self.echo(event)
         elif isinstance(event, MessageEdit):
             await self.edit(event)
+        elif isinstance(event, Activity):
+            await store_activity(self, event)
         else:
             # Unhandled and Unreadable: acknowledged, nothing to store.
             self.result.ignored += 1
@@ -289,8 +293,15 @@ class Delivery:
         timestamp: datetime,
         platform_data: dict[str, Any] | None = None,
         reply_to: str | None = None,
+        conversation: Conversation | None = None,
+        unread: bool = True,
+        opens: bool = True,
     ) -> None:
-        conv = await self.conversation_for(contact)
+        """Store an inbound row in ``conversation`` (default: the contact's open one).
+
+        ``unread``: it waits for an answer (an activity entry does not); ``opens``: it
+        takes a pending conversation back to open, as the customer acting does."""
+        conv = conversation or await self.conversation_for(contact)
         assert conv.id is not None and self.channel.id is not None
         message = Message(
             organization_id=self.org_id,
@@ -313,8 +324,9 @@ class Delivery:
             return
         self.result.stored += 1
         self.tx.emit("message.received", message_data(message))
-        conv.unread_count += 1
-        if conv.status == "pending":
+        if unread:
+            conv.unread_count += 1
+        if opens and conv.status == "pending":
             conv.status = "open"
         if conv.last_message_at is None or timestamp >= conv.last_message_at:
             conv.last_message_at = timestamp

@@ -21,6 +21,7 @@ from connectors.instagram import InstagramAdapter
 from connectors.leads import parse_lead
 from connectors.twilio import TwilioAdapter
 from connectors.types import (
+    Activity,
     Deletion,
     Echo,
     InboundMessage,
@@ -69,6 +70,7 @@ EVENT_TYPES = (
     ReadReceipt,
     Echo,
     MessageEdit,
+    Activity,
     Unhandled,
     Unreadable,
 )
@@ -111,6 +113,9 @@ def well_formed(event: Any) -> None:
     if isinstance(event, InboundMessage):
         # Nothing is stored that a person cannot read.
         assert event.content or event.attachments
+    if isinstance(event, Activity):
+        assert event.summary and event.external_id
+        json.dumps(event.data)
     # The application stores these as JSON: they must serialize.
     json.dumps([getattr(event, "attachments", []), getattr(event, "raw", {})])
 

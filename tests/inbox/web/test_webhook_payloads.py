@@ -111,7 +111,7 @@ def test_each_payload_twice_is_answered_200_stored_once_and_readable(service, te
 WHATSAPP_READS = {
     "order.json": ("order", "Order: 2 × SKU-1 at 9.99 EUR, 1 × SKU-2 at 5.00 EUR — total 24.98 EUR."  # noqa: RUF001
                    " Note: please gift wrap"),
-    "request_welcome.json": ("request_welcome", "Customer opened the chat"),
+    "request_welcome.json": ("activity", "Customer opened the chat"),
     "unknown.json": ("unknown", "Unsupported message: Message type unknown: Message type is"
                      " currently not supported."),
     "referral.json": ("image", "via ad: Spring sale: 20% off"),

@@ -1,0 +1,66 @@
+"""Inbound events that are not messages, applied in their delivery's transaction.
+
+An activity (a call, a chat opened, a notice about the customer) is stored as a
+message row of ``content_type="activity"``: it appears in the conversation, in
+order, and is told as ``message.received`` like any entry of the log, so clients
+need nothing new to show it. It waits for no answer, so it leaves the unread count
+alone.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from sqlmodel import col, select
+
+from connectors.types import Activity
+
+from ..models import Contact, Conversation
+
+if TYPE_CHECKING:
+    from .inbound import Delivery
+
+ACTIVITY = "activity"
+# The customer reaching out: like a message, it lands in their open conversation
+# (opening a new one when the last is closed) and takes a pending one back to open.
+# Anything else is told in the conversation the agent last had with them, as it is.
+REACHING_OUT = frozenset({"call.incoming", "call.missed", "call.ended", "chat.opened"})
+
+
+async def store_activity(delivery: Delivery, event: Activity) -> None:
+    if await delivery.stored(event.external_id):
+        delivery.result.duplicates += 1
+        return
+    contact = await delivery.contact_for(
+        event.platform, event.sender_id, event.sender_name, event.sender_phone
+    )
+    reaching_out = event.kind in REACHING_OUT
+    conversation = None if reaching_out else await _latest_conversation(delivery, contact)
+    await delivery._store_inbound(
+        contact,
+        external_id=event.external_id,
+        content=event.summary,
+        content_type=ACTIVITY,
+        attachments=[],
+        timestamp=event.timestamp,
+        platform_data={"activity": event.kind, **event.data},
+        conversation=conversation,
+        unread=False,
+        opens=reaching_out,
+    )
+
+
+async def _latest_conversation(delivery: Delivery, contact: Contact) -> Conversation | None:
+    """The contact's newest conversation on the channel, whatever its status."""
+    return (
+        await delivery.session.exec(
+            select(Conversation)
+            .where(
+                col(Conversation.contact_id) == contact.id,
+                col(Conversation.channel_id) == delivery.channel.id,
+            )
+            .order_by(col(Conversation.id).desc())
+            .limit(1)
+            .with_for_update()
+        )
+    ).first()
