@@ -49,6 +49,20 @@ class AccountRouting(Protocol):
     def account_keys(self, req: WebhookRequest) -> list[str]: ...
 
 
+@runtime_checkable
+class MessageRouting(Protocol):
+    """A platform whose status callbacks may name no routing key of ours (Twilio: a
+    message sent through a Messaging Service, from an alphanumeric sender or over a
+    channel such as WhatsApp). Such a callback is routed by the platform id of the
+    message it reports on -- the id the service stored when it sent the message --
+    among the channels of the account that sent it. Both raise only PayloadError and
+    answer nothing for a delivery that is not a status callback."""
+
+    def message_keys(self, req: WebhookRequest) -> list[str]: ...
+
+    def message_accounts(self, req: WebhookRequest) -> list[str]: ...
+
+
 ADAPTERS: dict[str, Adapter] = {
     adapter.kind: adapter
     for adapter in (WhatsAppAdapter(), InstagramAdapter(), TwilioAdapter(), GenericAdapter())

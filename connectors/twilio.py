@@ -2,7 +2,12 @@
 
 Incoming messages and status callbacks are form posts signed with
 ``X-Twilio-Signature``; an incoming message is routed by ``To`` (our number),
-a status callback by ``From`` (our number again, the sender of the message).
+a status callback by ``From`` (our number again, the sender of the message) when
+it is a number. A callback may name no number of ours -- the message went out
+through a Messaging Service, from an alphanumeric sender, or over a channel such
+as WhatsApp (``From=whatsapp:+1...``, ``ChannelToAddress``) -- so a status callback
+also names the message it is about (``MessageSid``) and the account that sent it
+(``AccountSid``), by which the application finds the channel that sent it.
 Twilio sends no event time, so events are stamped with the time of parsing.
 """
 
@@ -51,6 +56,10 @@ _INBOUND_STATUSES = frozenset({"received", "receiving"})
 # service unavailable.
 _RETRYABLE_CODES = frozenset({"20429", "20500", "20503"})
 _MEDIA_URL = re.compile(r"MediaUrl(\d{1,3})")
+# What a channel's own number looks like (``SmsSettings.phone_number``): a ``From``
+# of any other shape (``MG...``, an alphanumeric sender, ``whatsapp:+1...``) cannot be
+# one, and is not looked up as one.
+_OUR_NUMBER = re.compile(r"\+\d{7,31}")
 
 
 class TwilioAdapter:
@@ -58,8 +67,22 @@ class TwilioAdapter:
 
     def routing_keys(self, req: WebhookRequest) -> list[str]:
         fields = _fields(req)
-        key = fields.get("From") if _is_status_callback(fields) else fields.get("To")
+        key = _sender(fields) if _is_status_callback(fields) else fields.get("To")
         return [key] if key else []
+
+    def message_keys(self, req: WebhookRequest) -> list[str]:
+        """The id of the message a status callback reports on; none for an incoming one."""
+        fields = _fields(req)
+        if not _is_status_callback(fields):
+            return []
+        sids = (fields.get(name, "").strip() for name in ("MessageSid", "SmsSid"))
+        return [sid for sid in sids if sid][:1]
+
+    def message_accounts(self, req: WebhookRequest) -> list[str]:
+        """The account (``AccountSid``) that sent the message a status callback reports on."""
+        fields = _fields(req)
+        account = fields.get("AccountSid", "").strip() if _is_status_callback(fields) else ""
+        return [account] if account else []
 
     def verify(self, req: WebhookRequest, settings: ChannelSettings) -> None:
         s = _settings(settings)
@@ -130,6 +153,12 @@ def _is_status_callback(fields: dict[str, str]) -> bool:
     return status is not None and status not in _INBOUND_STATUSES
 
 
+def _sender(fields: dict[str, str]) -> str | None:
+    """A status callback's ``From`` when it can be one of our numbers, else None."""
+    sender = fields.get("From", "").strip()
+    return sender if _OUR_NUMBER.fullmatch(sender) else None
+
+
 def _required(fields: dict[str, str], *names: str) -> str:
     for name in names:
         value = fields.get(name, "").strip()
@@ -190,7 +219,7 @@ def _parse_status(fields: dict[str, str]) -> StatusUpdate | None:
     )
     return StatusUpdate(
         platform=PLATFORM,
-        channel_key=fields.get("From") or None,
+        channel_key=_sender(fields),
         external_id=_required(fields, "MessageSid", "SmsSid"),
         status=status,
         timestamp=datetime.now(UTC),

@@ -1,6 +1,7 @@
 """Channels as webhooks find them: by (kind, routing key), an organization's
 generic channel, or every active channel of a kind (for deliveries that name only
-an account, or no channel at all), remembered in-process.
+an account, or no channel at all), remembered in-process; and, for a status
+callback that names none of them, by the message it reports on (not remembered).
 
 Every delivery names its channel before anything else happens, so the lookup (and
 the parsing of the channel's settings) is worth keeping. A change made through
@@ -21,7 +22,7 @@ from sqlmodel import col, select
 from connectors.settings import ChannelSettings, settings_model
 
 from ..db import Database
-from ..models import Channel
+from ..models import Channel, Message
 
 TTL_SECONDS = 5.0
 
@@ -124,6 +125,49 @@ class ChannelCache:
                     if text and text not in secrets:
                         secrets.append(text)
         return secrets
+
+    async def auth_tokens(self, kind: str) -> list[str]:
+        """Every distinct auth token (current or still accepted) of the active channels
+        of ``kind``: what signs a Twilio delivery that names none of them."""
+        tokens: list[str] = []
+        for known in await self.active(kind):
+            current = getattr(known.settings, "auth_token", None)
+            for token in [current, *getattr(known.settings, "previous_auth_tokens", [])]:
+                text = token.get_secret_value() if isinstance(token, SecretStr) else None
+                if text and text not in tokens:
+                    tokens.append(text)
+        return tokens
+
+    async def sent_through(
+        self, kind: str, external_ids: Sequence[str], accounts: Sequence[str] = ()
+    ) -> KnownChannel | None:
+        """The active channel of ``kind`` that sent the message the platform calls by one
+        of ``external_ids`` (the id the delivery worker stored with it), looked for among
+        the channels of ``accounts`` (``account_sid``) when any is named; None if no
+        such channel sent it.
+
+        One query, on the ``(channel_id, external_id)`` key. Nothing is remembered: a
+        message is reported on a few times at most, each step once."""
+        candidates = {
+            known.channel.id: known
+            for known in await self.active(kind)
+            if not accounts or getattr(known.settings, "account_sid", None) in accounts
+        }
+        if not external_ids or not candidates:
+            return None
+        async with self.db.session() as session:
+            channel_id = (
+                await session.exec(
+                    select(Message.channel_id)
+                    .where(
+                        col(Message.channel_id).in_(list(candidates)),
+                        col(Message.external_id).in_(list(external_ids)),
+                        col(Message.direction) == "outbound",
+                    )
+                    .limit(1)
+                )
+            ).first()
+        return candidates.get(channel_id) if channel_id is not None else None
 
     def invalidate(self) -> None:
         """Forget every channel; call after a change to any channel has committed."""

@@ -21,13 +21,15 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
 from connectors.leads import parse_lead
-from connectors.registry import AccountRouting, Adapter, adapter_for
-from connectors.settings import ChannelSettings, settings_model
-from connectors.signatures import verify_meta
+from connectors.phones import to_e164
+from connectors.registry import AccountRouting, Adapter, MessageRouting, adapter_for
+from connectors.settings import ChannelSettings, SmsSettings, settings_model
+from connectors.signatures import verify_meta, verify_twilio
 from connectors.twilio import TWIML_EMPTY_RESPONSE, TWIML_MEDIA_TYPE
 from connectors.types import (
     Headers,
     InboundEvent,
+    InboundMessage,
     PayloadError,
     SignatureError,
     Unhandled,
@@ -44,6 +46,7 @@ from ..errors import (
     error_response,
 )
 from ..models import Channel, Contact, Lead, Organization
+from ..services.channel_cache import KnownChannel
 from ..services.ingest import IngestResult, ingest
 from ..services.outbox import transaction
 from ..state import AppState
@@ -97,8 +100,9 @@ def _verify(adapter: Adapter, req: WebhookRequest, settings: ChannelSettings) ->
         raise AuthenticationFailed(f"Signature check failed: {exc}") from None
 
 
-# Platforms whose deliveries are signed with the app secret the channels were given:
-# a signed delivery is acknowledged even when it names no channel of ours, since the
+# Platforms whose deliveries are signed with the app secret the channels were given
+# (Twilio's are signed with the account's auth token). A delivery signed by a secret
+# configured here is acknowledged even when it names no channel of ours, since the
 # platform retries anything else for days and may end the subscription.
 _APP_SIGNED = frozenset({"whatsapp", "instagram"})
 
@@ -113,8 +117,6 @@ async def receive(request: Request, kind: str) -> IngestResult:
         accounts = adapter.account_keys(req) if isinstance(adapter, AccountRouting) else []
     except PayloadError as exc:
         raise _payload_error(exc) from None
-    if kind not in _APP_SIGNED and not keys:
-        raise MalformedRequest("The delivery names no channel")
     route = {
         key: known
         for key, known in (await state.channels.lookup(kind, keys)).items()
@@ -126,9 +128,9 @@ async def receive(request: Request, kind: str) -> IngestResult:
             account = getattr(known.settings, "business_account_id", None)
             if account in accounts and known.channel.routing_key is not None:
                 route[known.channel.routing_key] = known
+    if not route and isinstance(adapter, MessageRouting):
+        route = await _route_by_message(state, kind, adapter, req, keys)
     if not route:
-        if kind not in _APP_SIGNED:
-            raise NotFound(f"No active {kind} channel for {', '.join(keys)}")
         return await _acknowledge_unrouted(state, kind, adapter, req, keys + accounts)
     # Every channel named must vouch for the body before any of it is parsed.
     for known in route.values():
@@ -153,6 +155,10 @@ async def receive(request: Request, kind: str) -> IngestResult:
             )
             total.ignored += 1
             continue
+        if _sent_by_itself(route[key], event):
+            log.info("%s delivery: a message from the channel's own number ignored", kind)
+            total.ignored += 1
+            continue
         by_channel[key].append(event)
     for key, channel_events in by_channel.items():
         result = await ingest(state.writer, route[key].channel, channel_events)
@@ -161,6 +167,46 @@ async def receive(request: Request, kind: str) -> IngestResult:
         total.updated += result.updated
         total.ignored += result.ignored
     return total
+
+
+async def _route_by_message(
+    state: AppState, kind: str, adapter: MessageRouting, req: WebhookRequest, keys: list[str]
+) -> dict[str, KnownChannel]:
+    """A status callback that names no active channel (sent through a Messaging Service,
+    from an alphanumeric sender, over WhatsApp), routed to the channel that sent the
+    message it reports on, among the channels of the account it names.
+
+    A callback no secret configured here signed is refused before the look-up, so
+    forged ones cost no query; the channel found must then vouch for it itself."""
+    try:
+        sent = adapter.message_keys(req)
+        accounts = adapter.message_accounts(req)
+    except PayloadError as exc:
+        raise _payload_error(exc) from None
+    if not sent:
+        return {}
+    await _check_signed_here(state, kind, req)
+    known = await state.channels.sent_through(kind, sent, accounts)
+    if known is None:
+        return {}
+    # Under the name its events carry (a number of ours no longer connected here), or,
+    # when they name none, under the channel's own key: the only one in the route.
+    key = keys[0] if keys else known.channel.routing_key
+    return {key: known} if key is not None else {}
+
+
+def _sent_by_itself(known: KnownChannel, event: InboundEvent) -> bool:
+    """An incoming SMS whose sender is the channel's own number: someone texted the
+    number from itself (a test, a forwarding loop). Nobody is on the other end: it is
+    not a contact, nor a lead, nor a conversation, and, sent to the channel itself,
+    it has no recipient whose conversation an echo of ours could join."""
+    settings = known.settings
+    return (
+        isinstance(event, InboundMessage)
+        and isinstance(settings, SmsSettings)
+        and event.sender_phone is not None
+        and event.sender_phone == to_e164(settings.phone_number)
+    )
 
 
 def _acknowledged_only(kind: str, event: InboundEvent) -> bool:
@@ -174,17 +220,29 @@ def _acknowledged_only(kind: str, event: InboundEvent) -> bool:
     return isinstance(event, Unhandled)
 
 
+async def _check_signed_here(state: AppState, kind: str, req: WebhookRequest) -> None:
+    """Raise AuthenticationFailed unless a secret of an active channel of ``kind`` signed
+    the delivery: an app secret (Meta), an auth token (Twilio)."""
+    try:
+        if kind in _APP_SIGNED:
+            verify_meta(req, await state.channels.app_secrets(kind))
+        else:
+            verify_twilio(req, await state.channels.auth_tokens(kind))
+    except SignatureError as exc:
+        raise AuthenticationFailed(f"Signature check failed: {exc}") from None
+
+
 async def _acknowledge_unrouted(
     state: AppState, kind: str, adapter: Adapter, req: WebhookRequest, named: list[str]
 ) -> IngestResult:
     """A delivery that names no active channel: 200 with nothing stored when one of the
-    app secrets configured here signed it, else 401 -- the same answer as a known
+    secrets configured here signed it, else 401 -- the same answer as a known
     channel's unsigned delivery, so a caller cannot learn which ids are connected."""
+    await _check_signed_here(state, kind, req)
     try:
-        verify_meta(req, await state.channels.app_secrets(kind))
-    except SignatureError as exc:
-        raise AuthenticationFailed(f"Signature check failed: {exc}") from None
-    events = adapter.parse(req)
+        events = adapter.parse(req)
+    except PayloadError as exc:
+        raise _payload_error(exc) from None
     for event in events:
         _acknowledged_only(kind, event)
     log.info(
@@ -381,16 +439,15 @@ def _doc(summary: str, *, body: str, ok: str, errors: tuple[int, ...], security:
 
 _WEBHOOK_ERRORS = {
     400: "Malformed body (error envelope)",
-    401: "Missing or wrong signature / key (or, for Meta platforms, a delivery naming no "
-    "active channel that no configured app secret signed); nothing stored",
+    401: "Missing or wrong signature / key (or a delivery naming no active channel that no "
+    "configured app secret or Twilio auth token signed); nothing stored",
     403: "Verification token does not match",
     404: "No active channel for the routing key",
     413: "Body over 1 MiB",
     503: "Database unavailable; the platform should retry",
 }
-_SIGNED = (400, 401, 404, 413, 503)
-# Meta deliveries: signed ones are acknowledged even for an unknown channel.
-_META_SIGNED = (400, 401, 413, 503)
+# Platform deliveries: signed ones are acknowledged even for an unknown channel.
+_SIGNED = (400, 401, 413, 503)
 _META_CHALLENGE = {
     "summary": "Meta's verification handshake: answers hub.challenge as text/plain",
     "tags": ["webhooks"],
@@ -413,7 +470,7 @@ OPENAPI_PATHS: dict[str, Any] = {
                 "WhatsApp Cloud API deliveries, signed with X-Hub-Signature-256",
                 body="application/json",
                 ok="Stored, or acknowledged (counted as ignored)",
-                errors=_META_SIGNED,
+                errors=_SIGNED,
                 security=[],
             ),
             "operationId": "whatsapp_webhook",
@@ -426,7 +483,7 @@ OPENAPI_PATHS: dict[str, Any] = {
                 "Instagram Messaging deliveries, signed with X-Hub-Signature-256",
                 body="application/json",
                 ok="Stored, or acknowledged (counted as ignored)",
-                errors=_META_SIGNED,
+                errors=_SIGNED,
                 security=[],
             ),
             "operationId": "instagram_webhook",
@@ -437,7 +494,7 @@ OPENAPI_PATHS: dict[str, Any] = {
             **_doc(
                 "Twilio incoming SMS/MMS, signed with X-Twilio-Signature",
                 body="application/x-www-form-urlencoded",
-                ok="Stored (empty TwiML)",
+                ok="Stored, or acknowledged (empty TwiML)",
                 errors=_SIGNED,
                 security=[],
             ),
@@ -449,7 +506,7 @@ OPENAPI_PATHS: dict[str, Any] = {
             **_doc(
                 "Twilio message status callbacks, signed with X-Twilio-Signature",
                 body="application/x-www-form-urlencoded",
-                ok="Applied (empty TwiML)",
+                ok="Applied, or acknowledged (empty TwiML)",
                 errors=_SIGNED,
                 security=[],
             ),

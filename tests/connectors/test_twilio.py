@@ -80,8 +80,51 @@ def test_status_callbacks(name: str, status: str, code: str | None, error: str |
     assert update.error_message == error
     assert update.channel_key == OUR_NUMBER
     assert update.recipient_id == THEIR_NUMBER
-    # A status callback is routed by our number, which is its From.
-    assert adapter.routing_keys(twilio_request(payload("twilio", name), None)) == [OUR_NUMBER]
+    # A status callback is routed by our number, which is its From, and, where that
+    # names no channel, by the message it reports on and the account that sent it.
+    request = twilio_request(payload("twilio", name), None)
+    assert adapter.routing_keys(request) == [OUR_NUMBER]
+    assert adapter.message_keys(request) == ["SM3c4d5e6f7a8b9c0d1e2f3a4b5c6d7e8f"]
+    assert adapter.message_accounts(request) == [TWILIO_ACCOUNT_SID]
+
+
+@pytest.mark.parametrize(
+    ("name", "sid", "status"),
+    [
+        # Sent through a Messaging Service and reported before a sender was chosen: no From.
+        ("status_messaging_service.txt", "SM4d5e6f7a8b9c0d1e2f3a4b5c6d7e8f9a", "delivered"),
+        # WhatsApp through Twilio: From and To are channel addresses, not numbers.
+        ("status_whatsapp_read.txt", "SM6f7a8b9c0d1e2f3a4b5c6d7e8f9a0b1c", "read"),
+    ],
+)
+def test_a_callback_naming_no_number_of_ours_names_its_message_and_account(
+    name: str, sid: str, status: str
+) -> None:
+    request = twilio_request(payload("twilio", name), None)
+    assert adapter.routing_keys(request) == []
+    assert adapter.message_keys(request) == [sid]
+    assert adapter.message_accounts(request) == [TWILIO_ACCOUNT_SID]
+    [update] = adapter.parse(request)
+    assert isinstance(update, StatusUpdate)
+    assert (update.external_id, update.status, update.channel_key) == (sid, status, None)
+
+
+@pytest.mark.parametrize("sender", ["AcmeStore", "MG9b8a7c6d5e4f3a2b1c0d9e8f7a6b5c4d", "", " "])
+def test_a_from_that_cannot_be_our_number_is_not_a_routing_key(sender: str) -> None:
+    fields = dict(parse_qsl(payload("twilio", "status_delivered.txt").decode()), From=sender)
+    request = twilio_request(urlencode(fields).encode(), None)
+    assert adapter.routing_keys(request) == []
+    assert adapter.message_keys(request) == ["SM3c4d5e6f7a8b9c0d1e2f3a4b5c6d7e8f"]
+    [update] = adapter.parse(request)
+    assert isinstance(update, StatusUpdate) and update.channel_key is None
+
+
+@pytest.mark.parametrize("name", ["sms.txt", "mms.txt"])
+def test_an_incoming_message_names_no_message_to_route_by(name: str) -> None:
+    # Routed by To alone: an incoming message never costs a look-up by message id.
+    request = twilio_request(payload("twilio", name), None)
+    assert adapter.message_keys(request) == []
+    assert adapter.message_accounts(request) == []
 
 
 @pytest.mark.parametrize(
@@ -115,6 +158,13 @@ def test_the_messaging_error_codes_have_their_own_words(code: str) -> None:
     text = error_text(code)
     assert text and not text.startswith("Twilio error"), code
     assert text == MESSAGING_ERRORS[code]
+
+
+@pytest.mark.parametrize("body", [b"%ff=1", b"MessageStatus=%C3%28"])
+def test_an_unreadable_form_names_no_message_either(body: bytes) -> None:
+    for keys in (adapter.message_keys, adapter.message_accounts):
+        with pytest.raises(PayloadError):
+            keys(twilio_request(body, None))
 
 
 def test_undelivered_keeps_twilio_word() -> None:
