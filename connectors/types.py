@@ -20,6 +20,7 @@ from .errors import ConnectorError, PayloadError, SendError, SignatureError
 
 __all__ = [
     "Activity",
+    "ChannelHealth",
     "ConnectorError",
     "Deletion",
     "DeliveryStatus",
@@ -248,6 +249,32 @@ class Activity:
     sender_phone: str | None = None
 
 
+Health = Literal["ok", "restricted", "disabled"]
+
+
+@dataclass(frozen=True)
+class ChannelHealth:
+    """The platform's news about the account behind a channel: a restriction, a ban, a
+    reinstatement, a quality rating, a template's review.
+
+    ``health`` is what it means for sending (None: worth recording, changes nothing);
+    ``reason`` says why in words an admin reads. ``channel_key`` is None when the notice
+    names only the account (``account_id``), and then concerns every channel of it.
+    ``event`` is the platform's own word; ``data`` the notice as it came.
+    """
+
+    platform: str
+    channel_key: str | None
+    account_id: str | None
+    field: str
+    event: str
+    health: Health | None
+    reason: str | None
+    # ``field`` names the platform's field here, so the dataclass helper is spelled out.
+    data: dict[str, Any] = dataclasses.field(default_factory=dict)
+    timestamp: datetime | None = None
+
+
 @dataclass(frozen=True)
 class Unhandled:
     """Something the platform reported that the application does not act on (yet):
@@ -292,6 +319,7 @@ InboundEvent = (
     | Echo
     | MessageEdit
     | Activity
+    | ChannelHealth
     | Unhandled
     | Unreadable
 )

@@ -4,9 +4,9 @@ A delivery is ``{"object": "whatsapp_business_account", "entry": [{"id": <WhatsA
 Business Account id>, "changes": [{"field": ..., "value": {...}}]}]}``. The
 ``messages`` field carries messages and statuses, ``smb_message_echoes`` what the
 business sent from the WhatsApp Business app, ``calls`` the customer's calls
-(``whatsapp_notices``); every other field (account, template, quality
-notifications, ...) becomes an Unhandled event. A part that is not what the platform
-documents becomes an Unreadable event and costs only itself.
+(``whatsapp_notices``), account, quality and template notices the channel's health
+(``whatsapp_account``); every other field becomes an Unhandled event. A part that
+is not what the platform documents becomes an Unreadable event and costs only itself.
 """
 
 from __future__ import annotations
@@ -31,6 +31,8 @@ from .types import (
     Unhandled,
     Unreadable,
 )
+from .whatsapp_account import FIELDS as ACCOUNT_FIELDS
+from .whatsapp_account import account_notice
 from .whatsapp_content import error_text, message_content
 from .whatsapp_notices import call, system
 
@@ -139,6 +141,8 @@ def _change(raw: Any, where: str, account_id: str | None) -> list[InboundEvent]:
         return _echoes(value, value_where, channel_key)
     if field == "calls":
         return _calls(value, value_where, channel_key)
+    if field in ACCOUNT_FIELDS:
+        return [account_notice(field, value, channel_key, account_id, value_where)]
     # Account, template, quality, call and sync notifications: acknowledged, kept whole.
     return [Unhandled(PLATFORM, channel_key, field[:64], where, value, account_id)]
 

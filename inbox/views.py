@@ -8,8 +8,11 @@ from typing import Any, Protocol
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from connectors.settings import settings_model
+
 from .errors import NotFound
 from .models import Channel, Contact, Conversation, Lead, Message
+from .schemas.channels import ChannelPublic
 from .schemas.contacts import ContactPublic
 from .schemas.conversations import (
     ChannelRef,
@@ -19,6 +22,30 @@ from .schemas.conversations import (
     MessagePublic,
 )
 from .schemas.leads import LeadPublic
+
+
+def channel_public(channel: Channel) -> ChannelPublic:
+    """A channel as admins see it: its settings without a secret."""
+    parsed = settings_model(channel.kind).model_validate(channel.settings)
+    return ChannelPublic(
+        id=channel.id,
+        organization_id=channel.organization_id,
+        kind=channel.kind,
+        name=channel.name,
+        routing_key=channel.routing_key,
+        settings=parsed.public(),
+        configured_secrets=parsed.configured_secrets(),
+        is_active=channel.is_active,
+        health=channel.health,
+        health_reason=channel.health_reason,
+        health_changed_at=channel.health_changed_at,
+        created_at=channel.created_at,
+        updated_at=channel.updated_at,
+    )
+
+
+def channel_data(channel: Channel) -> dict[str, Any]:
+    return channel_public(channel).model_dump(mode="json")
 
 
 def lead_data(lead: Lead) -> dict[str, Any]:

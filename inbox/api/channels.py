@@ -12,6 +12,7 @@ from ..errors import Conflict, validation_failed
 from ..models import Channel, Conversation
 from ..schemas.channels import ChannelCreate, ChannelPatch, ChannelPublic
 from ..schemas.common import Page, PageQuery
+from ..views import channel_public as channel_public  # the CLI prints channels as the API does
 from ..web.endpoint import Context, Endpoints
 from .common import apply_changes, count, get_owned
 
@@ -23,22 +24,6 @@ def parse_settings(kind: str, values: dict[str, Any]) -> ChannelSettings:
         return settings_model(kind).model_validate(values)
     except ValidationError as exc:
         raise validation_failed(exc, prefix=("settings",)) from None
-
-
-def channel_public(channel: Channel) -> ChannelPublic:
-    parsed = settings_model(channel.kind).model_validate(channel.settings)
-    return ChannelPublic(
-        id=channel.id,
-        organization_id=channel.organization_id,
-        kind=channel.kind,
-        name=channel.name,
-        routing_key=channel.routing_key,
-        settings=parsed.public(),
-        configured_secrets=parsed.configured_secrets(),
-        is_active=channel.is_active,
-        created_at=channel.created_at,
-        updated_at=channel.updated_at,
-    )
 
 
 def _routing_conflict(kind: str, routing_key: str | None) -> Conflict:

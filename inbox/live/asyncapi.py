@@ -14,6 +14,7 @@ from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 from starlette.requests import Request
 
+from ..schemas.channels import ChannelPublic
 from ..schemas.contacts import ContactPublic
 from ..schemas.conversations import ConversationPublic, MessagePublic
 from ..schemas.leads import LeadPublic
@@ -36,6 +37,7 @@ STORED_EVENTS: dict[str, type[BaseModel]] = {
     "message.deleted": MessagePublic,
     "message.updated": MessagePublic,
     "message.status": MessageStatusChange,
+    "channel.updated": ChannelPublic,
 }
 LIVE_EVENTS: dict[str, type[BaseModel]] = {
     "metrics.update": MetricsSnapshot,

@@ -28,6 +28,11 @@ class Channel(SQLModel, table=True):
         default_factory=dict, sa_column=Column(JSONType, nullable=False)
     )
     is_active: bool = Field(default=True)
+    # What the platform last said about the account behind the channel: ok,
+    # restricted or disabled (sends then fail at once), why, and since when.
+    health: str = Field(default="ok", max_length=16, sa_column_kwargs={"server_default": "ok"})
+    health_reason: str | None = Field(default=None, sa_column=Column(Text))
+    health_changed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 

@@ -8,6 +8,7 @@ from pydantic import Field
 from .common import Input, Output
 
 ChannelKind = Literal["whatsapp", "instagram", "sms", "generic"]
+ChannelHealthState = Literal["ok", "restricted", "disabled"]
 
 
 class ChannelCreate(Input):
@@ -34,5 +35,11 @@ class ChannelPublic(Output):
     settings: dict[str, Any] = Field(description="Non-secret settings only.")
     configured_secrets: list[str] = Field(description="Names of the secrets that are set.")
     is_active: bool
+    health: ChannelHealthState = Field(
+        description="What the platform last said about the account behind the channel: "
+        "ok, restricted (it may limit sending), or disabled (replies fail at once)."
+    )
+    health_reason: str | None = Field(description="The platform's reason, in words.")
+    health_changed_at: datetime | None
     created_at: datetime
     updated_at: datetime

@@ -218,6 +218,13 @@ class DeliveryWorker:
                 raise SendError(
                     "The channel is deactivated", retryable=False, code="channel_inactive"
                 )
+            if channel.health == "disabled":
+                # The platform said it refuses this account: retrying only delays the news.
+                raise SendError(
+                    channel.health_reason or "The platform disabled this channel's account",
+                    retryable=False,
+                    code="channel_disabled",
+                )
             recipient = (
                 await session.exec(
                     select(ContactIdentity.external_id)

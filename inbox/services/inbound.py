@@ -22,6 +22,7 @@ from sqlmodel import col, select
 from connectors.phones import to_e164
 from connectors.types import (
     Activity,
+    ChannelHealth,
     Deletion,
     Echo,
     InboundEvent,
@@ -34,7 +35,7 @@ from connectors.types import (
 
 from ..models import Channel, Contact, ContactIdentity, Conversation, Lead, Message, utcnow
 from ..views import contact_data, conversation_public, lead_data, message_data
-from .inbound_notices import store_activity
+from .inbound_notices import apply_health, store_activity
 from .message_status import move_status
 from .outbox import Transaction
 
@@ -152,6 +153,8 @@ class Delivery:
             await self.edit(event)
         elif isinstance(event, Activity):
             await store_activity(self, event)
+        elif isinstance(event, ChannelHealth):
+            await apply_health(self, event)
         else:
             # Unhandled and Unreadable: acknowledged, nothing to store.
             self.result.ignored += 1

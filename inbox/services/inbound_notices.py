@@ -1,5 +1,9 @@
 """Inbound events that are not messages, applied in their delivery's transaction.
 
+The platform's news about a channel's account (ChannelHealth) is recorded on the
+channel itself, told as ``channel.updated``: a disabled channel's replies then fail
+at once (``delivery``) instead of being retried against a platform that refuses them.
+
 An activity (a call, a chat opened, a notice about the customer) is stored as a
 message row of ``content_type="activity"``: it appears in the conversation, in
 order, and is told as ``message.received`` like any entry of the log, so clients
@@ -9,16 +13,20 @@ alone.
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING
 
 from sqlmodel import col, select
 
-from connectors.types import Activity
+from connectors.types import Activity, ChannelHealth
 
-from ..models import Contact, Conversation
+from ..models import Channel, Contact, Conversation, utcnow
+from ..views import channel_data
 
 if TYPE_CHECKING:
     from .inbound import Delivery
+
+log = logging.getLogger("inbox.ingest")
 
 ACTIVITY = "activity"
 # The customer reaching out: like a message, it lands in their open conversation
@@ -64,3 +72,39 @@ async def _latest_conversation(delivery: Delivery, contact: Contact) -> Conversa
             .with_for_update()
         )
     ).first()
+
+
+async def apply_health(delivery: Delivery, event: ChannelHealth) -> None:
+    if event.health is None:
+        # Worth knowing, changes nothing about sending.
+        log.info(
+            "channel %s: %s %s: %s", delivery.channel.id, event.field, event.event, event.reason
+        )
+        delivery.result.ignored += 1
+        return
+    # The delivery's channel may be a shared cached copy: the row is read and locked here.
+    channel = await delivery.session.get(
+        Channel, delivery.channel.id, with_for_update=True, populate_existing=True
+    )
+    assert channel is not None
+    reason = event.reason if event.health != "ok" else None
+    if (channel.health, channel.health_reason) == (event.health, reason):
+        # Told already (a retry), or nothing new: a verified account that was fine.
+        delivery.result.ignored += 1
+        return
+    if event.field == "phone_number_quality_update" and channel.health == "disabled":
+        # A number's quality says nothing about an account that is disabled.
+        delivery.result.ignored += 1
+        return
+    now = utcnow()
+    channel.health = event.health
+    channel.health_reason = reason
+    channel.health_changed_at = event.timestamp or now
+    channel.updated_at = now
+    delivery.session.add(channel)
+    await delivery.session.flush()
+    log.warning(
+        "channel %s is now %s (%s: %s)", channel.id, channel.health, event.event, event.reason
+    )
+    delivery.result.updated += 1
+    delivery.tx.emit("channel.updated", channel_data(channel))

@@ -147,6 +147,11 @@ async def receive(request: Request, kind: str) -> IngestResult:
         if _acknowledged_only(kind, event):
             total.ignored += 1
             continue
+        shared = _account_channels(route, event)
+        if shared:
+            for account_key in shared:
+                by_channel[account_key].append(event)
+            continue
         key = event.channel_key or only
         if key is None or key not in route:
             # A number of the same platform account that is not connected here.
@@ -207,6 +212,19 @@ def _sent_by_itself(known: KnownChannel, event: InboundEvent) -> bool:
         and event.sender_phone is not None
         and event.sender_phone == to_e164(settings.phone_number)
     )
+
+
+def _account_channels(route: dict[str, Any], event: InboundEvent) -> list[str]:
+    """The routed channels an account-level event concerns: every one of the account it
+    names, when it names no channel of its own (a ban reaches all the account's numbers)."""
+    account = getattr(event, "account_id", None)
+    if event.channel_key is not None or account is None:
+        return []
+    return [
+        key
+        for key, known in route.items()
+        if getattr(known.settings, "business_account_id", None) == account
+    ]
 
 
 def _acknowledged_only(kind: str, event: InboundEvent) -> bool:

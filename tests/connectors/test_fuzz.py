@@ -22,6 +22,7 @@ from connectors.leads import parse_lead
 from connectors.twilio import TwilioAdapter
 from connectors.types import (
     Activity,
+    ChannelHealth,
     Deletion,
     Echo,
     InboundMessage,
@@ -71,6 +72,7 @@ EVENT_TYPES = (
     Echo,
     MessageEdit,
     Activity,
+    ChannelHealth,
     Unhandled,
     Unreadable,
 )
@@ -106,6 +108,11 @@ def well_formed(event: Any) -> None:
         return
     if isinstance(event, Unhandled):
         assert event.field and event.where
+        json.dumps(event.data)
+        return
+    if isinstance(event, ChannelHealth):
+        assert event.field and event.event
+        assert event.health == "ok" or event.reason
         json.dumps(event.data)
         return
     assert isinstance(event.timestamp, datetime)

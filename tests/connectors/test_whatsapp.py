@@ -258,7 +258,7 @@ def test_unknown_fields_and_other_fields_are_acknowledged() -> None:
     value["messages"].append(
         {"from": "16505551234", "id": "wamid.X", "timestamp": "1749416400", "type": "hologram"}
     )
-    body["entry"][0]["changes"].append({"field": "account_update", "value": {"event": "X"}})
+    body["entry"][0]["changes"].append({"field": "security", "value": {"event": "X"}})
     events = adapter.parse(meta_request(json.dumps(body).encode(), None))
     text, future, account = events
     assert isinstance(text, InboundMessage) and text.content == "Does it come in another color?"
@@ -267,7 +267,7 @@ def test_unknown_fields_and_other_fields_are_acknowledged() -> None:
     assert account == Unhandled(
         platform="whatsapp",
         channel_key=None,
-        field="account_update",
+        field="security",
         where="entry[0].changes[1]",
         data={"event": "X"},
         account_id="102290129340398",

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from connectors.types import Activity, Unhandled
+from connectors.types import Activity, ChannelHealth, Unhandled
 from connectors.whatsapp import WhatsAppAdapter
 from connectors.whatsapp_notices import call_length
 from tests.connectors.helpers import WHATSAPP_SECRET, meta_request, payload
@@ -112,3 +112,52 @@ def test_a_changed_number_is_an_activity_of_the_old_number():
 def test_a_changed_user_id_names_nobody_and_is_only_acknowledged():
     event = only("system_user_changed_user_id.json")
     assert isinstance(event, Unhandled) and event.field == "messages.system.user_changed_user_id"
+
+
+# -- the account behind the channel -------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "health", "reason"),
+    [
+        ("account_update_restricted.json", "restricted",
+         "Restricted: biz initiated messaging until 2026-12-31T00:00:00+0000"),
+        ("account_update_disabled.json", "disabled",
+         "The WhatsApp Business Account was disabled on 2026-12-15 (scam)"),
+        ("account_update_reinstated.json", "ok", None),
+        ("account_update.json", "ok", None),
+        ("phone_number_quality_update.json", "restricted",
+         "The phone number's quality is flagged (messaging limit TIER_1K)"),
+        ("phone_number_quality_update_unflagged.json", "ok", None),
+        ("message_template_status_update.json", None,
+         "message template status update order_confirmation: approved"),
+    ],
+)
+def test_account_notices_say_what_they_mean_for_sending(name, health, reason):
+    event = only(name)
+    assert isinstance(event, ChannelHealth)
+    assert (event.health, event.reason) == (health, reason)
+    # They name the account, not a number: the application finds its channels by it.
+    assert (event.channel_key, event.account_id) == (None, "102290129340398")
+
+
+@pytest.mark.parametrize(
+    ("value", "health"),
+    [
+        ({"event": "ACCOUNT_DELETED"}, "disabled"),
+        ({"event": "ACCOUNT_OFFBOARDED"}, "disabled"),
+        ({"event": "PARTNER_REMOVED"}, "disabled"),
+        ({"event": "ACCOUNT_VIOLATION", "violation_info": {"violation_type": "ADULT"}},
+         "restricted"),
+        ({"event": "DISABLED_UPDATE", "ban_info": {"waba_ban_state": "SCHEDULE_FOR_DISABLE"}},
+         "restricted"),
+        ({"event": "ACCOUNT_RECONNECTED"}, "ok"),
+        ({"event": "BUSINESS_PRIMARY_LOCATION_COUNTRY_UPDATE"}, None),
+    ],
+)
+def test_account_update_events(value, health):
+    body = json.loads(payload("whatsapp", "account_update.json"))
+    body["entry"][0]["changes"][0]["value"] = value
+    [event] = parse_body(body)
+    assert isinstance(event, ChannelHealth) and event.health == health
+    assert event.health == "ok" or event.reason

@@ -26,7 +26,7 @@ from tests.inbox.platforms import meta_headers, whatsapp_channel, whatsapp_statu
 STORED_TYPES = {
     "lead.created", "lead.updated", "lead.deleted", "contact.created", "contact.updated",
     "contact.deleted", "conversation.created", "conversation.updated", "message.received",
-    "message.sent", "message.deleted", "message.status",
+    "message.sent", "message.deleted", "message.status", "channel.updated",
 }
 
 
