@@ -28,6 +28,7 @@ from .live.asyncapi import ServedAsyncApi, asyncapi_document
 from .services.channel_cache import ChannelCache
 from .services.delivery import DeliveryWorker
 from .services.group_commit import GroupCommit
+from .services.profiles import ProfileFetcher
 from .services.sandbox import SandboxReports
 from .settings import Settings, load_settings
 from .state import AppState
@@ -101,6 +102,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
             public_url=settings.public_url,
             sandbox_reports=sandbox_reports,
         )
+        profiles = state.profiles = ProfileFetcher(
+            state.db, state.events, http, base_url=settings.graph_api_url
+        )
         await live.start()
         # What start-up built (modules, models, the app) lives as long as the process:
         # frozen, it is no longer walked by every full collection, whose pauses held
@@ -109,10 +113,14 @@ def create_app(settings: Settings | None = None) -> Starlette:
         gc.freeze()
         delay_exit_signals(lambda: setattr(state, "draining", True), settings.drain_period)
         delivery = asyncio.create_task(state.delivery.run(), name="delivery")
+        profiles.start()
         try:
             yield
         finally:
             state.draining = True
+            # Before the broker it publishes to: a look-up cut short is asked again
+            # by the sender's next message.
+            await profiles.close()
             await live.stop()
             delivery.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -12,6 +12,7 @@ from .services.channel_cache import ChannelCache
 from .services.delivery import DeliveryWorker
 from .services.group_commit import GroupCommit
 from .services.outbox import EventSink, NullSink
+from .services.profiles import ProfileFetcher
 from .settings import Settings
 
 
@@ -30,6 +31,8 @@ class AppState:
     live: Live | None = None
     # The outbound delivery worker, when this process runs one.
     delivery: DeliveryWorker | None = None
+    # Instagram senders' names, looked up after their delivery is stored.
+    profiles: ProfileFetcher | None = None
     draining: bool = False
     # Extra /readyz checks by name, e.g. the broker when one is configured.
     readiness_checks: dict[str, Callable[[], Awaitable[object]]] = field(default_factory=dict)

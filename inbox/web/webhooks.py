@@ -167,6 +167,9 @@ async def receive(request: Request, kind: str) -> IngestResult:
         by_channel[key].append(event)
     for key, channel_events in by_channel.items():
         result = await ingest(state.writer, route[key].channel, channel_events)
+        if state.profiles is not None:
+            # Stored: the senders' names are looked up in the background, not waited for.
+            state.profiles.want(route[key].channel, route[key].settings, channel_events)
         total.stored += result.stored
         total.duplicates += result.duplicates
         total.updated += result.updated

@@ -6,12 +6,16 @@ prefix (use ``base_url`` as the Graph API and the Twilio API base):
 
 - ``POST .../{phone_number_id}/messages`` with a WhatsApp body,
 - ``POST .../{account_id}/messages`` with an Instagram body,
-- ``POST .../2010-04-01/Accounts/{sid}/Messages.json``.
+- ``POST .../2010-04-01/Accounts/{sid}/Messages.json``,
+
+and the Graph API's user profiles, ``GET .../{user_id}?fields=...``.
 
 Unscripted requests get the platform's success answer with a fresh id.
 Scripted replies (``enqueue``) are used first, in order: rate limits with
 ``Retry-After``, server errors, slow answers (to trigger client timeouts),
-platform errors such as WhatsApp 131047.
+platform errors such as WhatsApp 131047. Profiles are scripted per user id
+(``profile``) and never take a send's scripted reply: a service reads them in the
+background, at moments a test does not choose.
 
     with FakePlatform() as platform:
         platform.enqueue(rate_limited(retry_after=2), server_error())
@@ -53,6 +57,8 @@ class RecordedRequest:
     body: bytes
     status: int
     reply: bytes
+    # When it arrived (time.monotonic()), to tell how long a client waited between two.
+    received_at: float = 0.0
 
     def json(self) -> Any:
         return json.loads(self.body)
@@ -113,6 +119,34 @@ def whatsapp_outside_window() -> Reply:
     )
 
 
+def instagram_profile(
+    user_id: str, name: str | None, username: str | None, profile_pic: str | None = None
+) -> Reply:
+    """The User Profile API's answer for one Instagram-scoped id."""
+    body: dict[str, Any] = {"name": name, "username": username, "id": user_id}
+    if profile_pic is not None:
+        body["profile_pic"] = profile_pic
+    return Reply(body=body)
+
+
+def no_such_object(user_id: str) -> Reply:
+    """The Graph API's answer for an id it cannot read (unknown, or no consent)."""
+    return Reply(
+        status=400,
+        body={
+            "error": {
+                "message": f"Unsupported get request. Object with ID '{user_id}' does not "
+                "exist, cannot be loaded due to missing permissions, or does not support "
+                "this operation.",
+                "type": "GraphMethodException",
+                "code": 100,
+                "error_subcode": 33,
+                "fbtrace_id": "AbCdEfGhIjKlMnOpQrStUv",
+            }
+        },
+    )
+
+
 def twilio_error(code: int, message: str, status: int = 400) -> Reply:
     return Reply(
         status=status,
@@ -129,6 +163,7 @@ class FakePlatform:
     def __init__(self) -> None:
         self.requests: list[RecordedRequest] = []
         self._replies: deque[Reply] = deque()
+        self._profiles: dict[str, deque[Reply]] = {}
         self._lock = threading.Condition()
         self._ids = itertools.count(1)
         self._server: ThreadingHTTPServer | None = None
@@ -176,7 +211,27 @@ class FakePlatform:
         with self._lock:
             self._replies.extend(replies)
 
+    def profile(self, user_id: str, *replies: Reply) -> None:
+        """Answer ``GET .../{user_id}`` with ``replies`` in order, the last one from
+        then on. An id given none is answered as the Graph API answers an id it
+        cannot read."""
+        if not replies:
+            raise ValueError("a profile needs at least one reply")
+        with self._lock:
+            self._profiles[user_id] = deque(replies)
+
+    def profile_requests(self, user_id: str) -> list[RecordedRequest]:
+        """The profile requests for ``user_id`` so far."""
+        with self._lock:
+            return [
+                r
+                for r in self.requests
+                if r.method == "GET" and r.path.rsplit("/", 1)[-1] == user_id
+            ]
+
     def reset(self) -> None:
+        """Forget the scripted sends and the recorded requests; profiles stay, since
+        a read of one may still be under way for a test that ended."""
         with self._lock:
             self._replies.clear()
             self.requests.clear()
@@ -198,9 +253,17 @@ class FakePlatform:
 
     def _next_reply(self, method: str, path: str, body: bytes) -> Reply:
         with self._lock:
+            if method == "GET":
+                return self._profile_reply(path.rsplit("/", 1)[-1])
             if self._replies:
                 return self._replies.popleft()
         return self._success(method, path, body)
+
+    def _profile_reply(self, user_id: str) -> Reply:
+        replies = self._profiles.get(user_id)
+        if not replies:
+            return no_such_object(user_id)
+        return replies.popleft() if len(replies) > 1 else replies[0]
 
     def _success(self, method: str, path: str, body: bytes) -> Reply:
         number = next(self._ids)
@@ -278,6 +341,7 @@ def _handler_for(platform: FakePlatform) -> type[BaseHTTPRequestHandler]:
                     body=body,
                     status=reply.status,
                     reply=payload,
+                    received_at=time.monotonic(),
                 )
             )
             if reply.delay:
