@@ -1,6 +1,6 @@
 """Tables. Importing this package registers every table on ``SQLModel.metadata``."""
 
-from .conversations import Channel, Conversation, Message
+from .conversations import Channel, Conversation, Message, PendingStatus
 from .crm import Contact, ContactIdentity, Lead
 from .events import Event
 from .organizations import ApiKey, Organization, User
@@ -16,6 +16,7 @@ __all__ = [
     "Lead",
     "Message",
     "Organization",
+    "PendingStatus",
     "User",
     "utcnow",
 ]

@@ -110,3 +110,27 @@ class Message(SQLModel, table=True):
     attempt_started_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class PendingStatus(SQLModel, table=True):
+    """A platform's status about a message id no message of ours holds yet.
+
+    The status of a reply can arrive before the platform's answer to its send, which
+    is what gives the reply its id: kept here for a while, it is applied when that id
+    is recorded. Statuses of messages sent from elsewhere are never claimed and go
+    with the pruning.
+    """
+
+    __tablename__ = "pending_statuses"
+    __table_args__ = (
+        Index("ix_pending_statuses_message", "channel_id", "external_id"),
+        Index("ix_pending_statuses_received", "received_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    channel_id: int = Field(foreign_key="channels.id", ondelete="CASCADE")
+    external_id: str = Field(max_length=255)
+    status: str = Field(max_length=16)
+    error_code: str | None = Field(default=None, max_length=64)
+    error: str | None = Field(default=None, sa_column=Column(Text))
+    received_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)

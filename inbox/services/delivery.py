@@ -37,7 +37,7 @@ from connectors.types import OutboundMessage, SendError, SendResult
 
 from ..db import Database
 from ..models import Channel, Contact, ContactIdentity, Conversation, Message, utcnow
-from .message_status import move_status
+from .message_status import apply_pending, move_status
 from .outbound import record_first_response
 from .outbox import EventSink, transaction
 from .sandbox import SandboxReports
@@ -295,6 +295,13 @@ class DeliveryWorker:
             moved = await move_status(tx, message.id, changes)  # type: ignore[arg-type]
             if moved and changes["status"] == "sent":
                 await record_first_response(tx, message, now)
+                # Its statuses may have come before the platform's answer did.
+                await apply_pending(
+                    tx,
+                    message.id,  # type: ignore[arg-type]
+                    message.channel_id,
+                    changes["external_id"],
+                )
         return moved
 
 

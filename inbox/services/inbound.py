@@ -36,7 +36,7 @@ from connectors.types import (
 from ..models import Channel, Contact, ContactIdentity, Conversation, Lead, Message, utcnow
 from ..views import contact_data, conversation_public, lead_data, message_data
 from .inbound_notices import apply_health, store_activity
-from .message_status import move_status
+from .message_status import keep_pending, move_status
 from .outbox import Transaction
 
 log = logging.getLogger("inbox.ingest")
@@ -459,7 +459,21 @@ class Delivery:
 
     async def status(self, event: StatusUpdate) -> None:
         message = await self._ours(event.external_id)
-        if message is None or message.direction != "outbound":
+        if message is None:
+            # Ours before the platform's answer to the send was recorded, or a message
+            # sent from elsewhere: acknowledged, kept a while in case it is ours.
+            assert self.channel.id is not None
+            await keep_pending(
+                self.tx,
+                self.channel.id,
+                event.external_id,
+                event.status,
+                event.error_code,
+                event.error_message,
+            )
+            self.result.ignored += 1
+            return
+        if message.direction != "outbound":
             self.result.ignored += 1
             return
         changes: dict[str, Any] = {"status": event.status, "updated_at": utcnow()}

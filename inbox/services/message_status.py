@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import update
-from sqlmodel import col
+from sqlalchemy import delete, update
+from sqlmodel import col, select
 
-from ..models import Message
+from ..models import Message, PendingStatus, utcnow
 from .outbox import Transaction
+
+# How long a status naming no message of ours is kept for its message to be recorded:
+# the platform's answer to a send comes within seconds, or the send failed.
+PENDING_FOR = timedelta(hours=1)
 
 # Delivery status only moves forward; ``failed`` is terminal.
 _STATUS_RANK = {"queued": 0, "sent": 1, "delivered": 2, "read": 3}
@@ -53,3 +58,71 @@ def status_data(message: Message) -> dict[str, Any]:
         "error": message.error,
         "updated_at": message.updated_at.isoformat().replace("+00:00", "Z"),
     }
+
+
+async def keep_pending(
+    tx: Transaction,
+    channel_id: int,
+    external_id: str,
+    status: str,
+    error_code: str | None,
+    error: str | None,
+) -> bool:
+    """Keep a status whose message is not known (yet); answer whether it is new here.
+
+    Old ones are pruned on the way: they were about messages sent from elsewhere."""
+    session = tx.session
+    await session.exec(
+        delete(PendingStatus).where(col(PendingStatus.received_at) < utcnow() - PENDING_FOR)
+    )
+    kept = await session.exec(
+        select(PendingStatus.id).where(
+            col(PendingStatus.channel_id) == channel_id,
+            col(PendingStatus.external_id) == external_id,
+            col(PendingStatus.status) == status,
+        )
+    )
+    if kept.first() is not None:
+        return False
+    session.add(
+        PendingStatus(
+            channel_id=channel_id,
+            external_id=external_id,
+            status=status,
+            error_code=error_code,
+            error=error,
+        )
+    )
+    await session.flush()
+    return True
+
+
+# The order in which statuses kept for one message are applied: its way forward.
+_APPLY_ORDER = {"sent": 0, "failed": 1, "delivered": 2, "read": 3}
+
+
+async def apply_pending(
+    tx: Transaction, message_id: int, channel_id: int, external_id: str
+) -> None:
+    """Apply the statuses kept for ``external_id`` to the message that now holds it."""
+    session = tx.session
+    kept = list(
+        await session.exec(
+            select(PendingStatus).where(
+                col(PendingStatus.channel_id) == channel_id,
+                col(PendingStatus.external_id) == external_id,
+            )
+        )
+    )
+    if not kept:
+        return
+    kept.sort(key=lambda p: (_APPLY_ORDER.get(p.status, 9), p.received_at))
+    for pending in kept:
+        changes: dict[str, Any] = {"status": pending.status, "updated_at": utcnow()}
+        if pending.status == "failed":
+            changes["error_code"] = pending.error_code
+            changes["error"] = pending.error
+        await move_status(tx, message_id, changes)
+    await session.exec(
+        delete(PendingStatus).where(col(PendingStatus.id).in_([p.id for p in kept]))
+    )
