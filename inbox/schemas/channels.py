@@ -6,6 +6,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from .common import Input, Output
+from .fields import JSON_BOUNDS, JsonObject
 
 ChannelKind = Literal["whatsapp", "instagram", "sms", "generic"]
 ChannelHealthState = Literal["ok", "restricted", "disabled"]
@@ -14,14 +15,15 @@ ChannelHealthState = Literal["ok", "restricted", "disabled"]
 class ChannelCreate(Input):
     kind: ChannelKind
     name: str = Field(min_length=1, max_length=200)
-    settings: dict[str, Any] = Field(default_factory=dict)
+    settings: JsonObject = Field(default_factory=dict)
     is_active: bool = True
 
 
 class ChannelPatch(Input):
     name: str | None = Field(default=None, min_length=1, max_length=200)
-    settings: dict[str, Any] | None = Field(
-        default=None, description="Merged into the stored settings; omitted secrets are kept."
+    settings: JsonObject | None = Field(
+        default=None,
+        description=f"Merged into the stored settings; omitted secrets are kept. {JSON_BOUNDS}",
     )
     is_active: bool | None = None
 

@@ -6,12 +6,12 @@ from typing import Any, Literal
 from pydantic import Field, field_validator
 
 from .common import Input, Order, Output, PageQuery
-from .fields import LongText, Name, OptionalEmail, OptionalPhone, ShortText, Tag
+from .fields import JsonObject, LongText, Name, OptionalEmail, OptionalPhone, ShortText, Tag
 from .leads import LeadPublic
 
 ContactStatus = Literal["lead", "customer", "active", "archived"]
 Tags = list[Tag]
-CustomFields = dict[str, Any]
+CustomFields = JsonObject
 
 
 def _dedupe(tags: list[str]) -> list[str]:
