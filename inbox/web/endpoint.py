@@ -158,6 +158,10 @@ def json_response(model: BaseModel, status: int = 200) -> Response:
     return Response(model.model_dump_json(), status_code=status, media_type="application/json")
 
 
+# orjson's own limit: a body nested deeper is not read at all.
+MAX_BODY_DEPTH = 1024
+
+
 async def read_json_object(request: Request) -> dict[str, Any]:
     content_type = request.headers.get("content-type", "application/json")
     if "json" not in content_type:
@@ -168,6 +172,10 @@ async def read_json_object(request: Request) -> dict[str, Any]:
     try:
         data = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
+        if str(exc).startswith("depth limit exceeded"):
+            raise MalformedRequest(
+                f"Request body is nested deeper than {MAX_BODY_DEPTH} levels"
+            ) from None
         raise MalformedRequest(f"Request body is not valid JSON: {exc}") from None
     if not isinstance(data, dict):
         raise MalformedRequest("Request body must be a JSON object")
@@ -176,21 +184,25 @@ async def read_json_object(request: Request) -> dict[str, Any]:
 
 def nul_field(value: Any, path: str = "") -> str | None:
     """The first field (dotted path) whose text holds a NUL character, if any."""
-    if isinstance(value, str):
-        return path if "\x00" in value else None
-    if isinstance(value, dict):
-        for key, item in value.items():
-            where = f"{path}.{key}" if path else str(key)
-            if "\x00" in str(key):
+    # A loop over a stack, not recursion: a body may nest as deep as the parser reads
+    # (1024 levels), past Python's recursion limit. Each entry is a value with the key
+    # that names it, pushed in reverse so that they come off in document order.
+    stack: list[tuple[Any, str, str]] = [(value, path, "")]
+    while stack:
+        item, where, key = stack.pop()
+        if "\x00" in key:
+            return where
+        if isinstance(item, str):
+            if "\x00" in item:
                 return where
-            found = nul_field(item, where)
-            if found is not None:
-                return found
-    elif isinstance(value, list):
-        for i, item in enumerate(value):
-            found = nul_field(item, f"{path}.{i}")
-            if found is not None:
-                return found
+        elif isinstance(item, dict):
+            entries = [
+                (child, f"{where}.{name}" if where else str(name), str(name))
+                for name, child in item.items()
+            ]
+            stack.extend(reversed(entries))
+        elif isinstance(item, list):
+            stack.extend((item[i], f"{where}.{i}", "") for i in range(len(item) - 1, -1, -1))
     return None
 
 
