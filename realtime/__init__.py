@@ -5,7 +5,7 @@ Generic: authentication, the outbox and presence reporting come in as callables.
 
 from .broker import Broker, BrokerBackend, BrokerUnavailable, create_backend
 from .endpoint import RealtimeEndpoint, Session, same_host
-from .envelope import Envelope, EnvelopeError
+from .envelope import DataNotEncodable, Envelope, EnvelopeError, encode_data
 from .eventlog import EventLog, ReplayTruncated
 from .hub import Connection, Hub, HubCounters
 from .presence import MemoryPresence, Presence, RedisPresence, create_presence
@@ -16,6 +16,7 @@ __all__ = [
     "BrokerBackend",
     "BrokerUnavailable",
     "Connection",
+    "DataNotEncodable",
     "Envelope",
     "EnvelopeError",
     "EventLog",
@@ -30,5 +31,6 @@ __all__ = [
     "Session",
     "create_backend",
     "create_presence",
+    "encode_data",
     "same_host",
 ]

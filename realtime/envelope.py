@@ -19,6 +19,28 @@ class EnvelopeError(ValueError):
     """A broker payload that is not an event envelope."""
 
 
+class DataNotEncodable(ValueError):
+    """Event data that cannot be written as JSON (nested past orjson's limit, a key that
+    is not a string, a value of no JSON type): it can never become a frame."""
+
+
+def encode_data(data: Mapping[str, Any]) -> bytes:
+    """`data` exactly as an event's frame carries it, or DataNotEncodable.
+
+    `Envelope.build(..., encoded=...)` places these bytes in the frame as they are: an
+    application that encodes an event's data before storing it both knows the event can
+    be sent and never encodes it again.
+    """
+    try:
+        # One level down, where a frame carries it (inside the envelope's object): orjson
+        # limits nesting from the top, so data that encodes here encodes in any frame,
+        # and data that would not is refused here rather than by every frame to come.
+        wrapped = orjson.dumps([data], option=_DUMPS_OPTIONS)
+    except orjson.JSONEncodeError as exc:
+        raise DataNotEncodable(str(exc)) from None
+    return wrapped[1:-1]
+
+
 def format_timestamp(moment: datetime) -> str:
     """UTC to the millisecond with a ``Z``; naive means UTC."""
     # isoformat, not strftime: about half the cost, paid for every event. In UTC its
@@ -63,15 +85,24 @@ class Envelope:
         *,
         id: int | None = None,
         timestamp: datetime | None = None,
+        encoded: bytes | None = None,
     ) -> Envelope:
+        """`encoded`: `encode_data(data)`, when the caller has it already.
+
+        Raises DataNotEncodable when `data` cannot be written.
+        """
         body: dict[str, Any] = {}
         if id is not None:
             body["id"] = id
         body["type"] = type
         body["organization_id"] = organization_id
         body["timestamp"] = format_timestamp(timestamp or datetime.now(UTC))
-        body["data"] = data
-        frame = orjson.dumps(body, option=_DUMPS_OPTIONS)
+        body["data"] = data if encoded is None else orjson.Fragment(encoded)
+        try:
+            frame = orjson.dumps(body, option=_DUMPS_OPTIONS)
+        except orjson.JSONEncodeError as exc:
+            # The rest of the body is ours and always encodes.
+            raise DataNotEncodable(str(exc)) from None
         return cls(
             id=id,
             type=type,

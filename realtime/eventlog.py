@@ -26,5 +26,10 @@ class EventLog(Protocol):
 
         Ids must become visible in increasing order within an organization (a later id is
         never committed before an earlier one): resuming from `last_event_id` relies on it.
+
+        A stored event that cannot be turned into a frame (data that does not encode, a
+        row that does not read) is yielded as `protocol.event_unreadable(...)` in its
+        place, never raised: one bad event must cost its own delivery, not end every
+        replay that reaches it.
         """
         ...

@@ -8,7 +8,7 @@ from typing import Any, TypeGuard, TypeVar
 
 import orjson
 
-from .envelope import Envelope, control
+from .envelope import Envelope, control, text_frame
 
 MAX_FILTER_ITEMS = 1000
 MAX_EVENT_TYPE_LENGTH = 64
@@ -16,6 +16,7 @@ MAX_EVENT_TYPE_LENGTH = 64
 MAX_NAMED_UNKNOWN = 10
 
 UNKNOWN_EVENT_TYPE = "UNKNOWN_EVENT_TYPE"
+EVENT_UNREADABLE = "EVENT_UNREADABLE"
 
 
 class FrameError(Exception):
@@ -120,6 +121,37 @@ def session_ready(
 
 def error(code: str, message: str) -> Envelope:
     return control("error", {"code": code, "message": message})
+
+
+def event_unreadable(id: int, type: str, organization_id: int) -> Envelope:
+    """What a client gets instead of stored event `id`, which cannot be sent: an `error`
+    frame naming it (EVENT_UNREADABLE), so that it reloads what it shows through REST
+    and reads on.
+
+    An event log yields it in that event's place. It is routed, filtered, ordered and
+    deduplicated as that event would be (its id and type), so a replay, a catch-up or
+    the hub's gap filling moves past the event instead of stopping at it; its frame
+    carries no `id`, like every control frame.
+    """
+    frame = orjson.dumps(
+        {
+            "type": "error",
+            "code": EVENT_UNREADABLE,
+            "message": f"event {id} ({type}) could not be sent; reload through REST",
+            "event_id": id,
+            "event_type": type,
+        }
+    )
+    return Envelope(
+        id=id,
+        type=type,
+        organization_id=organization_id,
+        conversation_id=None,
+        source=None,
+        frame=frame,
+        text=frame.decode(),
+        wire=text_frame(frame),
+    )
 
 
 def unknown_event_types(unknown: Collection[str], known: Collection[str]) -> FrameError:

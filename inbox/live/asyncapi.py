@@ -68,10 +68,22 @@ CONTROL_FRAMES: dict[str, dict[str, Any]] = {
                 "INVALID_JSON, INVALID_FRAME, UNKNOWN_TYPE (no such frame type), "
                 "UNKNOWN_EVENT_TYPE (the message names the unknown types and lists the valid "
                 "ones), RESOURCE_NOT_FOUND (typing in a conversation the organization does not "
-                "have), UNSUPPORTED, INTERNAL_ERROR. The connection stays open."
+                "have), UNSUPPORTED, INTERNAL_ERROR, EVENT_UNREADABLE (a stored event "
+                "that cannot be sent, named by `event_id` and `event_type`: it comes in "
+                "the event's place, in order, and the events after it follow; reload "
+                "what it concerns through REST). The connection stays open."
             ),
         },
         "message": _STRING,
+        "event_id": {
+            "type": "integer",
+            "minimum": 1,
+            "description": "EVENT_UNREADABLE only: the id of the event that cannot be sent.",
+        },
+        "event_type": {
+            "type": "string",
+            "description": "EVENT_UNREADABLE only: the type of that event.",
+        },
     },
     "replay.truncated": {},
     "subscription": {
@@ -86,6 +98,8 @@ CLIENT_FRAMES: dict[str, dict[str, Any]] = {
     "typing": {"conversation_id": {"type": "integer", "minimum": 1}},
 }
 _REQUIRED_CLIENT = {"typing": ["conversation_id"]}
+# Fields of a control frame that only some frames of its type carry.
+_OPTIONAL_CONTROL = {"error": {"event_id", "event_type"}}
 
 
 def _name(type: str) -> str:
@@ -119,7 +133,10 @@ def _components() -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
         frames[type] = {
             "type": "object",
             "properties": {"type": {"const": type}, **fields},
-            "required": ["type", *fields],
+            "required": [
+                "type",
+                *(name for name in fields if name not in _OPTIONAL_CONTROL.get(type, ())),
+            ],
             "additionalProperties": False,
         }
     return defs.get("$defs", {}), frames

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 
-from sqlalchemy import delete, func
+import orjson
+from sqlalchemy import Text, cast, delete, func
 from sqlmodel import col, select
 
-from realtime.envelope import Envelope
+from realtime.envelope import DataNotEncodable, Envelope
 from realtime.eventlog import ReplayTruncated
+from realtime.protocol import event_unreadable
 
 from ..db import Database
 from ..models import Event, Organization, utcnow
@@ -19,11 +21,28 @@ from ..services.outbox import OutboxEvent
 log = logging.getLogger("inbox.live")
 
 REPLAY_PAGE = 1000
+# Unreadable events already logged by this process: each is logged once, not at every
+# replay that meets it. Forgotten all at once when full; a repeat line costs little.
+MAX_REPORTED = 1024
+
+# The data as stored text, read and parsed here row by row: through the JSON column's
+# own parser, one row that does not parse would fail its whole page.
+_REPLAY = (
+    select(col(Event.id), col(Event.type), col(Event.created_at), cast(col(Event.data), Text))
+    .order_by(col(Event.id))
+    .limit(REPLAY_PAGE)
+)
 
 
-def envelope_of(event: Event | OutboxEvent) -> Envelope:
+def envelope_of(event: OutboxEvent) -> Envelope:
+    """A committed event as published: its data in the bytes it was stored as."""
     return Envelope.build(
-        event.type, event.organization_id, event.data, id=event.id, timestamp=event.created_at
+        event.type,
+        event.organization_id,
+        event.data,
+        id=event.id,
+        timestamp=event.created_at,
+        encoded=event.encoded,
     )
 
 
@@ -33,6 +52,7 @@ class OutboxLog:
     def __init__(self, db: Database, retention_days: int) -> None:
         self.db = db
         self.retention = timedelta(days=retention_days)
+        self._reported: set[tuple[int, int]] = set()
 
     async def latest_id(self, organization_id: int) -> int:
         async with self.db.session() as session:
@@ -56,19 +76,45 @@ class OutboxLog:
             async with self.db.session() as session:
                 rows = list(
                     await session.exec(
-                        select(Event)
-                        .where(
+                        _REPLAY.where(
                             col(Event.organization_id) == organization_id, col(Event.id) > cursor
                         )
-                        .order_by(col(Event.id))
-                        .limit(REPLAY_PAGE)
                     )
                 )
-            for event in rows:
-                yield envelope_of(event)
+            for event_id, event_type, created_at, text in rows:
+                yield self._envelope(organization_id, event_id, event_type, created_at, text)
             if len(rows) < REPLAY_PAGE:
                 return
-            cursor = rows[-1].id
+            cursor = rows[-1][0]
+
+    def _envelope(
+        self, organization_id: int, event_id: int, event_type: str, created_at: datetime, text: str
+    ) -> Envelope:
+        """The stored event as a frame, or the error frame that stands in for it."""
+        try:
+            data = orjson.loads(text)
+            if not isinstance(data, dict):
+                raise DataNotEncodable(f"data is a JSON {_kind(data)}, not an object")
+            return Envelope.build(
+                event_type, organization_id, data, id=event_id, timestamp=created_at
+            )
+        except (orjson.JSONDecodeError, DataNotEncodable) as exc:
+            # Stored before events were checked on the way in, or changed since: the
+            # clients are told and read on; the row itself is left for an operator.
+            key = (organization_id, event_id)
+            if key not in self._reported:
+                if len(self._reported) >= MAX_REPORTED:
+                    self._reported.clear()
+                self._reported.add(key)
+                log.error(
+                    "event %d (%s) of organization %d cannot be sent, clients are told to "
+                    "reload: %s",
+                    event_id,
+                    event_type,
+                    organization_id,
+                    exc,
+                )
+            return event_unreadable(event_id, event_type, organization_id)
 
     async def prune(self) -> int:
         """Delete events older than the retention period; answer how many."""
@@ -79,3 +125,9 @@ class OutboxLog:
         if result.rowcount:
             log.info("pruned %d events older than %s", result.rowcount, cutoff.isoformat())
         return int(result.rowcount or 0)
+
+
+def _kind(value: object) -> str:
+    return {list: "array", str: "string", bool: "boolean", type(None): "null"}.get(
+        type(value), "number"
+    )

@@ -187,7 +187,16 @@ class Live:
     # -- the outbox's sink ---------------------------------------------------------
 
     async def publish(self, events: Sequence[OutboxEvent]) -> None:
-        await self._send(*map(envelope_of, events))
+        envelopes = []
+        for event in events:
+            try:
+                envelopes.append(envelope_of(event))
+            except Exception:
+                # Its data was encoded before commit, so this is not expected; if it comes,
+                # it costs that event alone: the others go out, and the hub reads it from
+                # the outbox when the next one shows the gap.
+                log.exception("event %d (%s) cannot be published", event.id, event.type)
+        await self._send(*envelopes)
         for org_id in {e.organization_id for e in events if e.type in METRIC_EVENTS}:
             self.metrics.touch(org_id)
 

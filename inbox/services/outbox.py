@@ -25,10 +25,17 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from ..db import Database, json_dumps
+from realtime.envelope import DataNotEncodable, encode_data
+
+from ..db import Database
 from ..models import Event, Organization, utcnow
 
 log = logging.getLogger("inbox.outbox")
+
+
+class UnencodableEvent(Exception):
+    """An event whose data can never be sent as a frame: it is refused before it is
+    stored, and the unit of work that emitted it fails with it."""
 
 
 @dataclass(slots=True)
@@ -42,8 +49,24 @@ class OutboxEvent:
     organization_id: int
     type: str
     data: dict[str, Any]
+    # `data` as frames carry it (`realtime.envelope.encode_data`), encoded once when
+    # the event is emitted: stored as this text, and published as these bytes.
+    encoded: bytes
     id: int = 0
     created_at: datetime | None = None
+
+
+def outbox_event(organization_id: int, type: str, data: dict[str, Any]) -> OutboxEvent:
+    """An event whose data is known to encode; UnencodableEvent otherwise.
+
+    Encoding it is the check: an event stored that could not be encoded would fail
+    every replay that reaches it, for as long as the outbox keeps it.
+    """
+    try:
+        encoded = encode_data(data)
+    except DataNotEncodable as exc:
+        raise UnencodableEvent(f"{type} event data cannot be encoded as JSON: {exc}") from None
+    return OutboxEvent(organization_id, type, data, encoded)
 
 
 class EventSink(Protocol):
@@ -64,7 +87,12 @@ class Transaction:
         self.events: list[OutboxEvent] = []
 
     def emit(self, type: str, data: dict[str, Any]) -> None:
-        self.events.append(OutboxEvent(self.organization_id, type, data))
+        """Add an event to this unit of work; UnencodableEvent (and so the unit fails,
+        nothing of it committed) if its data cannot be sent.
+
+        ``data`` is encoded now: it must not change afterwards.
+        """
+        self.events.append(outbox_event(self.organization_id, type, data))
 
 
 async def append_events(session: AsyncSession, events: Sequence[OutboxEvent]) -> None:
@@ -92,7 +120,7 @@ async def append_events(session: AsyncSession, events: Sequence[OutboxEvent]) ->
                     "org_id": org_id,
                     "n": len(numbered),
                     "types": [e.type for e in numbered],
-                    "datas": [json_dumps(e.data) for e in numbered],
+                    "datas": [e.encoded.decode() for e in numbered],
                     "now": now,
                 },
             )
@@ -108,7 +136,7 @@ async def append_events(session: AsyncSession, events: Sequence[OutboxEvent]) ->
                 "organization_id": e.organization_id,
                 "id": e.id,
                 "type": e.type,
-                "data": e.data,
+                "data_json": e.encoded.decode(),
                 "created_at": e.created_at,
             }
             for e in events
@@ -124,7 +152,11 @@ _BUMP = (
     .values(last_event_id=_ORGANIZATIONS.c.last_event_id + bindparam("n", type_=BigInteger))
     .returning(_ORGANIZATIONS.c.last_event_id)
 )
-_INSERT_EVENTS = insert(Event.__table__)  # type: ignore[attr-defined]
+# The data goes in as the text it was encoded to, not through the JSON column's own
+# serializer: encoded once, the same bytes stored and published.
+_INSERT_EVENTS = insert(Event.__table__).values(  # type: ignore[attr-defined]
+    data=bindparam("data_json", type_=Text)
+)
 
 # The counter bump and the insert of the events it numbers, in one statement.
 _APPEND_POSTGRES = (
