@@ -20,7 +20,7 @@ import orjson
 
 from connectors.types import InboundEvent
 
-__all__ = ["REPLACEMENT", "storable", "storable_events", "storable_text"]
+__all__ = ["MAX_DEPTH", "REPLACEMENT", "TOO_DEEP", "storable", "storable_events", "storable_text"]
 
 REPLACEMENT = "\ufffd"
 
@@ -28,25 +28,36 @@ _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 
 T = TypeVar("T")
 
+# Platform objects are copied into a message's data as they came. An event must fit
+# in a frame (orjson encodes at most 254 levels) with the envelope around it: deeper
+# platform data is cut here, so the delivery is stored rather than refused forever.
+MAX_DEPTH = 64
+TOO_DEEP = "[nested too deep]"
+# The levels the envelope and a message's own fields add around platform data.
+_ENVELOPE_LEVELS = 8
+
 
 def storable_text(text: str) -> str:
     """``text`` with every NUL and lone surrogate replaced by U+FFFD."""
     return _UNSTORABLE.sub(REPLACEMENT, text)
 
 
-def storable(value: T) -> T:
+def storable(value: T, depth: int = 0) -> T:
     """``value`` with every string in it made storable, through dicts (keys too),
     lists and tuples; anything else is returned as it is. Unchanged strings and
-    containers are returned themselves, not copied."""
+    containers are returned themselves, not copied. A container nested deeper than
+    ``MAX_DEPTH`` becomes ``TOO_DEEP``, so that the event still fits in a frame."""
     if isinstance(value, str):
         return storable_text(value) if _UNSTORABLE.search(value) else value  # type: ignore[return-value]
+    if isinstance(value, dict | list | tuple) and depth >= MAX_DEPTH:
+        return TOO_DEEP  # type: ignore[return-value]
     if isinstance(value, dict):
-        items = [(storable(k), storable(v)) for k, v in value.items()]
+        items = [(storable(k), storable(v, depth + 1)) for k, v in value.items()]
         if all(k is k0 and v is v0 for (k, v), (k0, v0) in zip(items, value.items(), strict=True)):
             return value
         return dict(items)  # type: ignore[return-value]
     if isinstance(value, list | tuple):
-        cleaned = [storable(v) for v in value]
+        cleaned = [storable(v, depth + 1) for v in value]
         if all(c is v for c, v in zip(cleaned, value, strict=True)):
             return value
         return tuple(cleaned) if isinstance(value, tuple) else cleaned  # type: ignore[return-value]
@@ -62,7 +73,11 @@ def _may_hold_unstorable(events: Sequence[InboundEvent]) -> bool:
     text that spells out ``\\u0000`` itself, just take the careful path.
     """
     try:
-        serialized = orjson.dumps(events)
+        # Wrapped as deep as an envelope will wrap it: data too deep to send fails here.
+        wrapped: Any = events
+        for _ in range(_ENVELOPE_LEVELS):
+            wrapped = [wrapped]
+        serialized = orjson.dumps(wrapped)
     except TypeError:
         return True
     return b"\\u0000" in serialized

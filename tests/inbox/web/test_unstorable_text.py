@@ -145,3 +145,24 @@ def test_a_whatsapp_text_with_a_lone_surrogate_escape_is_stored(service, tenant)
     assert r.status_code == 200, r.text
     [message] = messages_shown(tenant)
     assert message["content"] == "\ufffd"
+
+
+def test_platform_data_nested_too_deep_to_send_is_cut_and_the_message_stored(service, tenant):
+    """A referral nested 252 levels deep would make an event no frame can carry: the
+    delivery is still acknowledged and stored (never a 500 retried for days), with the
+    part past the bound cut."""
+    channel = whatsapp_channel(tenant)
+    body = json.loads(whatsapp_text(channel, "wamid.deep-1", "from an ad"))
+    message = body["entry"][0]["changes"][0]["value"]["messages"][0]
+    deep: Any = "bottom"
+    for _ in range(252):
+        deep = {"d": deep}
+    message["referral"] = {"source_type": "ad", "headline": "Spring sale", "nested": deep}
+    raw = json.dumps(body).encode()
+
+    for _ in range(2):
+        r = post_meta(service, "whatsapp", raw, channel.secret)
+        assert r.status_code == 200, r.text
+    [shown] = messages_shown(tenant)
+    assert shown["content"] == "from an ad"
+    assert "[nested too deep]" in json.dumps(shown)
