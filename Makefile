@@ -25,8 +25,11 @@ lint: $(BIN)/.installed
 typecheck: $(BIN)/.installed
 	$(BIN)/mypy inbox realtime connectors
 
+# Test files run in parallel, one process per core (`make test PYTEST_ARGS=` for one).
+PYTEST_ARGS ?= -n auto --dist loadfile
+
 test: check-lock lint typecheck
-	$(BIN)/pytest
+	$(BIN)/pytest $(PYTEST_ARGS)
 
 check-lock:
 	$(PYTHON) tools/lock.py check
@@ -45,7 +48,7 @@ check-latest:
 	$(LATEST)/bin/pip list --format=freeze > $(LATEST)/versions.txt
 	$(LATEST)/bin/ruff check .
 	$(LATEST)/bin/mypy inbox realtime connectors
-	$(LATEST)/bin/pytest -p no:cacheprovider
+	$(LATEST)/bin/pytest -p no:cacheprovider $(PYTEST_ARGS)
 	rm -rf $(LATEST)
 
 # `make bench ARGS=--quick` for a short check; bench/README.md lists the options.
