@@ -244,6 +244,8 @@ def _listen_problem(host: str, port: int) -> str | None:
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
+    from .web.http_limits import HeadLimits, uvicorn_options
+
     if args.workers > 1 and not settings.redis_url:
         # Each worker is a process with its own in-memory broker: WebSockets held by one
         # would never hear of events caused through another.
@@ -291,6 +293,11 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         ws_ping_interval=20,
         ws_ping_timeout=20,
         timeout_graceful_shutdown=10,
+        # uvicorn's httptools parser takes headers without limit: the head is counted,
+        # and refused with 431, before the parser sees it.
+        **uvicorn_options(
+            HeadLimits(max_bytes=settings.max_header_bytes, max_headers=settings.max_headers)
+        ),
     )
     return 0
 

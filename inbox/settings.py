@@ -68,6 +68,10 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
     # Platforms document deliveries larger than any REST request (WhatsApp: 3 MB).
     max_webhook_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
+    # A request's head (request line and headers) over either bound is answered 431
+    # before it is read further. Browsers send a few KiB, most of it cookies.
+    max_header_bytes: int = Field(default=32 * 1024, ge=4096, le=1024 * 1024)
+    max_headers: int = Field(default=100, ge=16, le=1000)
 
     @field_validator("database_url")
     @classmethod
