@@ -28,17 +28,12 @@ class PayloadError(ConnectorError):
         self.details = details or {}
 
 
-class SendError(ConnectorError):
-    """An outbound message was not accepted by the platform.
+class PlatformCallError(ConnectorError):
+    """A call to a platform's API failed: what every outbound call reports.
 
-    ``retryable`` says whether sending the same message again could succeed
-    (timeouts, rate limits, server errors); ``retry_after`` is the delay the
-    platform asked for, in seconds, when it gave one. ``code`` is the
-    platform's own error code when it sent one (``"131047"``, ``"21211"``),
-    or one of ours: ``"timeout"`` (the request may have reached the platform),
-    ``"connect_error"`` (it did not), ``"http_<status>"``, ``"bad_response"``
-    (the platform answered success in a form we cannot read: do not resend),
-    ``"unsupported"`` (this message cannot be sent on this channel).
+    ``retryable`` says whether the same call could succeed later (timeouts, rate
+    limits, server errors); ``retry_after`` is the delay the platform asked for,
+    in seconds, when it gave one; ``code`` the platform's error code or one of ours.
     """
 
     def __init__(
@@ -59,6 +54,21 @@ class SendError(ConnectorError):
 
     def __repr__(self) -> str:
         return (
-            f"SendError({self.message!r}, retryable={self.retryable}, code={self.code!r}, "
-            f"retry_after={self.retry_after!r}, status_code={self.status_code!r})"
+            f"{type(self).__name__}({self.message!r}, retryable={self.retryable}, "
+            f"code={self.code!r}, retry_after={self.retry_after!r}, "
+            f"status_code={self.status_code!r})"
         )
+
+
+class SendError(PlatformCallError):
+    """An outbound message was not accepted by the platform.
+
+    ``retryable`` says whether sending the same message again could succeed
+    (timeouts, rate limits, server errors); ``retry_after`` is the delay the
+    platform asked for, in seconds, when it gave one. ``code`` is the
+    platform's own error code when it sent one (``"131047"``, ``"21211"``),
+    or one of ours: ``"timeout"`` (the request may have reached the platform),
+    ``"connect_error"`` (it did not), ``"http_<status>"``, ``"bad_response"``
+    (the platform answered success in a form we cannot read: do not resend),
+    ``"unsupported"`` (this message cannot be sent on this channel).
+    """

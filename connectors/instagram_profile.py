@@ -17,7 +17,7 @@ from urllib.parse import quote
 import httpx
 
 from . import meta, sending
-from .errors import ConnectorError
+from .errors import PlatformCallError
 from .settings import ChannelSettings, InstagramSettings
 
 __all__ = ["FIELDS", "Profile", "ProfileError", "fetch_profile"]
@@ -38,7 +38,7 @@ class Profile:
     profile_pic: str | None = None
 
 
-class ProfileError(ConnectorError):
+class ProfileError(PlatformCallError):
     """A profile could not be read.
 
     ``retryable`` says whether asking again later could succeed (timeouts, rate
@@ -47,28 +47,6 @@ class ProfileError(ConnectorError):
     else ``"connect_error"``, ``"timeout"``, ``"http_<status>"`` or
     ``"bad_response"`` (a success the body of which is not a profile).
     """
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        retryable: bool,
-        code: str | None = None,
-        retry_after: float | None = None,
-        status_code: int | None = None,
-    ) -> None:
-        super().__init__(f"[{code}] {message}" if code else message)
-        self.message = message
-        self.retryable = retryable
-        self.code = code
-        self.retry_after = retry_after
-        self.status_code = status_code
-
-    def __repr__(self) -> str:
-        return (
-            f"ProfileError({self.message!r}, retryable={self.retryable}, code={self.code!r}, "
-            f"retry_after={self.retry_after!r}, status_code={self.status_code!r})"
-        )
 
 
 async def fetch_profile(
