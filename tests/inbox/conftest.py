@@ -68,6 +68,22 @@ def database_url(request: pytest.FixtureRequest) -> Iterator[str]:
     drop_database(server_url, name)
 
 
+@pytest.fixture()
+def own_database(request: pytest.FixtureRequest, database_url: str) -> Iterator[str]:
+    """A fresh migrated database of the same backend, that no other server works on."""
+    if database_url.startswith("sqlite"):
+        url = async_database_url(f"sqlite:///{Path(tempfile.mkdtemp()) / 'own.db'}")
+        migrate.upgrade(url)
+        yield url
+        return
+    server_url = request.getfixturevalue("postgres_server_url")
+    url, name = create_database(server_url)
+    url = async_database_url(url)
+    migrate.upgrade(url)
+    yield url
+    drop_database(server_url, name)
+
+
 def make_settings(database_url: str, **overrides: Any) -> Settings:
     values: dict[str, Any] = {
         "env": "test",

@@ -4,22 +4,18 @@ sent by the delivery worker with retries, recorded, and never sent twice."""
 from __future__ import annotations
 
 import base64
-import tempfile
 from collections.abc import Iterator
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
-from servers import create_database, drop_database, free_port
+from servers import free_port
 from sqlmodel import col
 from support import LiveServer
 
-from inbox import migrate
 from inbox.app import create_app
 from inbox.db import Database
 from inbox.models import Conversation, Message, utcnow
-from inbox.settings import async_database_url
 from tests.connectors.fake_platform import (
     FakePlatform,
     RecordedRequest,
@@ -300,22 +296,6 @@ def test_an_interrupted_attempt_is_failed_not_sent_again(service, tenant, platfo
 
 
 # -- restarts -----------------------------------------------------------------------------
-
-
-@pytest.fixture()
-def own_database(request: pytest.FixtureRequest, database_url: str) -> Iterator[str]:
-    """A fresh migrated database of the same backend, that no other server works on."""
-    if database_url.startswith("sqlite"):
-        url = async_database_url(f"sqlite:///{Path(tempfile.mkdtemp()) / 'restart.db'}")
-        migrate.upgrade(url)
-        yield url
-        return
-    server_url = request.getfixturevalue("postgres_server_url")
-    url, name = create_database(server_url)
-    url = async_database_url(url)
-    migrate.upgrade(url)
-    yield url
-    drop_database(server_url, name)
 
 
 class Deployment:

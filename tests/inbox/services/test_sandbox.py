@@ -9,22 +9,18 @@ API bases point at a recording fake that must hear nothing.
 from __future__ import annotations
 
 import asyncio
-import tempfile
 import time
 from collections.abc import Iterator
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
-from servers import create_database, drop_database
 from sqlmodel import col, select
 from support import BackgroundLoop, LiveServer
 
 from connectors.sandbox import Report, is_sandbox
 from connectors.settings import settings_model
 from connectors.types import StatusUpdate
-from inbox import migrate
 from inbox.api.channels import channel_public
 from inbox.app import create_app
 from inbox.db import Database
@@ -33,7 +29,6 @@ from inbox.models import Channel, Message, User, utcnow
 from inbox.services.group_commit import GroupCommit
 from inbox.services.outbox import NullSink
 from inbox.services.sandbox import SandboxReports
-from inbox.settings import async_database_url
 from tests.connectors.fake_platform import FakePlatform
 from tests.inbox.conftest import Service, make_settings
 from tests.inbox.live.wsclient import frames_until, open_ws, ready, rest
@@ -57,22 +52,6 @@ def quiet_platform() -> Iterator[FakePlatform]:
     """Where the service's platform APIs point: a sandbox channel must never call it."""
     with FakePlatform() as fake:
         yield fake
-
-
-@pytest.fixture()
-def own_database(request: pytest.FixtureRequest, database_url: str) -> Iterator[str]:
-    """A fresh migrated database of the same backend, that no other server works on."""
-    if database_url.startswith("sqlite"):
-        url = async_database_url(f"sqlite:///{Path(tempfile.mkdtemp()) / 'sandbox.db'}")
-        migrate.upgrade(url)
-        yield url
-        return
-    server_url = request.getfixturevalue("postgres_server_url")
-    url, name = create_database(server_url)
-    url = async_database_url(url)
-    migrate.upgrade(url)
-    yield url
-    drop_database(server_url, name)
 
 
 class Running:
