@@ -61,6 +61,10 @@ class ValidationFailed(ApiError):
     status, code = 422, "VALIDATION_ERROR"
 
 
+class IdempotencyKeyReused(ApiError):
+    status, code = 422, "IDEMPOTENCY_KEY_REUSED"
+
+
 class ServiceUnavailable(ApiError):
     status, code = 503, "SERVICE_UNAVAILABLE"
 

@@ -4,7 +4,7 @@ from starlette.responses import Response
 
 from ..errors import field_error
 from ..schemas.conversations import MessagePublic, ReplyCreate
-from ..services.outbound import post_reply
+from ..services.outbound import Idempotency, post_reply
 from ..web.endpoint import Context, Endpoints, json_response
 
 api = Endpoints("conversations")
@@ -21,21 +21,29 @@ MAX_IDEMPOTENCY_KEY = 200
 )
 async def create_message(ctx: Context[None, ReplyCreate]) -> Response:
     """Answers 201 at once with the message `queued`; delivery follows (`message.status`).
-    With an `Idempotency-Key` header, a repeat answers 200 with the first message and
-    sends nothing."""
+    With an `Idempotency-Key` header, a repeat of the same request by the same user or
+    API key answers 200 with the first message and sends nothing; the same key with a
+    different request answers 422 `IDEMPOTENCY_KEY_REUSED` and changes nothing. Keys
+    are each credential's own: another user's key never answers yours."""
+    principal = ctx.principal
+    idempotency = None
     key = ctx.request.headers.get("idempotency-key")
-    if key is not None and not 0 < len(key) <= MAX_IDEMPOTENCY_KEY:
-        raise field_error("Idempotency-Key", f"must be 1 to {MAX_IDEMPOTENCY_KEY} characters")
+    if key is not None:
+        if not 0 < len(key) <= MAX_IDEMPOTENCY_KEY:
+            raise field_error("Idempotency-Key", f"must be 1 to {MAX_IDEMPOTENCY_KEY} characters")
+        idempotency = Idempotency.of(
+            key, user_id=principal.user_id, api_key_id=principal.api_key_id
+        )
     message, created = await post_reply(
         ctx.state.db,
         ctx.state.events,
         org_id=ctx.org_id,
         conversation_id=ctx.path["conversation_id"],
-        user_id=ctx.principal.user_id,
+        user_id=principal.user_id,
         content=ctx.body.content,
         attachments=[a.model_dump(exclude_none=True) for a in ctx.body.attachments],
         private=ctx.body.private,
-        idempotency_key=key,
+        idempotency=idempotency,
     )
     if created and message.status == "queued" and ctx.state.delivery is not None:
         ctx.state.delivery.wake()

@@ -67,8 +67,14 @@ class Message(SQLModel, table=True):
     __table_args__ = (
         # Platforms retry deliveries; this key turns a retry into a no-op.
         UniqueConstraint("channel_id", "external_id", name="uq_message_external"),
-        # A client retrying a send with the same Idempotency-Key gets the first message.
-        UniqueConstraint("organization_id", "idempotency_key", name="uq_message_idempotency"),
+        # A client retrying a send with the same Idempotency-Key gets the first message;
+        # keys are the credential's own, so two agents cannot collide on one.
+        UniqueConstraint(
+            "organization_id",
+            "idempotency_scope",
+            "idempotency_key",
+            name="uq_message_idempotency",
+        ),
         Index("ix_messages_delivery", "status", "next_attempt_at"),
         Index("ix_messages_conversation", "conversation_id", "ordered_at", "id"),
         Index("ix_messages_org_created", "organization_id", "created_at"),
@@ -104,6 +110,10 @@ class Message(SQLModel, table=True):
     # Conversation order: the platform's time when it gave one, else when we stored it.
     ordered_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     idempotency_key: str | None = Field(default=None, max_length=200)
+    # Whose key it is ("user:<id>", "key:<id>"), and a digest of the request it came
+    # with: the same key with another request is refused, not answered with this one.
+    idempotency_scope: str | None = Field(default=None, max_length=64)
+    idempotency_digest: str | None = Field(default=None, max_length=64)
     # Outbound delivery bookkeeping: an attempt is recorded before the platform is called.
     attempts: int = Field(default=0)
     next_attempt_at: datetime | None = Field(default=None, sa_type=UTCDateTime)

@@ -2,30 +2,75 @@
 
 from __future__ import annotations
 
+import hashlib
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import orjson
 from sqlalchemy import func, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 
 from ..db import Database
-from ..errors import NotFound
+from ..errors import IdempotencyKeyReused, NotFound
 from ..models import Conversation, Message, utcnow
 from ..views import conversation_data, message_data
 from .inbound import PREVIEW_LENGTH
 from .outbox import EventSink, Transaction, transaction
 
 
-async def _by_idempotency_key(db: Database, org_id: int, key: str) -> Message | None:
+@dataclass(frozen=True)
+class Idempotency:
+    """A client's ``Idempotency-Key`` and whose it is: ``scope`` names the credential
+    ("user:<id>", "key:<id>"), so one caller's key never answers another's request."""
+
+    key: str
+    scope: str
+
+    @classmethod
+    def of(cls, key: str, *, user_id: int | None, api_key_id: int | None) -> Idempotency:
+        # The user, not the token: a retry after signing in again is still a retry.
+        scope = f"user:{user_id}" if user_id is not None else f"key:{api_key_id}"
+        return cls(key, scope)
+
+
+def request_digest(
+    conversation_id: int, content: str, attachments: list[dict[str, Any]], private: bool
+) -> str:
+    """What a reply asked for, as a digest: a retry must ask for the same."""
+    request = {
+        "conversation_id": conversation_id,
+        "content": content,
+        "attachments": attachments,
+        "private": private,
+    }
+    return hashlib.sha256(orjson.dumps(request, option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+
+async def _replay(
+    db: Database, org_id: int, idempotency: Idempotency, digest: str
+) -> Message | None:
+    """The message first stored under this key, or None; IdempotencyKeyReused when that
+    message was asked for with another request."""
     async with db.session() as session:
-        return (
+        existing = (
             await session.exec(
                 select(Message).where(
-                    col(Message.organization_id) == org_id, col(Message.idempotency_key) == key
+                    col(Message.organization_id) == org_id,
+                    col(Message.idempotency_scope) == idempotency.scope,
+                    col(Message.idempotency_key) == idempotency.key,
                 )
             )
         ).first()
+    # A message stored before digests were kept has none: it answers as it always did.
+    if existing is not None and existing.idempotency_digest not in (None, digest):
+        raise IdempotencyKeyReused(
+            "This Idempotency-Key was already used with a different request; "
+            "use a new key for a new message",
+            {"idempotency_key": idempotency.key, "message_id": existing.id},
+        )
+    return existing
 
 
 async def post_reply(
@@ -38,14 +83,16 @@ async def post_reply(
     content: str,
     attachments: list[dict[str, Any]],
     private: bool,
-    idempotency_key: str | None,
+    idempotency: Idempotency | None,
 ) -> tuple[Message, bool]:
     """Store an agent's message; answer (message, created). A private note is never sent.
 
-    A repeat with the same idempotency key returns the first message and does nothing.
+    A repeat of the same request with the same idempotency key returns the first message
+    and does nothing; the key with another request raises IdempotencyKeyReused.
     """
-    if idempotency_key:
-        existing = await _by_idempotency_key(db, org_id, idempotency_key)
+    digest = request_digest(conversation_id, content, attachments, private)
+    if idempotency is not None:
+        existing = await _replay(db, org_id, idempotency, digest)
         if existing is not None:
             return existing, False
     now = utcnow()
@@ -67,7 +114,9 @@ async def post_reply(
                 # A note is done once stored; a reply waits for the delivery worker.
                 status="sent" if private else "queued",
                 next_attempt_at=None if private else now,
-                idempotency_key=idempotency_key,
+                idempotency_key=idempotency.key if idempotency else None,
+                idempotency_scope=idempotency.scope if idempotency else None,
+                idempotency_digest=digest if idempotency else None,
                 ordered_at=now,
             )
             tx.session.add(message)
@@ -85,9 +134,10 @@ async def post_reply(
                     await conversation_data(tx.session, conversation_id, org_id),
                 )
     except IntegrityError:
-        # The same key raced us and won: that message is the answer.
-        if idempotency_key:
-            existing = await _by_idempotency_key(db, org_id, idempotency_key)
+        # The same key raced us and won: that message is the answer, if it was asked
+        # for with this same request.
+        if idempotency is not None:
+            existing = await _replay(db, org_id, idempotency, digest)
             if existing is not None:
                 return existing, False
         raise

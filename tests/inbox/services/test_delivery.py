@@ -251,12 +251,14 @@ def test_a_repeat_with_the_same_idempotency_key_sends_nothing_more(service, tena
 
     first = reply(tenant, conv, headers=key)
     settled(service, first.json()["id"])
-    again = reply(tenant, conv, "A different text, same key", headers=key)
+    again = reply(tenant, conv, headers=key)
 
     assert (first.status_code, again.status_code) == (201, 200)
     assert again.json()["id"] == first.json()["id"]
     assert again.json()["content"] == "Yes, in blue and green."
     assert again.headers.get("idempotent-replayed") == "true"
+    # The key with another text is refused, and nothing of it is stored or sent.
+    assert reply(tenant, conv, "A different text, same key", headers=key).status_code == 422
     # The worker had its chance to send anything new: a later reply goes out alone.
     settled(service, reply(tenant, conv, "Anything else?").json()["id"])
     bodies = [r.json()["text"]["body"] for r in requests_for(platform, channel)]
