@@ -110,7 +110,10 @@ class InboundMessage:
     """A message a person sent to one of our channels.
 
     ``sender_id`` is the platform identity (WhatsApp ``wa_id``, Instagram-scoped
-    id, the sender's number for SMS); ``sender_phone`` is E.164 when known.
+    id, the sender's number for SMS); ``sender_phone`` is E.164 when known;
+    ``sender_user_id`` the platform's second id for the same person, where it has
+    one (WhatsApp's business-scoped user id, the only id left when a user hides
+    their number behind a username).
     ``content`` is the text, caption or a short description; ``attachments``
     hold media references (``type``, ``media_id`` or ``url``, ``mime_type``,
     ``caption``, ``filename``, ...); ``raw`` keeps platform fields worth
@@ -131,6 +134,7 @@ class InboundMessage:
     attachments: list[dict[str, Any]] = field(default_factory=list)
     raw: dict[str, Any] = field(default_factory=dict)
     reply_to: str | None = None
+    sender_user_id: str | None = None
 
 
 DeliveryStatus = Literal["sent", "delivered", "read", "failed"]
@@ -157,7 +161,10 @@ class StatusUpdate:
 
 @dataclass(frozen=True)
 class Reaction:
-    """A person reacted to a message; ``emoji`` is None when the reaction was removed."""
+    """A person reacted to a message; ``emoji`` is None when the reaction was removed.
+
+    ``by_business``: the business removed its own reaction from the platform's app,
+    and ``sender_id`` names the customer it had reacted to."""
 
     platform: str
     channel_key: str | None
@@ -167,17 +174,21 @@ class Reaction:
     timestamp: datetime
     external_id: str | None = None
     sender_name: str | None = None
+    by_business: bool = False
 
 
 @dataclass(frozen=True)
 class Deletion:
-    """A person deleted (unsent) a message they had sent us."""
+    """A person deleted (unsent) a message they had sent us; with ``by_business``, the
+    business deleted one it sent from the platform's app (``sender_id`` is then the
+    customer it was sent to)."""
 
     platform: str
     channel_key: str | None
     sender_id: str
     target_id: str
     timestamp: datetime
+    by_business: bool = False
 
 
 @dataclass(frozen=True)
@@ -214,7 +225,8 @@ class Echo:
 
 @dataclass(frozen=True)
 class MessageEdit:
-    """A person changed the text (or caption) of a message they had sent us."""
+    """A person changed the text (or caption) of a message they had sent us; with
+    ``by_business``, the business changed one it sent from the platform's app."""
 
     platform: str
     channel_key: str | None
@@ -223,6 +235,24 @@ class MessageEdit:
     content: str
     timestamp: datetime
     external_id: str | None = None
+    by_business: bool = False
+
+
+@dataclass(frozen=True)
+class IdentityChange:
+    """The person known by ``old_id`` is now known by ``new_id``: a changed number
+    (``id_kind="id"``, both WhatsApp ``wa_id``) or a changed business-scoped user id
+    (``id_kind="user_id"``). ``new_phone`` is the new number, E.164, when one is told.
+    """
+
+    platform: str
+    channel_key: str | None
+    old_id: str
+    new_id: str
+    timestamp: datetime
+    external_id: str
+    id_kind: Literal["id", "user_id"] = "id"
+    new_phone: str | None = None
 
 
 @dataclass(frozen=True)
@@ -318,6 +348,7 @@ InboundEvent = (
     | ReadReceipt
     | Echo
     | MessageEdit
+    | IdentityChange
     | Activity
     | ChannelHealth
     | Unhandled

@@ -11,6 +11,7 @@ is not what the platform documents becomes an Unreadable event and costs only it
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -45,7 +46,20 @@ _STATUSES: dict[str, DeliveryStatus] = {
     "failed": "failed",
 }
 
-Contacts = list[tuple[str | None, str | None]]
+
+@dataclass(frozen=True)
+class _Party:
+    """One entry of a delivery's ``contacts``: who a message is from."""
+
+    wa_id: str | None
+    name: str | None
+    # The business-scoped user id, given beside the wa_id, or alone when the user
+    # hides their number behind a username.
+    user_id: str | None = None
+
+
+Contacts = list[_Party]
+_NOBODY = _Party(None, None)
 
 
 def parse_delivery(body: dict[str, Any]) -> list[InboundEvent]:
@@ -136,7 +150,10 @@ def _change(raw: Any, where: str, account_id: str | None) -> list[InboundEvent]:
         opt_str(metadata.get("phone_number_id"), f"{value_where}.metadata.phone_number_id") or None
     )
     if field == "messages":
-        return _messages(value, value_where, channel_key, account_id)
+        own = opt_str(
+            metadata.get("display_phone_number"), f"{value_where}.metadata.display_phone_number"
+        )
+        return _messages(value, value_where, channel_key, account_id, _digits(own))
     if field == "smb_message_echoes":
         return _echoes(value, value_where, channel_key)
     if field == "calls":
@@ -147,8 +164,16 @@ def _change(raw: Any, where: str, account_id: str | None) -> list[InboundEvent]:
     return [Unhandled(PLATFORM, channel_key, field[:64], where, value, account_id)]
 
 
+def _digits(number: str | None) -> str | None:
+    return "".join(c for c in number if c.isdigit()) or None if number else None
+
+
 def _messages(
-    value: dict[str, Any], where: str, channel_key: str | None, account_id: str | None
+    value: dict[str, Any],
+    where: str,
+    channel_key: str | None,
+    account_id: str | None,
+    own_number: str | None,
 ) -> list[InboundEvent]:
     events: list[InboundEvent] = []
     contacts: Contacts = []
@@ -169,6 +194,7 @@ def _messages(
                 channel_key,
                 contacts,
                 message_where,
+                own_number,
             )
         )
     for status_where, raw_status in _items(value, "statuses", where, events, channel_key):
@@ -203,7 +229,8 @@ def _calls(value: dict[str, Any], where: str, channel_key: str | None) -> list[I
         )
 
     def contact_of(number: str | None) -> tuple[str | None, str | None]:
-        return _contact_for(number, contacts)
+        party = _contact_for(number, contacts)
+        return party.wa_id, party.name
 
     def read_call(raw: Any, at: str) -> InboundEvent:
         return call(as_object(raw, at), channel_key, contact_of, at)
@@ -217,12 +244,22 @@ def _contact(raw: Any, where: str, contacts: Contacts) -> list[InboundEvent]:
     contact = as_object(raw, where)
     profile = opt_object(contact.get("profile"), f"{where}.profile")
     name = opt_str(profile.get("name"), f"{where}.profile.name") if profile else None
-    contacts.append((opt_str(contact.get("wa_id"), f"{where}.wa_id"), name or None))
+    contacts.append(
+        _Party(
+            opt_str(contact.get("wa_id"), f"{where}.wa_id") or None,
+            name or None,
+            opt_str(contact.get("user_id"), f"{where}.user_id") or None,
+        )
+    )
     return []
 
 
 def _message(
-    message_raw: Any, channel_key: str | None, contacts: Contacts, where: str
+    message_raw: Any,
+    channel_key: str | None,
+    contacts: Contacts,
+    where: str,
+    own_number: str | None = None,
 ) -> InboundEvent | list[InboundEvent]:
     message = as_object(message_raw, where)
     external_id = as_str(message.get("id"), f"{where}.id")
@@ -234,13 +271,21 @@ def _message(
         # No contacts array comes with it: the sender is ``from`` alone, never the
         # contact of another message batched beside it.
         return system(message, channel_key, sender_phone_field, external_id, timestamp, where)
+    if own_number and _digits(sender_phone_field) == own_number:
+        # The channel's own number is the business, never a customer to make a contact of.
+        return Unhandled(PLATFORM, channel_key, "messages.from_business", where, message)
 
     # The contact entry names the sender; its wa_id is the identity, which the
-    # documentation warns may differ from the phone number in ``from``.
-    wa_id, name = _contact_for(sender_phone_field, contacts)
-    sender_id = wa_id or sender_phone_field
+    # documentation warns may differ from the phone number in ``from``. A user who
+    # hides their number is named by their user id alone.
+    party = _contact_for(sender_phone_field, contacts)
+    wa_id, name = party.wa_id, party.name
+    user_id = party.user_id or opt_str(message.get("from_user_id"), f"{where}.from_user_id") or None
+    sender_id = wa_id or sender_phone_field or user_id
     if not sender_id:
-        raise PayloadError("message has neither from nor a contact wa_id", where)
+        raise PayloadError("message has neither from nor a contact wa_id or user_id", where)
+    if user_id == sender_id:
+        user_id = None
 
     if kind == "reaction":
         reaction = opt_object(message.get("reaction"), f"{where}.reaction") or {}
@@ -304,6 +349,7 @@ def _message(
         attachments=attachments,
         raw=raw,
         reply_to=reply_to,
+        sender_user_id=user_id,
     )
 
 
@@ -314,6 +360,7 @@ def _edit(
     external_id: str,
     timestamp: datetime,
     where: str,
+    by_business: bool = False,
 ) -> InboundEvent:
     edit_where = f"{where}.edit"
     edit = opt_object(message.get("edit"), edit_where) or {}
@@ -322,16 +369,18 @@ def _edit(
     inner = opt_object(edit.get("message"), inner_where) or {}
     inner_kind = type_name(opt_str(inner.get("type"), f"{inner_where}.type") or "text")
     content, _, _ = message_content(inner_kind, inner, inner_where)
-    return MessageEdit(PLATFORM, channel_key, sender_id, target, content, timestamp, external_id)
+    return MessageEdit(
+        PLATFORM, channel_key, sender_id, target, content, timestamp, external_id, by_business
+    )
 
 
-def _contact_for(sender: str | None, contacts: Contacts) -> tuple[str | None, str | None]:
-    for wa_id, name in contacts:
-        if sender is not None and wa_id == sender:
-            return wa_id, name
+def _contact_for(sender: str | None, contacts: Contacts) -> _Party:
+    for party in contacts:
+        if sender is not None and party.wa_id == sender:
+            return party
     if len(contacts) == 1:
         return contacts[0]
-    return None, None
+    return _NOBODY
 
 
 def _status(raw: Any, channel_key: str | None, where: str) -> InboundEvent:
@@ -375,17 +424,49 @@ def _echo(raw: Any, channel_key: str | None, where: str) -> InboundEvent:
     ``to`` the customer, and the content objects are those of a message."""
     echo = as_object(raw, where)
     kind = type_name(opt_str(echo.get("type"), f"{where}.type"))
-    if kind in ("reaction", "edit", "revoke"):
-        return Unhandled(PLATFORM, channel_key, f"smb_message_echoes.{kind}", where, echo)
+    customer = as_str(echo.get("to"), f"{where}.to")
+    external_id = as_str(echo.get("id"), f"{where}.id")
+    timestamp = unix_time(echo.get("timestamp"), f"{where}.timestamp")
+    if kind == "edit":
+        return _edit(echo, channel_key, customer, external_id, timestamp, where, by_business=True)
+    if kind == "revoke":
+        revoke = opt_object(echo.get("revoke"), f"{where}.revoke") or {}
+        target = as_str(revoke.get("original_message_id"), f"{where}.revoke.original_message_id")
+        return Deletion(PLATFORM, channel_key, customer, target, timestamp, by_business=True)
+    if kind == "reaction":
+        reaction = opt_object(echo.get("reaction"), f"{where}.reaction") or {}
+        target = as_str(reaction.get("message_id"), f"{where}.reaction.message_id")
+        emoji = opt_str(reaction.get("emoji"), f"{where}.reaction.emoji") or None
+        if emoji is None:
+            return Reaction(
+                PLATFORM,
+                channel_key,
+                customer,
+                target,
+                None,
+                timestamp,
+                external_id,
+                by_business=True,
+            )
+        return Echo(
+            platform=PLATFORM,
+            channel_key=channel_key,
+            external_id=external_id,
+            recipient_id=customer,
+            timestamp=timestamp,
+            content=emoji,
+            attachments=[{"type": "reaction", "target_id": target, "emoji": emoji}],
+            content_type="reaction",
+        )
     content, attachments, raw = message_content(kind, echo, where)
     if raw:
         attachments = [*attachments, {"type": kind, "data": raw}]
     return Echo(
         platform=PLATFORM,
         channel_key=channel_key,
-        external_id=as_str(echo.get("id"), f"{where}.id"),
-        recipient_id=as_str(echo.get("to"), f"{where}.to"),
-        timestamp=unix_time(echo.get("timestamp"), f"{where}.timestamp"),
+        external_id=external_id,
+        recipient_id=customer,
+        timestamp=timestamp,
         content=content,
         attachments=attachments,
         content_type=kind,

@@ -12,11 +12,12 @@ from typing import Any
 from .errors import PayloadError
 from .payload import as_str, opt_number, opt_object, opt_str, type_name, unix_time
 from .phones import to_e164
-from .types import Activity, InboundEvent, Unhandled
+from .types import Activity, IdentityChange, InboundEvent, Unhandled
 
 PLATFORM = "whatsapp"
 CHANGED_NUMBER = frozenset({"user_changed_number", "customer_changed_number"})
 _CHANGED_IDENTITY = frozenset({"customer_identity_changed", "user_identity_changed"})
+CHANGED_USER_ID = "user_changed_user_id"
 
 # (wa_id, profile name) of the party a number names, from the delivery's contacts.
 ContactOf = Callable[[str | None], tuple[str | None, str | None]]
@@ -106,6 +107,7 @@ def system(
     where: str,
 ) -> list[InboundEvent]:
     """A ``system`` message: a notice about the customer, told in their conversation.
+    A changed number or user id also moves the contact to the new one.
 
     No contacts array comes with it: the sender is ``from`` alone, never the contact
     of another message batched beside it."""
@@ -115,6 +117,30 @@ def system(
     new_number = opt_str(notice.get("wa_id"), f"{where}.system.wa_id") or opt_str(
         notice.get("new_wa_id"), f"{where}.system.new_wa_id"
     )
+    if kind == CHANGED_USER_ID:
+        # Told without a number: only the contact that had the old user id can move.
+        old = opt_str(notice.get("previous_user_id"), f"{where}.system.previous_user_id")
+        new = opt_str(notice.get("user_id"), f"{where}.system.user_id")
+        if old and new and old != new:
+            return [
+                IdentityChange(
+                    PLATFORM, channel_key, old, new, timestamp, external_id, id_kind="user_id"
+                )
+            ]
+        return [Unhandled(PLATFORM, channel_key, f"messages.system.{kind}", where, message)]
+    moved: list[InboundEvent] = []
+    if sender and kind in CHANGED_NUMBER and new_number and new_number != sender:
+        moved.append(
+            IdentityChange(
+                PLATFORM,
+                channel_key,
+                sender,
+                new_number,
+                timestamp,
+                f"{external_id}:identity",
+                new_phone=to_e164(new_number),
+            )
+        )
     if sender and kind in CHANGED_NUMBER and new_number:
         summary = f"Customer changed their number to {to_e164(new_number) or new_number}"
         activity_kind = "contact.number_changed"
@@ -138,5 +164,6 @@ def system(
             external_id=external_id,
             data={"system": notice},
             sender_phone=to_e164(sender),
-        )
+        ),
+        *moved,
     ]

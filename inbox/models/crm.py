@@ -38,12 +38,20 @@ class Contact(SQLModel, table=True):
 
 
 class ContactIdentity(SQLModel, table=True):
-    """One sender identity on one platform kind, e.g. ("whatsapp", "15550123456")."""
+    """One sender identity on one platform kind, e.g. ("whatsapp", "15550123456").
+
+    ``profile_name`` is the name the platform last gave for it, ``former_names`` the
+    ones it gave before (``{"name", "until"}``, oldest first). ``user_id`` is the
+    platform's second id for the same person, where it has one (WhatsApp's
+    business-scoped user id). ``replaced_at`` marks a former identity: the person
+    moved to another (a changed number), and it still leads to them.
+    """
 
     __tablename__ = "contact_identities"
     __table_args__ = (
         UniqueConstraint("organization_id", "kind", "external_id", name="uq_identity"),
         Index("ix_contact_identities_contact", "contact_id"),
+        Index("ix_contact_identities_user_id", "organization_id", "kind", "user_id"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -51,6 +59,12 @@ class ContactIdentity(SQLModel, table=True):
     contact_id: int = Field(foreign_key="contacts.id", ondelete="CASCADE")
     kind: str = Field(max_length=16)
     external_id: str = Field(max_length=200)
+    profile_name: str | None = Field(default=None, max_length=200)
+    former_names: list[dict[str, Any]] = Field(
+        default_factory=list, sa_column=Column(JSONType, nullable=False, server_default="[]")
+    )
+    user_id: str | None = Field(default=None, max_length=200)
+    replaced_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 
 

@@ -68,6 +68,12 @@ class ContactPublic(Output):
 class IdentityPublic(Output):
     kind: str
     external_id: str
+    # The name the platform gives for it now, and the ones it gave before.
+    profile_name: str | None = None
+    former_names: list[dict[str, Any]] = []
+    user_id: str | None = None
+    # Set on a former identity: the person moved to another number.
+    replaced_at: datetime | None = None
 
 
 class ContactConversation(Output):

@@ -22,6 +22,7 @@ import asyncio
 import contextlib
 import logging
 import random
+import time
 from collections.abc import Coroutine
 from datetime import timedelta
 from typing import Any
@@ -37,7 +38,7 @@ from connectors.types import OutboundMessage, SendError, SendResult
 
 from ..db import Database
 from ..models import Channel, Contact, ContactIdentity, Conversation, Message, utcnow
-from .message_status import apply_pending, move_status
+from .message_status import apply_pending, late_statuses, move_status
 from .outbound import record_first_response
 from .outbox import EventSink, transaction
 from .sandbox import SandboxReports
@@ -46,6 +47,8 @@ log = logging.getLogger("inbox.delivery")
 
 BATCH = 50
 IDLE_POLL_SECONDS = 1.0
+# How often statuses that came before their send was recorded are looked for.
+LATE_STATUS_SWEEP_SECONDS = 5.0
 BACKOFF_BASE_SECONDS = 1.0
 BACKOFF_CAP_SECONDS = 300.0
 
@@ -85,11 +88,15 @@ class DeliveryWorker:
         self._wake.set()
 
     async def run(self) -> None:
+        swept = 0.0
         while True:
             try:
                 await self.fail_interrupted()
                 while await self.deliver_due():
                     pass
+                if time.monotonic() - swept >= LATE_STATUS_SWEEP_SECONDS:
+                    swept = time.monotonic()
+                    await self.apply_late_statuses()
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -97,6 +104,16 @@ class DeliveryWorker:
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), IDLE_POLL_SECONDS)
+
+    async def apply_late_statuses(self) -> int:
+        """Apply statuses kept for a platform id that a send has recorded since; answer
+        for how many messages."""
+        async with self.db.session() as session:
+            late = await late_statuses(session)
+        for channel_id, external_id, message_id, organization_id in late:
+            async with transaction(self.db, organization_id, self.sink) as tx:
+                await apply_pending(tx, message_id, channel_id, external_id)
+        return len(late)
 
     async def fail_interrupted(self) -> None:
         cutoff = utcnow() - self.stale_after

@@ -25,6 +25,7 @@ from connectors.types import (
     ChannelHealth,
     Deletion,
     Echo,
+    IdentityChange,
     InboundEvent,
     InboundMessage,
     MessageEdit,
@@ -35,6 +36,7 @@ from connectors.types import (
 
 from ..models import Channel, Contact, ContactIdentity, Conversation, Lead, Message, utcnow
 from ..views import contact_data, conversation_public, lead_data, message_data
+from .identities import by_user_id, move_identity, note_identity
 from .inbound_notices import apply_health, store_activity
 from .message_status import keep_pending, move_status
 from .outbox import Transaction
@@ -83,7 +85,7 @@ _STORED = select(Message.id).where(
 # The row lock serializes deliveries of one contact, so two messages arriving
 # together cannot open two conversations.
 _KNOWN_CONTACT = (
-    select(Contact)
+    select(Contact, ContactIdentity)
     .join(ContactIdentity, col(ContactIdentity.contact_id) == col(Contact.id))
     .where(
         col(ContactIdentity.organization_id) == bindparam("org_id"),
@@ -153,6 +155,8 @@ class Delivery:
             await self.edit(event)
         elif isinstance(event, Activity):
             await store_activity(self, event)
+        elif isinstance(event, IdentityChange):
+            await move_identity(self, event)
         elif isinstance(event, ChannelHealth):
             await apply_health(self, event)
         else:
@@ -162,37 +166,58 @@ class Delivery:
     # -- people -----------------------------------------------------------
 
     async def contact_for(
-        self, kind: str, sender_id: str, name: str | None, phone: str | None
+        self,
+        kind: str,
+        sender_id: str,
+        name: str | None,
+        phone: str | None,
+        *,
+        user_id: str | None = None,
+        at: datetime | None = None,
+        lead: bool = True,
     ) -> Contact:
         """The contact behind a platform identity; a first-time sender becomes a contact
-        (the same one as on another channel when the E.164 phone matches) and a lead."""
-        contact = await self._known_contact(kind, sender_id)
-        if contact is None:
+        (the same one as on another channel when the E.164 phone matches, or as the
+        identity that has ``user_id`` as its second id) and, with ``lead``, a lead.
+        A known sender's new profile name or user id is recorded (``identities``)."""
+        known = await self._known(kind, sender_id)
+        if known is None:
             try:
                 async with self.session.begin_nested():
-                    contact = await self._new_identity(kind, sender_id, name, phone)
+                    return await self._new_identity(kind, sender_id, name, phone, user_id, lead)
             except IntegrityError:
                 # Another delivery from the same sender committed first: use its contact.
-                contact = await self._known_contact(kind, sender_id)
-                if contact is None:
+                known = await self._known(kind, sender_id)
+                if known is None:
                     raise
-        elif name and not contact.name:
-            contact.name = name
-            contact.updated_at = utcnow()
-            self.session.add(contact)
-            await self.session.flush()
-            self.tx.emit("contact.updated", contact_data(contact))
+        contact, identity = known
+        await note_identity(self, contact, identity, name, user_id, at or utcnow())
         return contact
 
-    async def _known_contact(self, kind: str, sender_id: str) -> Contact | None:
+    async def _known(self, kind: str, sender_id: str) -> tuple[Contact, ContactIdentity] | None:
         params = {"org_id": self.org_id, "kind": kind, "sender_id": sender_id}
-        return (await self.session.exec(_KNOWN_CONTACT, params=params)).first()
+        row = (await self.session.exec(_KNOWN_CONTACT, params=params)).first()
+        return None if row is None else (row[0], row[1])
+
+    async def _known_contact(self, kind: str, sender_id: str) -> Contact | None:
+        known = await self._known(kind, sender_id)
+        return None if known is None else known[0]
 
     async def _new_identity(
-        self, kind: str, sender_id: str, name: str | None, phone: str | None
+        self,
+        kind: str,
+        sender_id: str,
+        name: str | None,
+        phone: str | None,
+        user_id: str | None,
+        make_lead: bool,
     ) -> Contact:
         contact = None
-        if phone:
+        # A person known by another id of theirs: a user who now hides their number.
+        alias = await by_user_id(self, kind, [i for i in (sender_id, user_id) if i])
+        if alias is not None:
+            contact = await self.session.get(Contact, alias.contact_id, with_for_update=True)
+        if contact is None and phone:
             contact = (
                 await self.session.exec(
                     select(Contact)
@@ -203,22 +228,29 @@ class Delivery:
                 )
             ).first()
         lead = None
+        created = contact is None
         if contact is None:
             contact = Contact(organization_id=self.org_id, name=name, phone=phone, status="lead")
             self.session.add(contact)
             await self.session.flush()
-            lead = Lead(
-                organization_id=self.org_id,
-                contact_id=contact.id,
-                name=name or phone or sender_id,
-                phone=phone,
-                source=kind,
-            )
-            self.session.add(lead)
+            if make_lead:
+                lead = Lead(
+                    organization_id=self.org_id,
+                    contact_id=contact.id,
+                    name=name or phone or sender_id,
+                    phone=phone,
+                    source=kind,
+                )
+                self.session.add(lead)
         assert contact.id is not None
         self.session.add(
             ContactIdentity(
-                organization_id=self.org_id, contact_id=contact.id, kind=kind, external_id=sender_id
+                organization_id=self.org_id,
+                contact_id=contact.id,
+                kind=kind,
+                external_id=sender_id,
+                profile_name=name,
+                user_id=user_id if user_id != sender_id else None,
             )
         )
         # The identity's unique key is what fails when another delivery from the same
@@ -226,6 +258,7 @@ class Delivery:
         await self.session.flush()
         if lead is not None:
             self.tx.emit("lead.created", lead_data(lead))
+        if created:
             self.tx.emit("contact.created", contact_data(contact))
         return contact
 
@@ -272,7 +305,12 @@ class Delivery:
             self.result.duplicates += 1
             return
         contact = await self.contact_for(
-            event.platform, event.sender_id, event.sender_name, event.sender_phone
+            event.platform,
+            event.sender_id,
+            event.sender_name,
+            event.sender_phone,
+            user_id=event.sender_user_id,
+            at=event.timestamp,
         )
         await self._store_inbound(
             contact,
@@ -363,20 +401,26 @@ class Delivery:
         )
 
     async def _unreact(self, event: Reaction) -> None:
-        """A removed reaction takes the sender's reaction to that message away."""
+        """A removed reaction takes the sender's reaction to that message away: the
+        customer's, or the business's own (``by_business``) in the customer's chat."""
         contact = await self._known_contact(event.platform, event.sender_id)
         if contact is None:
             self.result.ignored += 1
             return
-        candidates = await self.session.exec(
-            select(Message)
-            .where(
-                col(Message.channel_id) == self.channel.id,
-                col(Message.sender_contact_id) == contact.id,
-                col(Message.content_type) == "reaction",
+        reactions = select(Message).where(
+            col(Message.channel_id) == self.channel.id, col(Message.content_type) == "reaction"
+        )
+        if event.by_business:
+            reactions = reactions.where(
+                col(Message.direction) == "outbound",
+                col(Message.conversation_id).in_(
+                    select(Conversation.id).where(col(Conversation.contact_id) == contact.id)
+                ),
             )
-            .order_by(col(Message.id).desc())
-            .limit(50)
+        else:
+            reactions = reactions.where(col(Message.sender_contact_id) == contact.id)
+        candidates = await self.session.exec(
+            reactions.order_by(col(Message.id).desc()).limit(50)
         )
         mine = next(
             (
@@ -404,11 +448,12 @@ class Delivery:
 
     async def edit(self, event: MessageEdit) -> None:
         """A sender's new text for their message: the message reads it from now on, and
-        keeps what it said before in ``platform_data["edits"]``."""
+        keeps what it said before in ``platform_data["edits"]``. The business edits
+        only what it sent, the customer only what they sent."""
         message = await self._ours(event.target_id)
         if (
             message is None
-            or message.direction != "inbound"
+            or message.direction != ("outbound" if event.by_business else "inbound")
             or message.content_type == "deleted"
             or not event.content
         ):
@@ -508,7 +553,8 @@ class Delivery:
 
     async def deletion(self, event: Deletion) -> None:
         message = await self._ours(event.target_id)
-        if message is None or message.direction != "inbound" or message.content_type == "deleted":
+        direction = "outbound" if event.by_business else "inbound"
+        if message is None or message.direction != direction or message.content_type == "deleted":
             self.result.ignored += 1
             return
         await self._mark_deleted(message)
@@ -519,9 +565,13 @@ class Delivery:
             return
         contact = await self._known_contact(event.platform, event.recipient_id)
         if contact is None:
-            self.result.ignored += 1
-            return
-        if await self._being_sent(contact, event.content):
+            # The business wrote first, from the platform's app, to someone new here:
+            # they become a contact (not a lead: they did not come to us).
+            phone = to_e164(event.recipient_id) if event.platform in PHONE_PLATFORMS else None
+            contact = await self.contact_for(
+                event.platform, event.recipient_id, None, phone, lead=False
+            )
+        elif await self._being_sent(contact, event.content):
             # The echo overtook the platform's answer to our send: the delivery worker
             # records the platform id on our message when the answer arrives.
             self.result.duplicates += 1

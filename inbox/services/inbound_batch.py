@@ -29,6 +29,7 @@ from ..models import Contact, ContactIdentity, Conversation, Message, utcnow
 from ..schemas.conversations import MessagePublic
 from ..views import conversation_public
 from .group_commit import Work
+from .identities import has_news
 from .inbound import (
     Delivery,
     IngestResult,
@@ -47,7 +48,13 @@ _IDENTITIES: Table = ContactIdentity.__table__  # type: ignore[attr-defined]
 # Locked in id order, so that two transactions locking some of the same contacts
 # take them in the same order and cannot deadlock.
 _CONTACTS_OF = (
-    select(_IDENTITIES.c.external_id, _CONTACTS.c.id, _CONTACTS.c.name)
+    select(
+        _IDENTITIES.c.external_id,
+        _CONTACTS.c.id,
+        _CONTACTS.c.name,
+        _IDENTITIES.c.profile_name,
+        _IDENTITIES.c.user_id,
+    )
     .join_from(_IDENTITIES, _CONTACTS, _CONTACTS.c.id == _IDENTITIES.c.contact_id)
     .where(
         _IDENTITIES.c.organization_id == bindparam("org_id"),
@@ -104,13 +111,17 @@ def runs_together(events: Sequence[InboundEvent]) -> bool:
 
 
 def writes_under(organization_id: int, events: Sequence[InboundEvent]) -> frozenset[Hashable]:
-    """The keys of a delivery that `runs_together`, for `GroupCommit.run`: its senders,
-    whose contacts and conversations it may make or change, and their phone numbers,
+    """The keys of a delivery that `runs_together`, for `GroupCommit.run`: its senders
+    (by each of their ids), whose contacts and conversations it may make or change, and
+    their phone numbers,
     by which a new sender may join a contact made on another channel."""
     keys: set[Hashable] = set()
     for event in events:
         assert isinstance(event, InboundMessage)
         keys.add((organization_id, event.platform, event.sender_id))
+        if event.sender_user_id:
+            # The same person, named by their other id in a message that hides the number.
+            keys.add((organization_id, event.platform, event.sender_user_id))
         if event.sender_phone:
             keys.add((organization_id, "phone", event.sender_phone))
     return frozenset(keys)
@@ -132,6 +143,12 @@ async def store_together(
 class _Contact:
     id: int
     name: str | None
+    # What the sender's identity records: a message telling otherwise goes the slow way.
+    profile_name: str | None = None
+    user_id: str | None = None
+
+    def news_in(self, event: InboundMessage) -> bool:
+        return has_news(self.profile_name, self.user_id, event.sender_name, event.sender_user_id)
 
 
 @dataclass(eq=False, slots=True)
@@ -235,8 +252,10 @@ class _Together:
             rows = await self.connection.execute(
                 _CONTACTS_OF, {"org_id": org_id, "kind": kind, "sender_ids": list(sender_ids)}
             )
-            for sender_id, contact_id, name in rows:
-                self.contacts[(org_id, kind, sender_id)] = _Contact(contact_id, name)
+            for sender_id, contact_id, name, profile_name, user_id in rows:
+                self.contacts[(org_id, kind, sender_id)] = _Contact(
+                    contact_id, name, profile_name, user_id
+                )
 
     async def _load_conversations(self) -> None:
         wanted: dict[int, set[int]] = defaultdict(set)
@@ -269,8 +288,7 @@ class _Together:
             conversation = (
                 None if contact is None else self.conversations.get((contact.id, channel_id))
             )
-            learns_name = contact is not None and bool(event.sender_name) and not contact.name
-            if contact is None or conversation is None or learns_name:
+            if contact is None or conversation is None or contact.news_in(event):
                 if await item.delivery.stored(event.external_id):
                     item.result.duplicates += 1
                     continue
@@ -289,11 +307,22 @@ class _Together:
         key = (org_id, event.platform, event.sender_id)
         contact = self.contacts.get(key)
         orm_contact: Contact | None = None
-        if contact is None or (event.sender_name and not contact.name):
+        if contact is None or contact.news_in(event):
             orm_contact = await item.delivery.contact_for(
-                event.platform, event.sender_id, event.sender_name, event.sender_phone
+                event.platform,
+                event.sender_id,
+                event.sender_name,
+                event.sender_phone,
+                user_id=event.sender_user_id,
+                at=event.timestamp,
             )
-            contact = self.contacts[key] = _Contact(_id(orm_contact.id), orm_contact.name)
+            known = contact or _Contact(_id(orm_contact.id), None)
+            contact = self.contacts[key] = _Contact(
+                _id(orm_contact.id),
+                orm_contact.name,
+                event.sender_name or known.profile_name,
+                event.sender_user_id or known.user_id,
+            )
         conversation = self.conversations.get((contact.id, channel_id))
         if conversation is None:
             if orm_contact is None:

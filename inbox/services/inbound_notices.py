@@ -40,7 +40,7 @@ async def store_activity(delivery: Delivery, event: Activity) -> None:
         delivery.result.duplicates += 1
         return
     contact = await delivery.contact_for(
-        event.platform, event.sender_id, event.sender_name, event.sender_phone
+        event.platform, event.sender_id, event.sender_name, event.sender_phone, at=event.timestamp
     )
     reaching_out = event.kind in REACHING_OUT
     conversation = None if reaching_out else await _latest_conversation(delivery, contact)

@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import delete, update
 from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from ..models import Message, PendingStatus, utcnow
 from .outbox import Transaction
@@ -99,6 +100,32 @@ async def keep_pending(
 
 # The order in which statuses kept for one message are applied: its way forward.
 _APPLY_ORDER = {"sent": 0, "failed": 1, "delivered": 2, "read": 3}
+
+
+# Statuses kept because their message was not known when they came, whose message
+# is known now: under concurrency a status can be kept in the very moment its send is
+# recorded, each transaction not seeing the other's row. A sweep finds them.
+_LATE: Any = (
+    select(
+        PendingStatus.channel_id,
+        PendingStatus.external_id,
+        col(Message.id).label("message_id"),
+        Message.organization_id,
+    )
+    .join(
+        Message,
+        (col(Message.channel_id) == col(PendingStatus.channel_id))
+        & (col(Message.external_id) == col(PendingStatus.external_id)),
+    )
+    .distinct()
+    .limit(100)
+)
+
+
+async def late_statuses(session: AsyncSession) -> list[tuple[int, str, int, int]]:
+    """(channel id, platform id, message id, organization id) of kept statuses whose
+    message is known now."""
+    return [(row[0], row[1], row[2], row[3]) for row in await session.exec(_LATE)]
 
 
 async def apply_pending(

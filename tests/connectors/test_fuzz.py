@@ -25,6 +25,7 @@ from connectors.types import (
     ChannelHealth,
     Deletion,
     Echo,
+    IdentityChange,
     InboundMessage,
     MessageEdit,
     Reaction,
@@ -71,6 +72,7 @@ EVENT_TYPES = (
     ReadReceipt,
     Echo,
     MessageEdit,
+    IdentityChange,
     Activity,
     ChannelHealth,
     Unhandled,
@@ -123,6 +125,8 @@ def well_formed(event: Any) -> None:
     if isinstance(event, Activity):
         assert event.summary and event.external_id
         json.dumps(event.data)
+    if isinstance(event, IdentityChange):
+        assert event.old_id and event.new_id and event.old_id != event.new_id
     # The application stores these as JSON: they must serialize.
     json.dumps([getattr(event, "attachments", []), getattr(event, "raw", {})])
 

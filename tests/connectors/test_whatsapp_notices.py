@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from connectors.types import Activity, ChannelHealth, Unhandled
+from connectors.types import Activity, ChannelHealth, IdentityChange, Unhandled
 from connectors.whatsapp import WhatsAppAdapter
 from connectors.whatsapp_notices import call_length
 from tests.connectors.helpers import WHATSAPP_SECRET, meta_request, payload
@@ -99,18 +99,36 @@ def test_a_chat_opened_is_an_activity_not_a_message():
     assert event.sender_name == "Sheena Nelson"
 
 
-def test_a_changed_number_is_an_activity_of_the_old_number():
-    [activity, *_] = list(
+def test_a_changed_number_is_an_activity_of_the_old_number_then_a_move_to_the_new():
+    activity, move = list(
         adapter.parse(meta_request(payload("whatsapp", "system_user_changed_number.json"), None))
     )
     assert isinstance(activity, Activity)
     assert activity.kind == "contact.number_changed"
     assert activity.summary == "Customer changed their number to +16505559876"
     assert (activity.sender_id, activity.external_id) == ("16505551234", "wamid.SYSTEM.1")
+    assert move == IdentityChange(
+        platform="whatsapp",
+        channel_key="106540352242922",
+        old_id="16505551234",
+        new_id="16505559876",
+        timestamp=activity.timestamp,
+        external_id="wamid.SYSTEM.1:identity",
+        new_phone="+16505559876",
+    )
 
 
-def test_a_changed_user_id_names_nobody_and_is_only_acknowledged():
+def test_a_changed_user_id_moves_the_user_id_and_says_nothing_in_the_chat():
     event = only("system_user_changed_user_id.json")
+    assert isinstance(event, IdentityChange)
+    assert (event.id_kind, event.old_id, event.new_id) == ("user_id", "US.1187730", "US.4410992")
+    assert event.new_phone is None
+
+
+def test_a_user_id_notice_without_both_ids_is_only_acknowledged():
+    body = json.loads(payload("whatsapp", "system_user_changed_user_id.json"))
+    del body["entry"][0]["changes"][0]["value"]["messages"][0]["system"]["previous_user_id"]
+    [event] = list(adapter.parse(meta_request(json.dumps(body).encode(), None)))
     assert isinstance(event, Unhandled) and event.field == "messages.system.user_changed_user_id"
 
 

@@ -5,10 +5,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from sqlmodel import col
+
+from inbox.models import PendingStatus
 from tests.connectors.fake_platform import Reply, slow
 from tests.inbox.live.wsclient import drain, frames_until, open_ws, ready, rest, stored
 from tests.inbox.platforms import (
     meta_headers,
+    rows,
     unique_digits,
     whatsapp_channel,
     whatsapp_status,
@@ -70,3 +74,42 @@ async def test_a_status_of_a_message_sent_elsewhere_is_acknowledged_and_changes_
                             channel.secret)
         assert stored(await drain(ws)) == []
     assert (answer["stored"], answer["updated"], answer["ignored"]) == (0, 0, 1)
+
+
+async def test_a_status_kept_while_its_send_was_being_recorded_is_applied_by_the_sweep(
+    service, tenant, platform
+):
+    # Two transactions that cannot see each other: the status webhook keeps the status
+    # (no message has the id yet) while the worker records the id (no status kept yet).
+    # Both commit; the status is found and applied a few seconds later.
+    channel = whatsapp_channel(tenant)
+    token = service.token_for(tenant.owner)
+    wamid = f"wamid.RACE{unique_digits(9)}"
+    async with await open_ws(service.url, token) as ws, rest(service.url, token) as api:
+        await ready(ws)
+        await post(api, whatsapp_text(channel, f"wamid.in{unique_digits(9)}", "Hi"),
+                   channel.secret)
+        conversations = (await api.get("/api/conversations",
+                                       params={"channel_id": channel.id})).json()["data"]
+        [conversation] = [c for c in conversations if c["channel_id"] == channel.id]
+        platform.enqueue(Reply(200, {"messaging_product": "whatsapp",
+                                     "messages": [{"id": wamid}]}))
+        r = await api.post(f"/api/conversations/{conversation['id']}/messages",
+                           json={"content": "On its way"})
+        reply = r.json()
+        await frames_until(ws, lambda f: f["type"] == "message.status"
+                           and f["data"]["status"] == "sent")
+
+        async def kept_as_the_losing_transaction_left_it() -> None:
+            async with service.db.session() as session:
+                session.add(PendingStatus(channel_id=channel.id, external_id=wamid,
+                                          status="read"))
+                await session.commit()
+
+        service.run(kept_as_the_losing_transaction_left_it())
+        frames = await frames_until(
+            ws, lambda f: f["type"] == "message.status" and f["data"]["status"] == "read",
+            timeout=30)
+    [read] = [f["data"] for f in frames if f["type"] == "message.status"]
+    assert (read["id"], read["external_id"]) == (reply["id"], wamid)
+    assert rows(service, PendingStatus, col(PendingStatus.external_id) == wamid) == []

@@ -36,6 +36,10 @@ NEEDS = {
     "revoke.json": ["text.json"],
     "reaction_removed.json": ["reaction.json"],
     "smb_message_echoes.json": ["text.json"],
+    "smb_message_echoes_edit.json": ["text.json", "smb_message_echoes.json"],
+    "smb_message_echoes_revoke.json": ["text.json", "smb_message_echoes.json"],
+    "smb_message_echoes_reaction.json": ["text.json"],
+    "smb_message_echoes_reaction_removed.json": ["text.json", "smb_message_echoes_reaction.json"],
     "system_user_changed_number.json": ["text.json"],
     "deleted.json": ["text.json"],
     "message_edit.json": ["text.json"],
@@ -228,6 +232,59 @@ def test_a_business_app_echo_joins_the_customers_conversation_as_sent(service, t
     assert image["attachments"][0]["media_id"] == "1003383421387302"
     sent = events_of(service, tenant.org_id, "message.sent")
     assert [e.data["id"] for e in sent] == [text["id"], image["id"]]
+
+
+def test_edits_deletions_and_reactions_made_in_the_business_app_apply(service, tenant):
+    channel, account = waba_channel(tenant)
+    for name in ("text.json", "smb_message_echoes.json", "smb_message_echoes_edit.json",
+                 "smb_message_echoes_revoke.json", "smb_message_echoes_reaction.json"):
+        r = post_meta(service, "whatsapp", body_for("whatsapp", channel, account, name),
+                      channel.secret)
+        assert r.status_code == 200, r.text
+    inbound, text, image, reaction = shown(tenant, service, channel)
+    assert text["content"] == "Yes, it also comes in dark blue and in black."
+    [edit] = text["platform_data"]["edits"]
+    assert edit["previous"] == "Yes, it also comes in dark blue."
+    assert (image["content_type"], image["content"], image["attachments"]) == ("deleted", None, [])
+    assert (reaction["direction"], reaction["content_type"], reaction["content"]) == (
+        "outbound", "reaction", "\U0001F44D")
+    assert reaction["attachments"][0]["target_id"] == inbound["external_id"]
+
+    r = post_meta(service, "whatsapp",
+                  body_for("whatsapp", channel, account, "smb_message_echoes_reaction_removed.json"),
+                  channel.secret)
+    assert (r.json()["stored"], r.json()["updated"]) == (0, 1)
+    *_, gone = shown(tenant, service, channel)
+    assert (gone["id"], gone["content_type"]) == (reaction["id"], "deleted")
+    assert [e.data["id"] for e in events_of(service, tenant.org_id, "message.updated")] == [
+        text["id"]]
+    assert [e.data["id"] for e in events_of(service, tenant.org_id, "message.deleted")] == [
+        image["id"], reaction["id"]]
+
+
+def test_an_edit_in_the_business_app_never_changes_what_the_customer_wrote(service, tenant):
+    channel, account = waba_channel(tenant)
+    post_meta(service, "whatsapp", body_for("whatsapp", channel, account, "text.json"),
+              channel.secret)
+    body = body_for("whatsapp", channel, account, "smb_message_echoes_edit.json").replace(
+        b"wamid.ECHO.1", TEXT_WAMID.encode())
+    r = post_meta(service, "whatsapp", body, channel.secret)
+    assert r.json()["ignored"] == 1
+    [message] = shown(tenant, service, channel)
+    assert message["content"] == "Does it come in another color?"
+
+
+def test_a_business_app_message_to_someone_new_makes_a_contact_not_a_lead(service, tenant):
+    channel, account = waba_channel(tenant)
+    r = post_meta(service, "whatsapp",
+                  body_for("whatsapp", channel, account, "smb_message_echoes.json"),
+                  channel.secret)
+    assert r.json()["stored"] == 2
+    text, image = shown(tenant, service, channel)
+    assert text["conversation_id"] == image["conversation_id"]
+    assert [e.data["phone"] for e in events_of(service, tenant.org_id, "contact.created")] == [
+        "+16505551234"]
+    assert events_of(service, tenant.org_id, "lead.created") == []
 
 
 def test_a_changed_number_is_told_in_the_customers_conversation(service, tenant):
