@@ -11,10 +11,13 @@ from __future__ import annotations
 # The codes a status callback or a send can report for SMS, MMS and channel messages
 # (30001-30010 are the delivery errors Twilio documents for every message).
 MESSAGING_ERRORS: dict[str, str] = {
-    "21211": "Invalid 'To' phone number",
-    "21408": "Permission to send an SMS has not been enabled for the region of the 'To' number",
-    "21610": "The recipient has unsubscribed (replied STOP) from messages of this sender",
-    "21612": "Message cannot be sent with the current combination of 'To' and 'From'",
+    "21211": "Invalid 'To' Phone Number",
+    "21408": (
+        "Permission to send an SMS has not been enabled for the region indicated by the"
+        " 'To' number"
+    ),
+    "21610": "Attempt to send to unsubscribed recipient",
+    "21612": "Message cannot be sent with the current combination of 'To' and/or 'From' parameters",
     "21614": "'To' number is not a valid mobile number",
     "30001": "Queue overflow",
     "30002": "Account suspended",
@@ -26,9 +29,9 @@ MESSAGING_ERRORS: dict[str, str] = {
     "30008": "Unknown error",
     "30009": "Missing inbound segment",
     "30010": "Message price exceeds max price",
-    "30022": "US A2P 10DLC: rate limits exceeded",
-    "30032": "Toll-free number has not been verified",
-    "30034": "US A2P 10DLC: message from an unregistered number",
+    "30022": "US A2P 10DLC - Rate Limits Exceeded",
+    "30032": "Toll-Free Number Has Not Been Verified",
+    "30034": "US A2P 10DLC - Message from an Unregistered Number",
 }
 
 

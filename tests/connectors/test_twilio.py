@@ -133,7 +133,7 @@ def test_an_incoming_message_names_no_message_to_route_by(name: str) -> None:
         ("30007", None, "Message filtered"),
         # The documented text wins, so that one code always reads the same.
         ("30007", "Carrier violation", "Message filtered"),
-        ("21211", None, "Invalid 'To' phone number"),
+        ("21211", None, "Invalid 'To' Phone Number"),
         ("39999", None, "Twilio error 39999"),
         ("39999", "Something new went wrong", "Something new went wrong"),
     ],
@@ -147,6 +147,24 @@ def test_an_undelivered_message_says_why_in_words(code: str, said: str | None, e
     assert isinstance(update, StatusUpdate)
     assert (update.status, update.platform_status) == ("failed", "undelivered")
     assert (update.error_code, update.error_message) == (code, error)
+
+
+# The titles of Twilio's error dictionary, https://www.twilio.com/docs/api/errors/<code>.
+DICTIONARY = {
+    "21211": "Invalid 'To' Phone Number",
+    "21408": "Permission to send an SMS has not been enabled for the region indicated by the"
+             " 'To' number",
+    "21610": "Attempt to send to unsubscribed recipient",
+    "30003": "Unreachable destination handset",
+    "30007": "Message filtered",
+    "30032": "Toll-Free Number Has Not Been Verified",
+    "30034": "US A2P 10DLC - Message from an Unregistered Number",
+}
+
+
+@pytest.mark.parametrize("code", list(DICTIONARY))
+def test_the_common_failures_read_as_twilio_titles_them(code: str) -> None:
+    assert error_text(code) == DICTIONARY[code]
 
 
 @pytest.mark.parametrize(
