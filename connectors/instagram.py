@@ -180,9 +180,19 @@ def _parse_item(item: dict[str, Any], channel_key: str | None, where: str) -> In
     sender_id = opt_str(sender.get("id"), f"{where}.sender.id")
     recipient_id = opt_str(recipient.get("id"), f"{where}.recipient.id")
 
+    ours = channel_key is not None and sender_id == channel_key
     if "message" in item:
         message = as_object(item["message"], f"{where}.message")
+        if ours and recipient_id:
+            # Sent by the account itself: an echo even when the flag is missing, never
+            # a message from a customer who happens to be us.
+            message = {**message, "is_echo": True}
         return _parse_message(message, item, channel_key, sender_id, recipient_id, where)
+    if ours:
+        kind = next((key for key in item if key not in ("sender", "recipient", "timestamp")), "")
+        return Unhandled(
+            PLATFORM, channel_key, f"messaging.from_business.{type_name(kind)}", where, item
+        )
     if "reaction" in item:
         reaction = as_object(item["reaction"], f"{where}.reaction")
         action = opt_str(reaction.get("action"), f"{where}.reaction.action")

@@ -67,6 +67,23 @@ def test_echo_is_never_an_inbound_message() -> None:
     assert echo.external_id.endswith("QZDZD")
 
 
+def test_a_message_from_the_account_itself_is_an_echo_even_without_the_flag() -> None:
+    body = json.loads(payload("instagram", "text.json"))
+    item = body["entry"][0]["messaging"][0]
+    item["sender"], item["recipient"] = {"id": IG}, {"id": USER}
+    [echo] = adapter.parse(meta_request(json.dumps(body).encode(), INSTAGRAM_SECRET))
+    assert isinstance(echo, Echo)
+    assert (echo.recipient_id, echo.content) == (USER, "Do you ship to Canada?")
+
+
+def test_a_reaction_or_read_by_the_account_itself_is_only_acknowledged() -> None:
+    body = json.loads(payload("instagram", "read.json"))
+    body["entry"][0]["messaging"][0]["sender"] = {"id": IG}
+    [event] = adapter.parse(meta_request(json.dumps(body).encode(), INSTAGRAM_SECRET))
+    assert isinstance(event, Unhandled)
+    assert event.field == "messaging.from_business.read"
+
+
 def test_deleted() -> None:
     [deletion] = parse("deleted.json")
     assert isinstance(deletion, Deletion)
