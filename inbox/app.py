@@ -35,13 +35,9 @@ from .state import AppState
 from .web import health, webhooks
 from .web.drain import delay_exit_signals
 from .web.endpoint import as_route
-from .web.middleware import (
-    AccessLogMiddleware,
-    ApiCORSMiddleware,
-    BodyLimitMiddleware,
-    redact_server_logs,
-)
+from .web.middleware import AccessLogMiddleware, ApiCORSMiddleware, BodyLimitMiddleware
 from .web.openapi import DOCS_HTML, HEALTH_PATHS, build_openapi
+from .web.redaction import redact_server_logs
 
 log = logging.getLogger("inbox.app")
 

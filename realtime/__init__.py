@@ -4,10 +4,11 @@ Generic: authentication, the outbox and presence reporting come in as callables.
 """
 
 from .broker import Broker, BrokerBackend, BrokerUnavailable, create_backend
-from .endpoint import RealtimeEndpoint, Session, same_host
+from .endpoint import RealtimeEndpoint, Session, same_origin_as_request
 from .envelope import DataNotEncodable, Envelope, EnvelopeError, encode_data
 from .eventlog import EventLog, ReplayTruncated
 from .hub import Connection, Hub, HubCounters
+from .origins import origin_of, same_origin
 from .presence import MemoryPresence, Presence, RedisPresence, create_presence
 from .protocol import FrameError
 
@@ -32,5 +33,7 @@ __all__ = [
     "create_backend",
     "create_presence",
     "encode_data",
-    "same_host",
+    "origin_of",
+    "same_origin",
+    "same_origin_as_request",
 ]

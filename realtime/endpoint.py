@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeVar
-from urllib.parse import urlsplit
+from urllib.parse import unquote_plus
 
 import orjson
 from starlette.requests import HTTPConnection
@@ -25,6 +25,7 @@ from starlette.types import Message, Receive, Scope, Send
 from .envelope import Envelope
 from .eventlog import EventLog, ReplayTruncated
 from .hub import CLOSE_UNAUTHORIZED, Connection, Hub
+from .origins import same_origin
 from .presence import Presence
 from .protocol import (
     PONG,
@@ -58,6 +59,8 @@ VALIDATION_ERROR = "VALIDATION_ERROR"
 
 # An Origin header is echoed back in the refusal; a long one is not worth repeating.
 MAX_ECHOED_ORIGIN = 256
+# Likewise a query parameter's name.
+MAX_ECHOED_NAME = 64
 
 
 class HandshakeRefused(Exception):
@@ -99,7 +102,9 @@ class Session:
 # None when the request carries no credential at all; raise HandshakeRefused for one that
 # is refused, so the client learns whether it is invalid, expired or withdrawn.
 Authenticate = Callable[[HTTPConnection], Awaitable[Session | None]]
-# (origin, host header) -> allowed. Called only when the client sends an Origin.
+# (the client's Origin, the origin the handshake was addressed to: its scheme and Host
+# header, e.g. "https://inbox.example.com") -> allowed. Called only when the client
+# sends an Origin.
 OriginCheck = Callable[[str, str], bool]
 # (session, conversation_id, connection_id). Publish an ephemeral `typing` event whose
 # data carries "connection_id" so the sender's own connection is skipped. Raise
@@ -107,8 +112,8 @@ OriginCheck = Callable[[str, str], bool]
 TypingHook = Callable[[Session, int, str], Awaitable[object]]
 
 
-def same_host(origin: str, host: str) -> bool:
-    return urlsplit(origin).netloc.lower() == host.lower()
+def same_origin_as_request(origin: str, addressed_to: str) -> bool:
+    return same_origin(origin, [addressed_to])
 
 
 class RealtimeEndpoint:
@@ -118,7 +123,7 @@ class RealtimeEndpoint:
         hub: Hub,
         event_log: EventLog,
         authenticate: Authenticate,
-        origin_allowed: OriginCheck = same_host,
+        origin_allowed: OriginCheck = same_origin_as_request,
         on_typing: TypingHook | None = None,
         presence: Presence | None = None,
         event_types: Collection[str] | None = None,
@@ -173,13 +178,14 @@ class RealtimeEndpoint:
     ) -> tuple[Session, frozenset[str] | None, int | None]:
         """(session, `?events=`, `?last_event_id=`), or HandshakeRefused."""
         origin = request.headers.get("origin")
-        if origin is not None and not self._origin_allowed(origin, request.headers.get("host", "")):
+        if origin is not None and not self._origin_allowed(origin, _addressed_to(request)):
             # The client's own Origin only: the allowed list is configuration, not shown.
             raise HandshakeRefused(
                 AUTHORIZATION_FAILED,
                 "Origin not allowed",
                 {"origin": origin[:MAX_ECHOED_ORIGIN]},
             )
+        _plain_names_only(request.scope.get("query_string", b""))
         query = request.query_params
         events: frozenset[str] | None = None
         resume_from: int | None = None
@@ -349,6 +355,28 @@ def _query_field(name: str, parse: Callable[[str], T], value: str) -> T:
         raise HandshakeRefused(
             VALIDATION_ERROR, f"{name}: {exc.message}", {"fields": [problem]}, status=400
         ) from None
+
+
+def _plain_names_only(query_string: bytes) -> None:
+    """Refuse a parameter whose name is spelled with escapes (``tok%65n``): parameters,
+    credentials among them, are taken under their exact names only, never under a
+    spelling that logs, proxies and filters do not read as the same name."""
+    for pair in query_string.split(b"&"):
+        name = pair.partition(b"=")[0].decode("latin-1")
+        if unquote_plus(name) != name:
+            shown = name[:MAX_ECHOED_NAME]
+            message = "write the parameter's name without escapes"
+            problem = {"field": shown, "message": message, "type": "value_error"}
+            raise HandshakeRefused(
+                VALIDATION_ERROR, f"{shown}: {message}", {"fields": [problem]}, status=400
+            )
+
+
+def _addressed_to(request: HTTPConnection) -> str:
+    """The origin the handshake was addressed to: its scheme (wss:// once TLS ends at a
+    trusted proxy) and Host header."""
+    scheme = "https" if request.url.scheme in ("wss", "https") else "http"
+    return f"{scheme}://{request.headers.get('host', '')}"
 
 
 def _event_id(value: str) -> int:

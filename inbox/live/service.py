@@ -26,6 +26,7 @@ from realtime.broker import Broker, BrokerUnavailable, create_backend
 from realtime.endpoint import HandshakeRefused, RealtimeEndpoint, Session
 from realtime.envelope import Envelope
 from realtime.hub import Hub
+from realtime.origins import same_origin
 from realtime.presence import create_presence
 from realtime.protocol import FrameError
 
@@ -288,11 +289,14 @@ class Live:
 
     # -- who may connect ---------------------------------------------------------------
 
-    def _origin_allowed(self, origin: str, host: str) -> bool:
-        origin = origin.rstrip("/")
-        if self.settings.allowed_origins:
-            return origin in self.settings.allowed_origins or "*" in self.settings.allowed_origins
-        return origin.split("://", 1)[-1].lower() == host.lower()
+    def _origin_allowed(self, origin: str, addressed_to: str) -> bool:
+        # Scheme, host and port, all three: an http:// page is not the https://
+        # deployment, nor is another port of its host. Unlisted, the service's own
+        # origin: its public URL when set, else the one the handshake was addressed to.
+        allowed = self.settings.allowed_origins
+        if "*" in allowed:
+            return True
+        return same_origin(origin, allowed or [self.settings.public_url or addressed_to])
 
     def ticket_for(self, principal: Principal) -> dict[str, Any]:
         ticket = issue_ticket(

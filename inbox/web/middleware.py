@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import re
 import time
 from typing import Any
 
@@ -11,38 +10,9 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..errors import error_body
+from .redaction import redact_query
 
 access_log = logging.getLogger("inbox.access")
-
-_SECRET_PARAMS = re.compile(r"(?i)\b(token|ticket|api_key|key|hub\.verify_token)=[^&]*")
-
-
-def redact_query(query: str) -> str:
-    return _SECRET_PARAMS.sub(lambda m: f"{m.group(1)}=[redacted]", query)
-
-
-class RedactQueryFilter(logging.Filter):
-    """Redacts secrets from the paths uvicorn logs itself.
-
-    uvicorn logs every WebSocket handshake ("uvicorn.error") and, where its access log
-    is on, every request with the full query string: a ``?token=`` would land in the log.
-    """
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if isinstance(record.args, tuple):
-            record.args = tuple(
-                redact_query(arg) if isinstance(arg, str) and "=" in arg else arg
-                for arg in record.args
-            )
-        return True
-
-
-def redact_server_logs() -> None:
-    """Install the filter on uvicorn's loggers, once per process."""
-    for name in ("uvicorn.error", "uvicorn.access"):
-        logger = logging.getLogger(name)
-        if not any(isinstance(f, RedactQueryFilter) for f in logger.filters):
-            logger.addFilter(RedactQueryFilter())
 
 
 class BodyTooLarge(Exception):
@@ -184,7 +154,7 @@ class AccessLogMiddleware:
             await self.app(scope, receive, capture)
         finally:
             query = scope.get("query_string", b"").decode("latin-1")
-            path = scope["path"] + ("?" + redact_query(query) if query else "")
+            path = redact_query(scope["path"] + ("?" + query if query else ""))
             client = scope.get("client") or ("-", 0)
             access_log.info(
                 '%s - "%s %s" %s %.1fms',

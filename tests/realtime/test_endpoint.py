@@ -10,7 +10,7 @@ import orjson
 import pytest
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from realtime import MemoryPresence, same_host
+from realtime import MemoryPresence, origin_of, same_origin, same_origin_as_request
 from tests.realtime.rt_harness import (
     RealtimeApp,
     ServerThread,
@@ -144,8 +144,37 @@ async def test_an_allowed_origin_connects(served: Served) -> None:
     token = app.token(new_org(), 1)
     async with await client(server, token, origin="https://app.example") as ws:
         assert (await receive(ws))["type"] == "session.ready"
-    assert same_host("https://inbox.example:8443", "inbox.example:8443")
-    assert not same_host("https://evil.example", "inbox.example")
+
+
+def test_origins_are_compared_by_scheme_host_and_port() -> None:
+    assert origin_of("https://Inbox.Example") == ("https", "inbox.example", 443)
+    assert origin_of("wss://inbox.example:8443/ws") == ("https", "inbox.example", 8443)
+    assert origin_of("null") is None and origin_of("https://inbox.example:99999") is None
+    # The default check: the origin the handshake was addressed to, all three parts.
+    assert same_origin_as_request("https://inbox.example:8443", "https://inbox.example:8443")
+    assert same_origin_as_request("https://inbox.example", "https://inbox.example:443")
+    assert not same_origin_as_request("http://inbox.example", "https://inbox.example")
+    assert not same_origin_as_request("https://inbox.example:8443", "https://inbox.example")
+    assert not same_origin_as_request("https://evil.example", "https://inbox.example")
+    assert not same_origin("https://app.example.com.evil", ["https://app.example.com"])
+    assert same_origin("https://app.example.com", ["http://x.example", "https://app.example.com/"])
+
+
+@pytest.mark.parametrize("name", ["tok%65n", "%74oken", "to+ken"])
+async def test_a_parameter_name_spelled_with_escapes_is_refused(
+    served: Served, name: str
+) -> None:
+    app, server = served
+    token = app.token(new_org(), 1)
+    with pytest.raises(InvalidStatus) as refused:
+        await client(server, None, f"{name}={token}")
+    assert refused.value.response.status_code == 400
+    error = orjson.loads(refused.value.response.body or b"")["error"]
+    assert error["code"] == "VALIDATION_ERROR"
+    assert error["details"]["fields"][0]["field"] == name
+    # Under its exact name the same token connects.
+    async with await client(server, None, f"token={token}") as ws:
+        assert (await receive(ws))["type"] == "session.ready"
 
 
 async def test_the_events_query_parameter_narrows_the_stream(served: Served) -> None:
