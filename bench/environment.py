@@ -61,6 +61,8 @@ class ServerGroup:
     processes: list[Process]
     ports: list[int]
     credentials: Credentials = field(default_factory=Credentials)
+    # The database the service processes share.
+    database_url: str | None = None
 
     @property
     def targets(self) -> list[tuple[str, int]]:
@@ -77,9 +79,23 @@ class ServerGroup:
 
 
 class Environment:
-    def __init__(self, options: Options, stack: contextlib.ExitStack) -> None:
+    def __init__(
+        self,
+        options: Options,
+        stack: contextlib.ExitStack,
+        server_env: dict[str, str] | None = None,
+        source: Path | None = None,
+    ) -> None:
         self.options = options
         self._stack = stack
+        # Set for the fixtures and every service process (e.g. the platforms' API
+        # base URLs).
+        self.server_env = dict(server_env or {})
+        # The source tree the fixtures and the services run from: this one, or
+        # another checkout (an earlier commit, to compare with).
+        self.source = REPO if source is None else source.resolve()
+        if source is not None:
+            self.server_env["PYTHONPATH"] = str(self.source)
         self.workdir = Path(tempfile.mkdtemp(prefix="inbox-bench-"))
         stack.callback(shutil.rmtree, self.workdir, True)
         self.secret_key = secrets.token_urlsafe(48)
@@ -137,8 +153,9 @@ class Environment:
         env = {k: v for k, v in os.environ.items() if not k.startswith("INBOX_")}
         env.update(INBOX_DATABASE_URL=url, INBOX_SECRET_KEY=self.secret_key, INBOX_ENV="production",
                    INBOX_LOG_LEVEL="warning")
+        env.update(self.server_env)
         done = subprocess.run(
-            [sys.executable, "-m", "bench.fixtures"], env=env, cwd=REPO, capture_output=True,
+            [sys.executable, "-m", "bench.fixtures"], env=env, cwd=self.source, capture_output=True,
             text=True, timeout=300,
         )
         if done.returncode != 0:
@@ -199,12 +216,12 @@ class Environment:
                 process, port = servers.start_service(
                     f"service-{backend}-{self._databases}-{index}", self.workdir,
                     database_url=url, redis_url=redis_url, secret_key=self.secret_key,
-                    cpus=self.options.server_cpus,
+                    cpus=self.options.server_cpus, extra_env=self.server_env,
                 )
                 stack.callback(process.stop)
                 processes.append(process)
                 ports.append(port)
-            yield ServerGroup("service", label, processes, ports, credentials)
+            yield ServerGroup("service", label, processes, ports, credentials, url)
 
     @contextlib.contextmanager
     def reference(self, *, count: int = 1) -> Iterator[ServerGroup]:

@@ -71,9 +71,14 @@ class HttpPool:
         self._opened = 0
 
     async def post(
-        self, path: str, body: bytes, headers: Mapping[str, str], timeout: float = 20.0
+        self,
+        path: str,
+        body: bytes,
+        headers: Mapping[str, str],
+        timeout: float = 20.0,
+        method: str = "POST",
     ) -> tuple[int, bytes]:
-        lines = [f"POST {path} HTTP/1.1", f"Host: {self.host}:{self.port}"]
+        lines = [f"{method} {path} HTTP/1.1", f"Host: {self.host}:{self.port}"]
         lines += [f"{name}: {value}" for name, value in headers.items()]
         lines.append(f"Content-Length: {len(body)}")
         raw = ("\r\n".join(lines) + "\r\n\r\n").encode() + body

@@ -127,9 +127,10 @@ def start_service(
     redis_url: str | None,
     secret_key: str,
     cpus: Sequence[int] | None,
+    extra_env: dict[str, str] | None = None,
 ) -> tuple[Process, int]:
     """`inbox serve` as deployed: uvicorn's default WebSocket implementation, no
-    compression, the default log level."""
+    compression, the default log level (unless `extra_env` says otherwise)."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("INBOX_", "DATABASE_URL",
                                                                      "REDIS_URL", "PORT"))}
@@ -142,6 +143,7 @@ def start_service(
     )
     if redis_url:
         env["INBOX_REDIS_URL"] = redis_url
+    env.update(extra_env or {})
     process = Process(name, pinned(cpus, [*inbox_command(), "serve"]), log_dir, env, log_dir)
     try:
         wait_for_http(process, port, "/livez")

@@ -1,0 +1,1 @@
+"""Deadlocks between two service processes on one PostgreSQL database."""
