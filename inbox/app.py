@@ -38,6 +38,7 @@ from .web.endpoint import as_route
 from .web.middleware import AccessLogMiddleware, ApiCORSMiddleware, BodyLimitMiddleware
 from .web.openapi import DOCS_HTML, HEALTH_PATHS, build_openapi
 from .web.redaction import redact_server_logs
+from .web.redirects import redirect_slashes
 
 log = logging.getLogger("inbox.app")
 
@@ -165,5 +166,6 @@ def create_app(settings: Settings | None = None) -> Starlette:
         },
         lifespan=lifespan,
     )
+    redirect_slashes(app.router, settings.public_url)
     app.state.inbox = state
     return app
