@@ -26,9 +26,16 @@ def parse_settings(kind: str, values: dict[str, Any]) -> ChannelSettings:
         raise validation_failed(exc, prefix=("settings",)) from None
 
 
-def _routing_conflict(kind: str, routing_key: str | None) -> Conflict:
+def _routing_conflict(kind: str) -> Conflict:
+    # A routing key routes one channel in the whole service: the answer is the same
+    # whichever organization has the channel that holds it, and names nothing of it,
+    # nor the key.
+    routing_field = settings_model(kind).routing_field
+    field = f"settings.{routing_field}" if routing_field else "settings"
+    message = f"is already connected to a {kind} channel"
     return Conflict(
-        f"Another {kind} channel already uses {routing_key!r}", {"routing_key": routing_key}
+        f"{field}: {message}",
+        {"fields": [{"field": field, "message": message, "type": "conflict"}]},
     )
 
 
@@ -74,7 +81,7 @@ async def create_channel(ctx: Context[None, ChannelCreate]) -> ChannelPublic:
         try:
             await session.commit()
         except IntegrityError:
-            raise _routing_conflict(channel.kind, channel.routing_key) from None
+            raise _routing_conflict(channel.kind) from None
     ctx.state.channels.invalidate()
     return channel_public(channel)
 
@@ -110,7 +117,7 @@ async def update_channel(ctx: Context[None, ChannelPatch]) -> ChannelPublic:
         changes = {k: v for k, v in changes.items() if v is not None}
         if apply_changes(channel, changes):
             # Read now: after a failed commit the row's attributes can no longer be loaded.
-            conflict = _routing_conflict(channel.kind, channel.routing_key)
+            conflict = _routing_conflict(channel.kind)
             session.add(channel)
             try:
                 await session.commit()

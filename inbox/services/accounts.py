@@ -19,6 +19,16 @@ async def create_organization(db: Database, name: str) -> Organization:
     return org
 
 
+def _email_taken() -> Conflict:
+    # Addresses are unique across organizations (they sign in): the answer is the same
+    # whichever organization has the address, and says nothing of it, nor the address.
+    message = "is already in use"
+    return Conflict(
+        f"email: {message}",
+        {"fields": [{"field": "email", "message": message, "type": "conflict"}]},
+    )
+
+
 async def create_user(
     db: Database, org_id: int, *, email: str, password: str, role: str = "agent", name: str = ""
 ) -> User:
@@ -35,12 +45,12 @@ async def create_user(
             raise NotFound(f"Organization {org_id} not found")
         taken = await session.exec(select(User.id).where(func.lower(User.email) == email))
         if taken.first() is not None:
-            raise Conflict(f"A user with email {email} already exists")
+            raise _email_taken()
         session.add(user)
         try:
             await session.commit()
         except IntegrityError:
-            raise Conflict(f"A user with email {email} already exists") from None
+            raise _email_taken() from None
     return user
 
 

@@ -93,11 +93,13 @@ def _payload_error(exc: PayloadError) -> MalformedRequest:
     return MalformedRequest(str(exc), details)
 
 
-def _verify(adapter: Adapter, req: WebhookRequest, settings: ChannelSettings) -> None:
+def _vouches(adapter: Adapter, req: WebhookRequest, settings: ChannelSettings) -> bool:
+    """Whether a channel's secrets signed the delivery."""
     try:
         adapter.verify(req, settings)
-    except SignatureError as exc:
-        raise AuthenticationFailed(f"Signature check failed: {exc}") from None
+    except SignatureError:
+        return False
+    return True
 
 
 # Platforms whose deliveries are signed with the app secret the channels were given
@@ -132,9 +134,11 @@ async def receive(request: Request, kind: str) -> IngestResult:
         route = await _route_by_message(state, kind, adapter, req, keys)
     if not route:
         return await _acknowledge_unrouted(state, kind, adapter, req, keys + accounts)
-    # Every channel named must vouch for the body before any of it is parsed.
-    for known in route.values():
-        _verify(adapter, req, known.settings)
+    # Every channel named must vouch for the body before any of it is parsed. One that
+    # does not is answered as a delivery naming no channel: signed with a secret of some
+    # other channel here (one's own), it must not tell a connected key from an unknown one.
+    if not all(_vouches(adapter, req, known.settings) for known in route.values()):
+        return await _acknowledge_unrouted(state, kind, adapter, req, keys + accounts)
     try:
         events = adapter.parse(req)
     except PayloadError as exc:
@@ -256,9 +260,10 @@ async def _check_signed_here(state: AppState, kind: str, req: WebhookRequest) ->
 async def _acknowledge_unrouted(
     state: AppState, kind: str, adapter: Adapter, req: WebhookRequest, named: list[str]
 ) -> IngestResult:
-    """A delivery that names no active channel: 200 with nothing stored when one of the
-    secrets configured here signed it, else 401 -- the same answer as a known
-    channel's unsigned delivery, so a caller cannot learn which ids are connected."""
+    """A delivery that names no active channel, or none that signed it: 200 with nothing
+    stored when one of the secrets configured here signed it, else 401 -- the same
+    answers for a known channel and an unknown one, so a caller cannot learn which ids
+    are connected."""
     await _check_signed_here(state, kind, req)
     try:
         events = adapter.parse(req)
@@ -267,7 +272,7 @@ async def _acknowledge_unrouted(
     for event in events:
         _acknowledged_only(kind, event)
     log.info(
-        "%s delivery for no active channel (%s): %d events acknowledged, none stored",
+        "%s delivery signed by no channel it names (%s): %d events acknowledged, none stored",
         kind,
         ", ".join(named) or "none named",
         len(events),

@@ -186,14 +186,20 @@ def test_a_routing_key_belongs_to_one_channel_even_across_organizations(tenant, 
 
     again = {**body, "settings": {**settings_for("whatsapp"),
                                   "phone_number_id": settings["phone_number_id"]}}
+    answers = []
     for api in (tenant.api, other_tenant.api):
         r = api.post("/api/channels", json=again)
         error = assert_error(r, 409, "CONFLICT")
-        assert error["details"] == {"routing_key": settings["phone_number_id"]}
+        assert error["details"]["fields"][0]["field"] == "settings.phone_number_id"
+        # Neither the key nor anything of the channel that holds it.
+        assert settings["phone_number_id"] not in r.text
+        answers.append(r.json())
         assert_no_secrets(r, again["settings"], "whatsapp")
         assert_no_secrets(r, settings, "whatsapp")
     assert channel_ids(tenant) == [first.json()["id"]]
     assert channel_ids(other_tenant) == []
+    # Whose channel it is does not show: the same answer in both organizations.
+    assert answers[0] == answers[1]
 
 
 def test_the_same_key_may_route_channels_of_different_kinds(tenant):

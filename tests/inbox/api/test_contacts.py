@@ -258,9 +258,10 @@ def test_detail_shows_identities_leads_and_conversations_across_channels(service
 
     detail = tenant.api.get(f"/api/contacts/{contact['id']}").json()
     assert detail["name"] == "Multi"
+    unnamed = {"profile_name": None, "former_names": [], "user_id": None, "replaced_at": None}
     assert detail["identities"] == [
-        {"kind": "sms", "external_id": "14155550177"},
-        {"kind": "generic", "external_id": "visitor-7"},
+        {"kind": "sms", "external_id": "14155550177", **unnamed},
+        {"kind": "generic", "external_id": "visitor-7", **unnamed},
     ]
     assert detail["leads"] == [lead]
     conversations = {c["id"]: c for c in detail["conversations"]}
