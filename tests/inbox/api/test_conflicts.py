@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from tests.connectors.helpers import TWILIO_ACCOUNT_SID
 from tests.inbox.platforms import unique_digits
 
 PASSWORD = "a-long-enough-password"
@@ -20,7 +21,8 @@ def channel_settings(kind: str) -> dict[str, Any]:
         return {"phone_number_id": f"106{n}", **secrets}
     if kind == "instagram":
         return {"account_id": f"178{n}", **secrets}
-    return {"phone_number": f"+1415{n[-7:]}", "account_sid": f"AC{n}", "auth_token": f"t-{n}"}
+    return {"phone_number": f"+1415{n[-7:]}", "account_sid": TWILIO_ACCOUNT_SID,
+            "auth_token": f"t-{n}"}
 
 
 def test_an_email_in_use_answers_the_same_in_any_organization(tenant, other_tenant):
