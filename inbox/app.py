@@ -39,6 +39,7 @@ from .web.middleware import AccessLogMiddleware, ApiCORSMiddleware, BodyLimitMid
 from .web.openapi import DOCS_HTML, HEALTH_PATHS, build_openapi
 from .web.redaction import redact_server_logs
 from .web.redirects import redirect_slashes
+from .web.unavailable import DATABASE_UNAVAILABLE, database_unavailable
 
 log = logging.getLogger("inbox.app")
 
@@ -46,7 +47,11 @@ log = logging.getLogger("inbox.app")
 def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or load_settings()
     redact_server_logs()
-    db = Database(settings.database_url, connect_timeout=settings.database_connect_timeout)
+    db = Database(
+        settings.database_url,
+        connect_timeout=settings.database_connect_timeout,
+        statement_timeout=settings.database_statement_timeout,
+    )
     auth = Authenticator(db, settings)
     live = Live(settings, db, auth)
     state = AppState(
@@ -162,6 +167,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         exception_handlers={
             ApiError: api_error_handler,
             HTTPException: http_error_handler,
+            **dict.fromkeys(DATABASE_UNAVAILABLE, database_unavailable),
             Exception: unhandled_error_handler,
         },
         lifespan=lifespan,

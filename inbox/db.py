@@ -10,7 +10,8 @@ from typing import Any
 
 import orjson
 from sqlalchemy import event
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import ExceptionContext, make_url
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.pool import AsyncAdaptedQueuePool
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -20,6 +21,9 @@ from . import sqlite_inline
 log = logging.getLogger("inbox.db")
 
 SQLITE_BUSY_TIMEOUT_MS = 5000
+# How long a request's statement (or its wait for a lock) may take before it fails,
+# unless the settings say otherwise (INBOX_DATABASE_STATEMENT_TIMEOUT).
+DEFAULT_STATEMENT_TIMEOUT = 5.0
 # Write transactions between two WAL checkpoints (each writes a few pages; SQLite's
 # own automatic checkpoint comes every 1,000 pages).
 SQLITE_CHECKPOINT_EVERY = 200
@@ -39,8 +43,60 @@ def json_dumps(value: Any) -> str:
 _JSON = {"json_serializer": json_dumps, "json_deserializer": orjson.loads}
 
 
-def _postgres_connect_args(application_name: str, connect_timeout: float | None) -> dict[str, Any]:
-    args: dict[str, Any] = {"server_settings": {"application_name": application_name}}
+# PostgreSQL's codes for a transaction the server gave up on that would succeed if
+# run again (a deadlock victim, a serialization failure) ...
+_RUN_AGAIN = frozenset({"40P01", "40001"})
+# ... and for a statement that waited too long: statement_timeout (or a cancel),
+# lock_timeout.
+_TIMED_OUT = frozenset({"57014", "55P03"})
+
+
+def _sqlstate(exc: BaseException) -> str | None:
+    orig = getattr(exc, "orig", None)
+    code = getattr(orig if orig is not None else exc, "sqlstate", None)
+    return code if isinstance(code, str) else None
+
+
+def must_run_again(exc: BaseException) -> bool:
+    """Whether the database rolled the transaction back for colliding with another
+    (deadlock, serialization failure): the same work run again succeeds."""
+    return _sqlstate(exc) in _RUN_AGAIN
+
+
+def timed_out(exc: BaseException) -> bool:
+    """Whether a statement gave up waiting: PostgreSQL's statement or lock timeout, or
+    SQLite's write lock still held by another process after the busy timeout."""
+    if _sqlstate(exc) in _TIMED_OUT:
+        return True
+    return isinstance(exc, OperationalError) and "database is locked" in str(exc)
+
+
+def _operational(context: ExceptionContext) -> BaseException | None:
+    """asyncpg's deadlocks and timeouts reach SQLAlchemy as plain DBAPIErrors; they are
+    the database's condition, not the statement's fault: OperationalError, as the
+    DB-API (and psycopg) class them, which the web edge answers with 503."""
+    error = context.sqlalchemy_exception
+    if error is None or isinstance(error, OperationalError):
+        return None
+    if _sqlstate(error) not in _RUN_AGAIN | _TIMED_OUT:
+        return None
+    return OperationalError(
+        context.statement,
+        context.parameters,
+        context.original_exception,
+        hide_parameters=context.engine.hide_parameters if context.engine else False,
+        connection_invalidated=error.connection_invalidated,
+    )
+
+
+def _postgres_connect_args(
+    application_name: str, connect_timeout: float | None, statement_timeout: float | None
+) -> dict[str, Any]:
+    server_settings = {"application_name": application_name}
+    if statement_timeout is not None:
+        # Set at connection start-up, so it costs no round trip; waits for locks count.
+        server_settings["statement_timeout"] = str(round(statement_timeout * 1000))
+    args: dict[str, Any] = {"server_settings": server_settings}
     if connect_timeout is not None:
         # asyncpg's own default is a minute, for the TCP handshake and the start-up
         # exchange alike.
@@ -49,26 +105,45 @@ def _postgres_connect_args(application_name: str, connect_timeout: float | None)
 
 
 def create_engine(
-    url: str, *, echo: bool = False, connect_timeout: float | None = None
+    url: str,
+    *,
+    echo: bool = False,
+    connect_timeout: float | None = None,
+    statement_timeout: float | None = None,
 ) -> AsyncEngine:
+    """The engine of reads and of writes other than the group commit's.
+
+    ``statement_timeout``: how long a statement may run, waits for locks included,
+    before it fails; None (migrations) lets it take what it takes. On SQLite it is the
+    busy timeout: how long a writer waits for another process's write lock."""
     if url.startswith("sqlite"):
         engine = create_async_engine(url, echo=echo, connect_args={"timeout": 30}, **_JSON)
-        event.listen(engine.sync_engine, "connect", _sqlite_pragmas(SQLITE_BUSY_TIMEOUT_MS))
+        busy_ms = SQLITE_BUSY_TIMEOUT_MS if statement_timeout is None else statement_timeout * 1000
+        event.listen(engine.sync_engine, "connect", _sqlite_pragmas(round(busy_ms)))
         return engine
-    return create_async_engine(
+    engine = create_async_engine(
         url,
         echo=echo,
         pool_size=10,
         max_overflow=20,
         pool_pre_ping=True,
         pool_recycle=1800,
-        connect_args=_postgres_connect_args("inbox", connect_timeout),
+        # A request waits for a free connection no longer than for a statement: while
+        # the database hangs, every connection is held by a statement that waits.
+        pool_timeout=30 if statement_timeout is None else statement_timeout,
+        connect_args=_postgres_connect_args("inbox", connect_timeout, statement_timeout),
         **_JSON,
     )
+    event.listen(engine.sync_engine, "handle_error", _operational)
+    return engine
 
 
 def create_postgres_writer(
-    url: str, *, echo: bool = False, connect_timeout: float | None = None
+    url: str,
+    *,
+    echo: bool = False,
+    connect_timeout: float | None = None,
+    statement_timeout: float | None = None,
 ) -> AsyncEngine:
     """The engine of the group-commit writer on PostgreSQL: a connection per batch it
     may have in flight (``POSTGRES_WRITER_CONNECTIONS``), kept.
@@ -78,15 +153,17 @@ def create_postgres_writer(
     connection that died while idle fails its batch instead, and the writer runs
     that batch again on a new one (``group_commit``).
     """
-    return create_async_engine(
+    engine = create_async_engine(
         url,
         echo=echo,
         pool_size=POSTGRES_WRITER_CONNECTIONS,
         max_overflow=0,
         pool_recycle=1800,
-        connect_args=_postgres_connect_args("inbox-writer", connect_timeout),
+        connect_args=_postgres_connect_args("inbox-writer", connect_timeout, statement_timeout),
         **_JSON,
     )
+    event.listen(engine.sync_engine, "handle_error", _operational)
+    return engine
 
 
 def create_sqlite_writer(url: str, *, echo: bool = False) -> AsyncEngine:
@@ -128,10 +205,18 @@ class Database:
     """The engine plus a session factory; ``session()`` is the unit of work."""
 
     def __init__(
-        self, url: str, *, echo: bool = False, connect_timeout: float | None = None
+        self,
+        url: str,
+        *,
+        echo: bool = False,
+        connect_timeout: float | None = None,
+        statement_timeout: float = DEFAULT_STATEMENT_TIMEOUT,
     ) -> None:
         self.url = url
-        self.engine = create_engine(url, echo=echo, connect_timeout=connect_timeout)
+        self.statement_timeout = statement_timeout
+        self.engine = create_engine(
+            url, echo=echo, connect_timeout=connect_timeout, statement_timeout=statement_timeout
+        )
         self._sessions = async_sessionmaker(
             self.engine, class_=AsyncSession, expire_on_commit=False
         )
@@ -141,7 +226,12 @@ class Database:
         self.writer_engine = (
             create_sqlite_writer(url, echo=echo)
             if self.dialect == "sqlite"
-            else create_postgres_writer(url, echo=echo, connect_timeout=connect_timeout)
+            else create_postgres_writer(
+                url,
+                echo=echo,
+                connect_timeout=connect_timeout,
+                statement_timeout=statement_timeout,
+            )
         )
         self._writer_sessions = async_sessionmaker(
             self.writer_engine, class_=AsyncSession, expire_on_commit=False
@@ -177,7 +267,7 @@ class Database:
         # blocking the loop.
         async with self._sqlite_writer, self._writer_sessions() as session:
             connection = await session.connection()
-            await sqlite_inline.begin_immediate(connection, SQLITE_BUSY_TIMEOUT_MS / 1000)
+            await sqlite_inline.begin_immediate(connection, self.statement_timeout)
             yield session
         self._writes += 1
         if self._writes % SQLITE_CHECKPOINT_EVERY == 0 and (
@@ -200,6 +290,16 @@ class Database:
                 yield session
             return
         async with self._writer_sessions() as session:
+            yield session
+
+    @asynccontextmanager
+    async def unbounded_session(self) -> AsyncIterator[AsyncSession]:
+        """A unit of work of maintenance (pruning, say), which may take longer than a
+        request's statement: on PostgreSQL its transaction has no statement timeout."""
+        async with self._sessions() as session:
+            if self.dialect == "postgresql":
+                connection = await session.connection()
+                await connection.exec_driver_sql("SET LOCAL statement_timeout = 0")
             yield session
 
     async def _checkpoint_in_background(self) -> None:

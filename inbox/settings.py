@@ -72,6 +72,10 @@ class Settings(BaseSettings):
     # before it is read further. Browsers send a few KiB, most of it cookies.
     max_header_bytes: int = Field(default=32 * 1024, ge=4096, le=1024 * 1024)
     max_headers: int = Field(default=100, ge=16, le=1000)
+    # Seconds a request's database statement may take, waits for locks included, before
+    # it fails and the request answers 503: PostgreSQL's statement_timeout, SQLite's busy
+    # timeout. Migrations and maintenance (pruning the outbox) are not bounded by it.
+    database_statement_timeout: float = Field(default=5.0, gt=0, le=3600)
 
     @field_validator("database_url")
     @classmethod

@@ -119,7 +119,9 @@ class OutboxLog:
     async def prune(self) -> int:
         """Delete events older than the retention period; answer how many."""
         cutoff = utcnow() - self.retention
-        async with self.db.session() as session:
+        # A week of a busy organization's events may take longer to delete than a
+        # request may wait: the prune has no statement timeout.
+        async with self.db.unbounded_session() as session:
             result = await session.exec(delete(Event).where(col(Event.created_at) < cutoff))
             await session.commit()
         if result.rowcount:

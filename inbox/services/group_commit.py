@@ -25,14 +25,22 @@ Two batches in flight may commit in either order; each organization's event ids
 follow its commits (``append_events``), and batches publish one after the other in
 the order their commits ended.
 
+On PostgreSQL a batch takes its locks in the order every writer takes them
+(``lock_order``): first its organizations' write locks, shared when every unit
+named its keys (and then a lock per key), exclusive otherwise.
+
 A unit of work that fails takes the shared transaction down with it: the writer
 rolls back, answers that caller with its error, and runs the others again without
 it. When a ``together`` call fails, the writer cannot tell whose fault it was: it
 runs those units again one by one, which finds out. A connection that died while
-idle fails the batch run next on it; that batch runs once more on a new one. Any
-other failure that belongs to no unit (begin, commit, the database going away
-mid-batch) is every caller's error. Units of work must therefore be safe to run
-again: they only touch the database and their own ``Transaction``.
+idle fails the batch run next on it; that batch runs once more on a new one. A batch
+the database rolled back for colliding with another transaction (a deadlock, a
+serialization failure) is nobody's fault either: it runs again, whole, after a short
+pause, up to ``RUN_AGAIN`` times. A statement that timed out (the database hangs, or
+a lock is held elsewhere) fails the batch for every caller at once, rather than once
+per unit run again. Any other failure that belongs to no unit (begin, commit, the
+database going away mid-batch) is every caller's error. Units of work must therefore
+be safe to run again: they only touch the database and their own ``Transaction``.
 """
 
 from __future__ import annotations
@@ -40,6 +48,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
 from collections import deque
 from collections.abc import Awaitable, Callable, Hashable, Sequence
 from dataclasses import dataclass, field
@@ -47,7 +56,8 @@ from typing import Any, Generic, TypeVar
 
 from sqlalchemy.exc import DBAPIError
 
-from ..db import Database
+from ..db import Database, must_run_again, timed_out
+from .lock_order import lock_for_writing
 from .outbox import EventSink, OutboxEvent, Transaction, append_events
 
 log = logging.getLogger("inbox.group_commit")
@@ -62,6 +72,11 @@ MAX_BATCH = 64
 # the app's task, the route); meanwhile the requests already in hand join the batch
 # and share its commit. A turn costs microseconds when there is nothing to do.
 GATHER_TURNS = 3
+# Times a batch rolled back by the database for colliding with another transaction
+# is run again before its callers get the error; the pause before each run grows
+# from up to RUN_AGAIN_PAUSE seconds, at random so two colliders do not meet again.
+RUN_AGAIN = 5
+RUN_AGAIN_PAUSE = 0.02
 
 Work = Callable[[Transaction], Awaitable[T]]
 # Runs several units' work in the current transaction, one Transaction each, and
@@ -256,16 +271,35 @@ class GroupCommit:
         # A caller that has gone away (its request cancelled) wants no answer.
         pending = [unit for unit in batch if not unit.answer.done()]
         reconnected = False
+        runs_again = 0
         while pending:
             try:
                 await self._attempt(pending)
                 break
             except Exception as exc:
-                if not reconnected and _connection_lost(exc):
+                cause = _cause(exc)
+                if not reconnected and _connection_lost(cause):
                     # The writer's connection died while idle (a restart, a timeout):
                     # no unit's fault. Its pool has dropped it; once more on a new one.
                     log.warning("the writer's database connection was lost; reconnecting")
                     reconnected = True
+                elif must_run_again(cause) and runs_again < RUN_AGAIN:
+                    runs_again += 1
+                    log.warning(
+                        "a batch of %d units collided with another transaction (%s); "
+                        "running it again (%d of %d)",
+                        len(pending),
+                        _first_line(cause),
+                        runs_again,
+                        RUN_AGAIN,
+                    )
+                    await asyncio.sleep(random.uniform(0, RUN_AGAIN_PAUSE * 2**runs_again))
+                elif must_run_again(cause) or timed_out(cause):
+                    # The database's condition, not a unit's: every caller is told
+                    # now, instead of each unit waiting out its own timeout in turn.
+                    for unit in pending:
+                        _settle(unit, error=cause)
+                    return []
                 elif isinstance(exc, _UnitFailed):
                     _settle(exc.unit, error=exc.error)
                     pending = [unit for unit in pending if unit is not exc.unit]
@@ -289,6 +323,12 @@ class GroupCommit:
         """Run every unit in one transaction and commit it; raise _UnitFailed naming
         the unit whose work failed (the transaction then rolled back)."""
         async with self.db.writer_session() as session:
+            keyed = all(unit.keys is not None for unit in units)
+            await lock_for_writing(
+                session,
+                {unit.organization_id for unit in units},
+                {key for unit in units for key in unit.keys or ()} if keyed else None,
+            )
             for run in _runs(units):
                 txs = [Transaction(session, unit.organization_id) for unit in run]
                 together = None if run[0].alone else run[0].together
@@ -339,15 +379,23 @@ def _runs(units: list[_Unit[Any]]) -> list[list[_Unit[Any]]]:
     return runs
 
 
-def _connection_lost(exc: Exception) -> bool:
-    cause = (
-        exc.error
-        if isinstance(exc, _UnitFailed)
-        else exc.__cause__
-        if isinstance(exc, _TogetherFailed)
-        else exc
-    )
+def _cause(exc: Exception) -> BaseException:
+    """What went wrong, inside the writer's wrapping of a unit's failure."""
+    if isinstance(exc, _UnitFailed):
+        return exc.error
+    if isinstance(exc, _TogetherFailed) and exc.__cause__ is not None:
+        return exc.__cause__
+    return exc
+
+
+def _connection_lost(cause: BaseException) -> bool:
     return isinstance(cause, DBAPIError) and cause.connection_invalidated
+
+
+def _first_line(exc: BaseException) -> str:
+    orig = getattr(exc, "orig", None)
+    lines = str(orig if orig is not None else exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
 
 
 def _settle(unit: _Unit[Any], *, value: Any = None, error: BaseException | None = None) -> None:

@@ -29,6 +29,7 @@ from realtime.envelope import DataNotEncodable, encode_data
 
 from ..db import Database
 from ..models import Event, Organization, utcnow
+from .lock_order import lock_for_writing
 
 log = logging.getLogger("inbox.outbox")
 
@@ -195,6 +196,8 @@ async def transaction(
 ) -> AsyncIterator[Transaction]:
     """One unit of work: commit the change with its events, then publish them."""
     async with db.session(write=True) as session:
+        # Before any row: the organization to itself (see lock_order).
+        await lock_for_writing(session, [organization_id])
         tx = Transaction(session, organization_id)
         yield tx
         await append_events(session, tx.events)

@@ -1,0 +1,47 @@
+"""A request the database cannot serve now answers 503 with the error envelope.
+
+The database unreachable, out of connections, a statement past its timeout (a hung
+server, a lock held elsewhere), a transaction rolled back by a deadlock: none is the
+request's fault, and the same request may succeed in a moment. A client (or a
+platform, for webhooks) is told to retry, never given a bare 500.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+from starlette.requests import Request
+from starlette.responses import Response
+
+from ..db import must_run_again, timed_out
+from ..errors import error_response
+
+log = logging.getLogger("inbox.errors")
+
+# What the exception handler is registered for.
+DATABASE_UNAVAILABLE = (OperationalError, InterfaceError, PoolTimeout)
+RETRY_AFTER_SECONDS = 1
+
+
+def reason(exc: BaseException) -> str:
+    if timed_out(exc) or isinstance(exc, PoolTimeout):
+        return "The database did not answer in time; retry later"
+    if must_run_again(exc):
+        return "The database was busy with a conflicting change; retry"
+    return "The database is unavailable; retry later"
+
+
+async def database_unavailable(request: Request, exc: Exception) -> Response:
+    message = reason(exc)
+    log.warning("%s %s: %s (%s)", request.method, request.url.path, message, _first_line(exc))
+    response = error_response(503, "SERVICE_UNAVAILABLE", message)
+    response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    return response
+
+
+def _first_line(exc: BaseException) -> str:
+    orig = getattr(exc, "orig", None)
+    lines = str(orig if orig is not None else exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
