@@ -5,6 +5,7 @@ never a 500, on any route, with no traceback in the log and the status in the ac
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -108,3 +109,47 @@ def test_a_nul_character_deep_in_a_body_is_still_named(tenant):
     error = assert_error(tenant.api.post("/api/leads", content=deep, headers=JSON),
                          422, "VALIDATION_ERROR")
     assert error["details"]["fields"][0]["field"] == "notes" + ".0" * 1000
+
+
+def json_routes(tenant: Any) -> list[tuple[str, str]]:
+    """(method, path) of every route that reads a JSON body: the API's, and the webhooks'
+    a caller can reach with a JSON body (the lead form with its key)."""
+    from inbox.api import OPERATIONS
+
+    form_key = tenant.api.post("/api/organization/lead-form-key").json()["lead_form_key"]
+    routes = [
+        (op.method, re.sub(r"{\w+:int}", "1", op.path)) for op in OPERATIONS if op.body is not None
+    ]
+    return [
+        *routes,
+        ("POST", "/webhooks/whatsapp"),
+        ("POST", "/webhooks/instagram"),
+        ("POST", f"/webhooks/leads/incoming?key={form_key}"),
+    ]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [pytest.param(arrays(100_000), id="arrays"), pytest.param(b'{"a":' * 5000, id="objects")],
+)
+def test_every_json_route_answers_a_body_too_deep_with_a_400_logged_once(
+    service, tenant, logs, body
+):
+    routes = json_routes(tenant)
+    logs.clear()
+
+    for method, path in routes:
+        r = tenant.api.request(method, path, content=body, headers=JSON)
+        assert_error(r, 400, "MALFORMED_REQUEST")
+
+    deadline = time.monotonic() + 10
+    while True:
+        lines = [r.getMessage() for r in logs.records if r.name == "inbox.access"]
+        if len(lines) >= len(routes) or time.monotonic() > deadline:
+            break
+        time.sleep(0.02)
+    # Each request logged once, with its status.
+    assert len(lines) == len(routes), lines
+    for (method, path), line in zip(routes, lines, strict=True):
+        assert f'"{method} {path.split("?")[0]}' in line and '" 400 ' in line, line
+    no_traceback(logs)
