@@ -76,6 +76,9 @@ class Settings(BaseSettings):
     # it fails and the request answers 503: PostgreSQL's statement_timeout, SQLite's busy
     # timeout. Migrations and maintenance (pruning the outbox) are not bounded by it.
     database_statement_timeout: float = Field(default=5.0, gt=0, le=3600)
+    # /readyz answers 503 while the file system of the SQLite database has less free
+    # space than this: SQLite fails writes on a full disk. 0: not checked.
+    min_free_disk_bytes: int = Field(default=64 * 1024 * 1024, ge=0)
 
     @field_validator("database_url")
     @classmethod
