@@ -154,7 +154,7 @@ class AccessLogMiddleware:
             await self.app(scope, receive, capture)
         finally:
             query = scope.get("query_string", b"").decode("latin-1")
-            path = redact_query(scope["path"] + ("?" + query if query else ""))
+            path = scope["path"] + ("?" + redact_query(query) if query else "")
             client = scope.get("client") or ("-", 0)
             access_log.info(
                 '%s - "%s %s" %s %.1fms',
