@@ -250,9 +250,8 @@ def test_edits_deletions_and_reactions_made_in_the_business_app_apply(service, t
         "outbound", "reaction", "\U0001F44D")
     assert reaction["attachments"][0]["target_id"] == inbound["external_id"]
 
-    r = post_meta(service, "whatsapp",
-                  body_for("whatsapp", channel, account, "smb_message_echoes_reaction_removed.json"),
-                  channel.secret)
+    removal = body_for("whatsapp", channel, account, "smb_message_echoes_reaction_removed.json")
+    r = post_meta(service, "whatsapp", removal, channel.secret)
     assert (r.json()["stored"], r.json()["updated"]) == (0, 1)
     *_, gone = shown(tenant, service, channel)
     assert (gone["id"], gone["content_type"]) == (reaction["id"], "deleted")
