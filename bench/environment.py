@@ -18,6 +18,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
+from cryptography.fernet import Fernet
+
 from . import profiling, servers
 from .jobspec import Credentials, Job
 from .servers import REPO, Process
@@ -50,6 +52,8 @@ class Options:
     note: str | None = None
     # Record py-spy profiles of the servers into this directory.
     profile: Path | None = None
+    # Run the fixtures and the services from this source tree instead of this one.
+    checkout: Path | None = None
 
 
 @dataclass
@@ -93,12 +97,16 @@ class Environment:
         self.server_env = dict(server_env or {})
         # The source tree the fixtures and the services run from: this one, or
         # another checkout (an earlier commit, to compare with).
+        source = source or options.checkout
         self.source = REPO if source is None else source.resolve()
         if source is not None:
             self.server_env["PYTHONPATH"] = str(self.source)
         self.workdir = Path(tempfile.mkdtemp(prefix="inbox-bench-"))
         stack.callback(shutil.rmtree, self.workdir, True)
         self.secret_key = secrets.token_urlsafe(48)
+        # Production requires one: the fixtures encrypt the channel's secrets with it
+        # and every service process decrypts them.
+        self.server_env.setdefault("INBOX_SECRETS_KEY", Fernet.generate_key().decode())
         self._redis_url = options.redis_url
         self._postgres_url = options.postgres_url
         self._templates: dict[Backend, tuple[str, Credentials]] = {}

@@ -26,6 +26,7 @@ from .errors import ApiError, api_error_handler, http_error_handler, unhandled_e
 from .live import Live
 from .live.asyncapi import ServedAsyncApi, asyncapi_document
 from .services.channel_cache import ChannelCache
+from .services.channel_secrets import ChannelSecrets
 from .services.delivery import DeliveryWorker
 from .services.group_commit import GroupCommit
 from .services.profiles import ProfileFetcher
@@ -54,12 +55,14 @@ def create_app(settings: Settings | None = None) -> Starlette:
     )
     auth = Authenticator(db, settings)
     live = Live(settings, db, auth)
+    secrets = ChannelSecrets.from_settings(settings)
     state = AppState(
         settings=settings,
         db=db,
         auth=auth,
         writer=GroupCommit(db, live),
-        channels=ChannelCache(db),
+        channels=ChannelCache(db, secrets),
+        secrets=secrets,
         events=live,
         live=live,
     )
@@ -103,6 +106,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             request_timeout=settings.delivery_timeout,
             public_url=settings.public_url,
             sandbox_reports=sandbox_reports,
+            secrets=secrets,
         )
         profiles = state.profiles = ProfileFetcher(
             state.db, state.events, http, base_url=settings.graph_api_url

@@ -264,6 +264,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     # On a fresh machine serve is the first command run (`make run`): it makes the file.
     _prepare(args, settings, creates=True)
     _hint_first_user(settings)
+    _check_secrets_key(settings)
     key = settings.signing_key
     if settings.secret_key is None:
         # The server reads the settings anew (here, and in each --workers process):
@@ -325,6 +326,21 @@ def _hint_first_user(settings: Settings) -> None:
             f"or seed a demo organization with `{inbox} demo`.",
             file=sys.stderr,
         )
+
+
+def _check_secrets_key(settings: Settings) -> None:
+    """Refuse to serve with a key that cannot read the stored channel secrets: every
+    delivery to their channels would be answered 503 until it is fixed."""
+    from .services.channel_secrets import ChannelSecrets, SecretsKeyError, check_key
+
+    async def check(db: Any) -> int:
+        await check_key(db, ChannelSecrets.from_settings(settings))
+        return 0
+
+    try:
+        _run(settings, check)
+    except SecretsKeyError as exc:
+        raise CliError(exc.message) from None
 
 
 def cmd_create_org(args: argparse.Namespace, settings: Settings) -> int:
@@ -425,6 +441,7 @@ def cmd_create_channel(args: argparse.Namespace, settings: Settings) -> int:
     from .api.channels import channel_public, parse_settings
     from .errors import Conflict, NotFound
     from .models import Channel, Organization
+    from .services.channel_secrets import ChannelSecrets
 
     values: dict[str, str] = {}
     for item in args.set or []:
@@ -441,7 +458,7 @@ def cmd_create_channel(args: argparse.Namespace, settings: Settings) -> int:
             kind=args.kind,
             name=args.name,
             routing_key=parsed.routing_key(),
-            settings=parsed.stored(),
+            settings=ChannelSecrets.from_settings(settings).seal(parsed),
         )
         async with db.session() as session:
             if await session.get(Organization, args.org) is None:
@@ -508,14 +525,57 @@ def cmd_reset_password(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     from .demo import seed_demo
+    from .services.channel_secrets import ChannelSecrets
 
     async def work(db: Any) -> int:
-        result = await seed_demo(db)
+        result = await seed_demo(db, ChannelSecrets.from_settings(settings))
         _print(args, result, "\n".join(f"{k}: {v}" for k, v in result.items()))
         return 0
 
     _prepare(args, settings)
     return _run(settings, work)
+
+
+def cmd_secrets_rotate(args: argparse.Namespace, settings: Settings) -> int:
+    from .services.channel_secrets import SETTING, ChannelSecrets, rotate_all
+
+    async def work(db: Any) -> int:
+        done = await rotate_all(db, ChannelSecrets.from_settings(settings))
+        text = (
+            f"rewrote {done.rewritten} secrets of {done.channels} channels under the newest "
+            f"key ({done.encrypted} were plaintext, {done.reencrypted} under an older key); "
+            f"{done.current} already were"
+        )
+        _print(
+            args,
+            {
+                "rewritten": done.rewritten,
+                "channels": done.channels,
+                "encrypted": done.encrypted,
+                "reencrypted": done.reencrypted,
+                "current": done.current,
+                "failed_channels": done.failed,
+            },
+            text,
+        )
+        if done.failed:
+            shown = ", ".join(map(str, done.failed))
+            raise CliError(
+                f"channels {shown}: their secrets decrypt with no key in {SETTING}; "
+                "list the key they were encrypted with after the newest one and run this again"
+            )
+        return 0
+
+    _prepare(args, settings)
+    return _run(settings, work)
+
+
+def cmd_secrets_new_key(args: argparse.Namespace, _settings: Settings | None) -> int:
+    from cryptography.fernet import Fernet
+
+    key = Fernet.generate_key().decode()
+    _print(args, {"key": key}, key)
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -570,6 +630,24 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--email", required=True)
     p.add_argument("--password")
+    p = sub.add_parser(
+        "secrets",
+        help="channel secrets at rest (INBOX_SECRETS_KEY)",
+        description="Channel secrets are stored encrypted with the first key of "
+        "INBOX_SECRETS_KEY (comma-separated, newest first); the others still decrypt.",
+    )
+    actions = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    rotate = actions.add_parser(
+        "rotate",
+        help="re-encrypt every stored channel secret under the newest key (plaintext too); "
+        "prints how many it rewrote",
+    )
+    rotate.set_defaults(handler=cmd_secrets_rotate)
+    rotate.add_argument("--json", action="store_true", help="print a JSON object")
+    new_key = actions.add_parser("new-key", help="print a new key for INBOX_SECRETS_KEY")
+    # Needs no configuration: it makes what production's is missing.
+    new_key.set_defaults(handler=cmd_secrets_new_key, needs_settings=False)
+    new_key.add_argument("--json", action="store_true", help="print a JSON object")
     command(
         "demo",
         cmd_demo,
@@ -581,6 +659,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if not getattr(args, "needs_settings", True):
+        return int(args.handler(args, None))
     try:
         settings = load_settings()
     except ConfigError as exc:

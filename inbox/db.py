@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import stat
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -118,6 +120,7 @@ def create_engine(
     before it fails; None (migrations) lets it take what it takes. On SQLite it is the
     busy timeout: how long a writer waits for another process's write lock."""
     if url.startswith("sqlite"):
+        _create_private(url)
         engine = create_async_engine(url, echo=echo, connect_args={"timeout": 30}, **_JSON)
         busy_ms = SQLITE_BUSY_TIMEOUT_MS if statement_timeout is None else statement_timeout * 1000
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas(round(busy_ms)))
@@ -137,6 +140,29 @@ def create_engine(
     )
     event.listen(engine.sync_engine, "handle_error", _operational)
     return engine
+
+
+def _create_private(url: str) -> None:
+    """Create a missing SQLite file readable by its owner only (0600), whatever the
+    umask: it holds the service's data, hashes and keys. SQLite gives the -wal and
+    -shm files it makes beside it the same mode. An existing file is left as the
+    operator set it, with a warning if others may read it."""
+    path = make_url(url).database
+    if not path or path == ":memory:" or path.startswith("file:"):
+        return
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        mode = stat.S_IMODE(os.stat(path).st_mode)
+        if mode & 0o077:
+            log.warning(
+                "%s may be read by other users (mode %o): `chmod 600` it and its -wal and "
+                "-shm files",
+                os.path.abspath(path),
+                mode,
+            )
+    except OSError:
+        pass  # A missing directory, say: SQLite's own error says it when it opens.
 
 
 def create_postgres_writer(

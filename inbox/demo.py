@@ -7,12 +7,16 @@ from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
+from pydantic import SecretStr
 from sqlmodel import col, select
+
+from connectors.settings import SmsSettings, WhatsAppSettings
 
 from .db import Database
 from .models import Channel, Contact, ContactIdentity, Conversation, Lead, Message, User, utcnow
 from .security import hash_password
 from .services.accounts import create_organization, create_user
+from .services.channel_secrets import ChannelSecrets
 
 DEMO_OWNER = "owner@demo.example"
 DEMO_AGENT = "agent@demo.example"
@@ -24,7 +28,7 @@ _PEOPLE = [
 ]
 
 
-async def seed_demo(db: Database) -> dict[str, Any]:
+async def seed_demo(db: Database, channel_secrets: ChannelSecrets) -> dict[str, Any]:
     async with db.session() as session:
         existing = (await session.exec(select(User).where(User.email == DEMO_OWNER))).first()
     if existing is not None:
@@ -46,28 +50,30 @@ async def seed_demo(db: Database) -> dict[str, Any]:
                 kind="whatsapp",
                 name="WhatsApp (demo)",
                 routing_key=f"9{org.id:011d}",
-                settings={
-                    "phone_number_id": f"9{org.id:011d}",
-                    "access_token": "demo",
-                    "app_secret": secrets.token_hex(16),
-                    "verify_token": secrets.token_hex(8),
-                    "previous_app_secrets": [],
-                    # Demo credentials open no account: the built-in sandbox answers.
-                    "sandbox": True,
-                },
+                settings=channel_secrets.seal(
+                    WhatsAppSettings(
+                        phone_number_id=f"9{org.id:011d}",
+                        access_token=SecretStr("demo"),
+                        app_secret=SecretStr(secrets.token_hex(16)),
+                        verify_token=SecretStr(secrets.token_hex(8)),
+                        # Demo credentials open no account: the built-in sandbox answers.
+                        sandbox=True,
+                    )
+                ),
             ),
             "sms": Channel(
                 organization_id=org.id,
                 kind="sms",
                 name="SMS (demo)",
                 routing_key=f"+1555{org.id:07d}",
-                settings={
-                    "phone_number": f"+1555{org.id:07d}",
-                    "account_sid": "AC" + secrets.token_hex(16),
-                    "auth_token": secrets.token_hex(16),
-                    "previous_auth_tokens": [],
-                    "sandbox": True,
-                },
+                settings=channel_secrets.seal(
+                    SmsSettings(
+                        phone_number=f"+1555{org.id:07d}",
+                        account_sid="AC" + secrets.token_hex(16),
+                        auth_token=SecretStr(secrets.token_hex(16)),
+                        sandbox=True,
+                    )
+                ),
             ),
         }
         session.add_all(channels.values())

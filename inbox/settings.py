@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import logging
 import os
 import secrets
@@ -10,12 +11,23 @@ from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from pydantic import AliasChoices, Field, ValidationError, field_validator, model_validator
+from cryptography.fernet import Fernet
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from pydantic import (
+    AliasChoices,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 log = logging.getLogger("inbox.settings")
 
 DEV_SECRET_FILE = ".inbox-secret-key"  # noqa: S105 - a file name, not a secret
+SECRETS_KEY_HINT = "make one with `inbox secrets new-key`"
 
 
 class ConfigError(Exception):
@@ -51,6 +63,9 @@ class Settings(BaseSettings):
         default=None, validation_alias=AliasChoices("INBOX_REDIS_URL", "REDIS_URL")
     )
     secret_key: str | None = Field(default=None, min_length=16)
+    # Fernet keys that channel secrets are encrypted with at rest, comma-separated:
+    # the newest encrypts, every one decrypts (the older ones during a rotation).
+    secrets_key: SecretStr | None = None
     public_url: str | None = None
     allowed_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     access_token_ttl: int = Field(default=3600, ge=60, le=30 * 24 * 3600)
@@ -64,6 +79,10 @@ class Settings(BaseSettings):
     delivery_timeout: float = Field(default=15.0, gt=0, le=120)
     drain_seconds: float | None = Field(default=None, ge=0, le=300)
     event_retention_days: int = Field(default=7, ge=1, le=365)
+    # Live events are written to uvicorn's WebSocket transports as encoded frames where a
+    # probe of the server, at the first connection, finds that this works; false sends
+    # every frame through ASGI instead (a way out should a uvicorn upgrade break it).
+    ws_direct_frames: bool = True
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
     # Platforms document deliveries larger than any REST request (WhatsApp: 3 MB).
@@ -111,6 +130,22 @@ class Settings(BaseSettings):
             raise ValueError("must be an http(s) URL")
         return value.rstrip("/")
 
+    @field_validator("secrets_key")
+    @classmethod
+    def _secrets_key(cls, value: SecretStr | None) -> SecretStr | None:
+        keys = _split_keys(value.get_secret_value()) if value is not None else []
+        if not keys:
+            return None
+        for key in keys:
+            try:
+                Fernet(key)
+            except ValueError:
+                raise ValueError(
+                    "each key must be 32 url-safe base64-encoded bytes, newest first and "
+                    f"comma-separated ({SECRETS_KEY_HINT})"
+                ) from None
+        return value
+
     @field_validator("allowed_origins", mode="before")
     @classmethod
     def _origins(cls, value: object) -> object:
@@ -123,6 +158,11 @@ class Settings(BaseSettings):
         if self.secret_key is None and self.env == "production":
             raise ValueError(
                 "INBOX_SECRET_KEY is required (set INBOX_ENV=development to use a generated one)"
+            )
+        if self.secrets_key is None and self.env == "production":
+            raise ValueError(
+                "INBOX_SECRETS_KEY is required: channel secrets are encrypted with it "
+                f"({SECRETS_KEY_HINT}; INBOX_ENV=development derives one from the signing key)"
             )
         return self
 
@@ -155,6 +195,23 @@ class Settings(BaseSettings):
             path.resolve(),
         )
         return key
+
+    @cached_property
+    def channel_secrets_keys(self) -> list[bytes]:
+        """The Fernet keys of channel secrets, newest first: configured, or outside
+        production one derived from the signing key (so it lasts as long as that key)."""
+        if self.secrets_key is not None:
+            return [key.encode() for key in _split_keys(self.secrets_key.get_secret_value())]
+        # No warning of its own: production refuses to start without the setting, and
+        # the signing key's warning already says a development key is in use.
+        derived = HKDF(
+            algorithm=hashes.SHA256(), length=32, salt=None, info=b"inbox channel secrets"
+        ).derive(self.signing_key.encode())
+        return [base64.urlsafe_b64encode(derived)]
+
+
+def _split_keys(value: str) -> list[str]:
+    return [key.strip() for key in value.split(",") if key.strip()]
 
 
 def _variable_name(loc: str) -> str:

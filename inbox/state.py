@@ -9,6 +9,7 @@ from .auth import Authenticator
 from .db import Database
 from .live import Live
 from .services.channel_cache import ChannelCache
+from .services.channel_secrets import ChannelSecrets
 from .services.delivery import DeliveryWorker
 from .services.group_commit import GroupCommit
 from .services.outbox import EventSink, NullSink
@@ -26,6 +27,8 @@ class AppState:
     writer: GroupCommit
     # Webhooks' channel lookups; the channel API clears it on every change.
     channels: ChannelCache
+    # Encrypts channel secrets for storage and decrypts them for use.
+    secrets: ChannelSecrets
     events: EventSink = field(default_factory=NullSink)
     # Broker, hub and /ws of this process.
     live: Live | None = None

@@ -8,8 +8,6 @@ from typing import Any, Protocol
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from connectors.settings import settings_model
-
 from .errors import NotFound
 from .models import Channel, Contact, Conversation, Lead, Message
 from .schemas.channels import ChannelPublic
@@ -22,11 +20,12 @@ from .schemas.conversations import (
     MessagePublic,
 )
 from .schemas.leads import LeadPublic
+from .services.channel_secrets import public_view
 
 
 def channel_public(channel: Channel) -> ChannelPublic:
-    """A channel as admins see it: its settings without a secret."""
-    parsed = settings_model(channel.kind).model_validate(channel.settings)
+    """A channel as admins see it: its settings without a secret (and no key needed)."""
+    parsed = public_view(channel)
     return ChannelPublic(
         id=channel.id,
         organization_id=channel.organization_id,

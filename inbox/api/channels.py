@@ -73,7 +73,7 @@ async def create_channel(ctx: Context[None, ChannelCreate]) -> ChannelPublic:
         kind=body.kind,
         name=body.name,
         routing_key=parsed.routing_key(),
-        settings=parsed.stored(),
+        settings=ctx.state.secrets.seal(parsed),
         is_active=body.is_active,
     )
     async with ctx.state.db.session() as session:
@@ -111,8 +111,11 @@ async def update_channel(ctx: Context[None, ChannelPatch]) -> ChannelPublic:
     async with ctx.state.db.session() as session:
         channel = await get_owned(session, Channel, ctx.path["channel_id"], ctx.org_id)
         if ctx.body.settings is not None:
-            parsed = parse_settings(channel.kind, {**channel.settings, **ctx.body.settings})
-            changes["settings"] = parsed.stored()
+            current = ctx.state.secrets.decrypted(channel)
+            parsed = parse_settings(channel.kind, {**current, **ctx.body.settings})
+            if parsed.stored() != current:
+                # Every secret encrypted anew, under the newest key.
+                changes["settings"] = ctx.state.secrets.seal(parsed)
             changes["routing_key"] = parsed.routing_key()
         changes = {k: v for k, v in changes.items() if v is not None}
         if apply_changes(channel, changes):

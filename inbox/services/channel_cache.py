@@ -4,9 +4,11 @@ an account, or no channel at all), remembered in-process; and, for a status
 callback that names none of them, by the message it reports on (not remembered).
 
 Every delivery names its channel before anything else happens, so the lookup (and
-the parsing of the channel's settings) is worth keeping. A change made through
-this process's API clears the cache at once: a deactivated channel is refused by
-the next delivery. A change made by another process (another server, the CLI)
+the parsing of the channel's settings) is worth keeping. Its secrets are decrypted
+when it is loaded here, never per delivery, and loaded again after the TTL they
+are not decrypted anew unless they changed. A change made through this process's
+API clears the cache at once: a deactivated channel is refused by the next
+delivery. A change made by another process (another server, the CLI)
 is seen within ``TTL_SECONDS``.
 """
 
@@ -15,14 +17,16 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from pydantic import SecretStr
 from sqlmodel import col, select
 
-from connectors.settings import ChannelSettings, settings_model
+from connectors.settings import ChannelSettings
 
 from ..db import Database
 from ..models import Channel, Message
+from .channel_secrets import ChannelSecrets
 
 TTL_SECONDS = 5.0
 
@@ -37,9 +41,15 @@ class KnownChannel:
 
 
 class ChannelCache:
-    def __init__(self, db: Database, *, ttl: float = TTL_SECONDS) -> None:
+    def __init__(
+        self, db: Database, secrets: ChannelSecrets, *, ttl: float = TTL_SECONDS
+    ) -> None:
         self.db = db
+        self.secrets = secrets
         self.ttl = ttl
+        # Each channel's settings as stored and as opened: a row read again with the
+        # same settings reuses them (a dict comparison instead of a decryption).
+        self._opened: dict[int | None, tuple[dict[str, Any], ChannelSettings]] = {}
         self._known: dict[tuple[str, str], KnownChannel] = {}
         self._generic: dict[int, KnownChannel] = {}
         self._active: dict[str, tuple[float, list[KnownChannel]]] = {}
@@ -87,7 +97,7 @@ class ChannelCache:
                 )
             ).first()
         if channel is not None and generation == self._generation:
-            settings = settings_model("generic").model_validate(channel.settings)
+            settings = self.settings_of(channel)
             self._generic[organization_id] = KnownChannel(channel, settings, now + self.ttl)
         return channel
 
@@ -105,10 +115,7 @@ class ChannelCache:
                 .where(col(Channel.kind) == kind, col(Channel.is_active))
                 .order_by(col(Channel.id))
             )
-            found = [
-                KnownChannel(c, settings_model(c.kind).model_validate(c.settings), now + self.ttl)
-                for c in rows
-            ]
+            found = [KnownChannel(c, self.settings_of(c), now + self.ttl) for c in rows]
         if generation == self._generation:
             self._active[kind] = (now + self.ttl, found)
         return found
@@ -172,9 +179,20 @@ class ChannelCache:
     def invalidate(self) -> None:
         """Forget every channel; call after a change to any channel has committed."""
         self._generation += 1
+        self._opened.clear()
         self._known.clear()
         self._generic.clear()
         self._active.clear()
+
+    def settings_of(self, channel: Channel) -> ChannelSettings:
+        """A channel row's settings, its secrets decrypted once while they stay as
+        stored (SecretsKeyError when one does not decrypt)."""
+        opened = self._opened.get(channel.id)
+        if opened is not None and opened[0] == channel.settings:
+            return opened[1]
+        settings = self.secrets.open(channel)
+        self._opened[channel.id] = (channel.settings, settings)
+        return settings
 
     async def _read(
         self, kind: str, keys: Sequence[str], expires: float
@@ -184,9 +202,7 @@ class ChannelCache:
                 select(Channel).where(col(Channel.kind) == kind, col(Channel.routing_key).in_(keys))
             )
             return {
-                c.routing_key: KnownChannel(
-                    c, settings_model(c.kind).model_validate(c.settings), expires
-                )
+                c.routing_key: KnownChannel(c, self.settings_of(c), expires)
                 for c in rows
                 if c.routing_key is not None
             }

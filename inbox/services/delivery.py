@@ -33,11 +33,12 @@ from sqlmodel import col, select
 
 from connectors import sandbox
 from connectors.registry import adapter_for
-from connectors.settings import ChannelSettings, settings_model
+from connectors.settings import ChannelSettings
 from connectors.types import OutboundMessage, SendError, SendResult
 
 from ..db import Database
 from ..models import Channel, Contact, ContactIdentity, Conversation, Message, utcnow
+from .channel_secrets import ChannelSecrets, SecretsKeyError
 from .message_status import apply_pending, late_statuses, move_status
 from .outbound import record_first_response
 from .outbox import EventSink, transaction
@@ -71,8 +72,10 @@ class DeliveryWorker:
         request_timeout: float,
         public_url: str | None = None,
         sandbox_reports: SandboxReports | None = None,
+        secrets: ChannelSecrets,
     ) -> None:
         self.db = db
+        self.secrets = secrets
         self.sink = sink
         self.http = http
         self.base_urls = base_urls
@@ -189,10 +192,18 @@ class DeliveryWorker:
                 return None  # another worker took it
             return await session.get(Message, message_id)
 
+    def _settings(self, channel: Channel) -> ChannelSettings:
+        try:
+            return self.secrets.open(channel)
+        except SecretsKeyError as exc:
+            # The key is the operator's to fix: the message waits for it, with backoff,
+            # instead of failing at once.
+            raise SendError(exc.message, retryable=True, code="secrets_key") from None
+
     async def _deliver(self, message: Message) -> None:
         try:
             channel, outbound = await self._prepare(message)
-            settings = settings_model(channel.kind).model_validate(channel.settings)
+            settings = self._settings(channel)
             result = await self._send(channel, settings, outbound)
         except SendError as exc:
             await self._failed_attempt(message, exc)

@@ -23,7 +23,7 @@ from starlette.routing import Route
 from connectors.leads import parse_lead
 from connectors.phones import to_e164
 from connectors.registry import AccountRouting, Adapter, MessageRouting, adapter_for
-from connectors.settings import ChannelSettings, SmsSettings, settings_model
+from connectors.settings import ChannelSettings, SmsSettings
 from connectors.signatures import verify_meta, verify_twilio
 from connectors.twilio import TWIML_EMPTY_RESPONSE, TWIML_MEDIA_TYPE
 from connectors.types import (
@@ -301,7 +301,9 @@ async def meta_challenge(request: Request, kind: str) -> Response:
         rows = await session.exec(
             select(Channel).where(col(Channel.kind) == kind, col(Channel.is_active))
         )
-        settings = [settings_model(kind).model_validate(c.settings) for c in rows]
+        # Read afresh (a channel made a moment ago through another process is
+        # verified at once), decrypted no more than the cache does.
+        settings = [state.channels.settings_of(c) for c in rows]
     answer = adapter_for(kind).challenge(req, settings)
     if answer is None:
         return error_response(403, "AUTHORIZATION_FAILED", "Verification token does not match")

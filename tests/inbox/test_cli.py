@@ -20,6 +20,8 @@ import pytest
 from servers import create_database, drop_database, free_port
 
 SECRET = "cli-test-signing-key-long-enough"
+# The key channel secrets are encrypted with (production requires one).
+SECRETS_KEY = "pT9qzcXqG7QyqkS7ZP0ZqvLo7Wb0mE4o9c2sWlYk3Ew="
 # Variables of the machine running the tests that would change what the command sees.
 FOREIGN = ("DATABASE_URL", "REDIS_URL", "PORT")
 
@@ -106,7 +108,8 @@ def clean_env(database_url: str, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items()
            if not k.startswith("INBOX_") and k not in FOREIGN}
     return {**env, "INBOX_DATABASE_URL": database_url, "INBOX_SECRET_KEY": SECRET,
-            "INBOX_LOG_LEVEL": "warning", "INBOX_DRAIN_SECONDS": "0", **extra}
+            "INBOX_SECRETS_KEY": SECRETS_KEY, "INBOX_LOG_LEVEL": "warning",
+            "INBOX_DRAIN_SECONDS": "0", **extra}
 
 
 @pytest.fixture()
@@ -237,6 +240,9 @@ def test_demo_in_development_needs_no_secret_key(sqlite_cli):
         ({"INBOX_DATABASE_URL": "mysql://x"}, "INBOX_DATABASE_URL"),
         ({"INBOX_SECRET_KEY": None}, "INBOX_SECRET_KEY"),  # unset, outside development
         ({"INBOX_SECRET_KEY": "short"}, "INBOX_SECRET_KEY"),
+        ({"INBOX_SECRETS_KEY": None}, "INBOX_SECRETS_KEY"),  # unset, outside development
+        ({"INBOX_SECRETS_KEY": "not-a-fernet-key"}, "INBOX_SECRETS_KEY"),
+        ({"INBOX_SECRETS_KEY": f"{SECRETS_KEY},short"}, "INBOX_SECRETS_KEY"),
         ({"INBOX_REDIS_URL": "http://cache"}, "INBOX_REDIS_URL"),
         ({"INBOX_ACCESS_TOKEN_TTL": "-5"}, "INBOX_ACCESS_TOKEN_TTL"),
         ({"INBOX_DATABASE_CONNECT_TIMEOUT": "0"}, "INBOX_DATABASE_CONNECT_TIMEOUT"),

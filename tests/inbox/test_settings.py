@@ -11,6 +11,8 @@ import pytest
 from inbox.settings import ConfigError, Settings, async_database_url, load_settings
 
 KEY = "a-configured-signing-key"
+SECRETS_KEY = "pT9qzcXqG7QyqkS7ZP0ZqvLo7Wb0mE4o9c2sWlYk3Ew="
+OLD_SECRETS_KEY = "q0cGm2VJb1Zy9h8iV3l5Ckq4nU7rT0wXe6sYd2aBfGo="
 
 
 @pytest.fixture(autouse=True)
@@ -49,6 +51,7 @@ def test_other_databases_are_refused(url: str) -> None:
 
 def test_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("INBOX_SECRET_KEY", KEY)
+    monkeypatch.setenv("INBOX_SECRETS_KEY", SECRETS_KEY)
     settings = load_settings()
     assert settings.env == "production"
     assert settings.database_url == "sqlite+aiosqlite:///inbox.db"
@@ -61,6 +64,7 @@ def test_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_paas_variables_are_honoured(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("INBOX_SECRET_KEY", KEY)
+    monkeypatch.setenv("INBOX_SECRETS_KEY", SECRETS_KEY)
     monkeypatch.setenv("DATABASE_URL", "postgres://app:pw@db.internal:5432/app?sslmode=require")
     monkeypatch.setenv("REDIS_URL", "rediss://:pw@cache.internal:6380/0")
     monkeypatch.setenv("PORT", "5123")
@@ -73,6 +77,7 @@ def test_paas_variables_are_honoured(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_inbox_variables_win_over_the_plain_ones(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("INBOX_SECRET_KEY", KEY)
+    monkeypatch.setenv("INBOX_SECRETS_KEY", SECRETS_KEY)
     monkeypatch.setenv("DATABASE_URL", "postgres://paas/db")
     monkeypatch.setenv("INBOX_DATABASE_URL", "sqlite:///mine.db")
     monkeypatch.setenv("REDIS_URL", "redis://paas:6379/0")
@@ -87,6 +92,7 @@ def test_inbox_variables_win_over_the_plain_ones(monkeypatch: pytest.MonkeyPatch
 
 def test_allowed_origins_are_a_comma_separated_list(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("INBOX_SECRET_KEY", KEY)
+    monkeypatch.setenv("INBOX_SECRETS_KEY", SECRETS_KEY)
     monkeypatch.setenv(
         "INBOX_ALLOWED_ORIGINS", "https://app.example.com, https://admin.example.com/ ,,"
     )
@@ -97,6 +103,7 @@ def test_allowed_origins_are_a_comma_separated_list(monkeypatch: pytest.MonkeyPa
 
 def test_other_values(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("INBOX_SECRET_KEY", KEY)
+    monkeypatch.setenv("INBOX_SECRETS_KEY", SECRETS_KEY)
     monkeypatch.setenv("INBOX_PUBLIC_URL", "https://inbox.example.com/")
     monkeypatch.setenv("INBOX_ACCESS_TOKEN_TTL", "900")
     monkeypatch.setenv("INBOX_REDIS_URL", "")
@@ -118,12 +125,15 @@ def test_other_values(monkeypatch: pytest.MonkeyPatch) -> None:
         ({"INBOX_ENV": "staging"}, "INBOX_ENV"),
         ({"INBOX_ACCESS_TOKEN_TTL": "5"}, "INBOX_ACCESS_TOKEN_TTL"),
         ({"INBOX_SECRET_KEY": "short"}, "INBOX_SECRET_KEY"),
+        ({"INBOX_SECRETS_KEY": "a-passphrase-is-not-a-key"}, "INBOX_SECRETS_KEY"),
+        ({"INBOX_SECRETS_KEY": f"{SECRETS_KEY},{OLD_SECRETS_KEY[:-2]}"}, "INBOX_SECRETS_KEY"),
     ],
 )
 def test_a_bad_value_is_one_line_naming_the_variable(
     monkeypatch: pytest.MonkeyPatch, env: dict[str, str], variable: str
 ) -> None:
     monkeypatch.setenv("INBOX_SECRET_KEY", KEY)
+    monkeypatch.setenv("INBOX_SECRETS_KEY", SECRETS_KEY)
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     with pytest.raises(ConfigError) as raised:
@@ -138,6 +148,56 @@ def test_production_needs_a_secret_key() -> None:
         load_settings()
     assert "INBOX_SECRET_KEY" in str(raised.value)
     assert "INBOX_ENV=development" in str(raised.value)
+
+
+@pytest.mark.parametrize("value", [None, "", " , "])
+def test_production_needs_a_secrets_key(monkeypatch: pytest.MonkeyPatch, value) -> None:
+    monkeypatch.setenv("INBOX_SECRET_KEY", KEY)
+    if value is not None:
+        monkeypatch.setenv("INBOX_SECRETS_KEY", value)
+    with pytest.raises(ConfigError) as raised:
+        load_settings()
+    message = str(raised.value)
+    assert message.startswith("INBOX_SECRETS_KEY is required")
+    assert "inbox secrets new-key" in message
+    assert "\n" not in message
+
+
+def test_a_bad_secrets_key_is_named_without_echoing_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("INBOX_SECRET_KEY", KEY)
+    bad = SECRETS_KEY[:-4]
+    monkeypatch.setenv("INBOX_SECRETS_KEY", f"{bad},{OLD_SECRETS_KEY}")
+    with pytest.raises(ConfigError) as raised:
+        load_settings()
+    message = str(raised.value)
+    assert message.startswith("INBOX_SECRETS_KEY: each key must be 32 url-safe base64")
+    assert bad not in message and OLD_SECRETS_KEY not in message
+
+
+def test_secrets_keys_are_newest_first_and_never_shown(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("INBOX_SECRET_KEY", KEY)
+    monkeypatch.setenv("INBOX_SECRETS_KEY", f" {SECRETS_KEY} , {OLD_SECRETS_KEY} ")
+    settings = load_settings()
+    assert settings.channel_secrets_keys == [SECRETS_KEY.encode(), OLD_SECRETS_KEY.encode()]
+    assert SECRETS_KEY not in repr(settings) and SECRETS_KEY not in str(settings.model_dump())
+
+
+def test_outside_production_the_secrets_key_is_derived_from_the_signing_key(
+    monkeypatch: pytest.MonkeyPatch, tmp_path
+) -> None:
+    from cryptography.fernet import Fernet
+
+    monkeypatch.setenv("INBOX_ENV", "development")
+    monkeypatch.setenv("INBOX_SECRET_KEY", KEY)
+    [derived] = load_settings().channel_secrets_keys
+    Fernet(derived)  # a valid key
+    assert load_settings().channel_secrets_keys == [derived]  # the same at every start
+    assert derived.decode() not in (KEY, SECRETS_KEY)
+    monkeypatch.setenv("INBOX_SECRET_KEY", KEY + "-other")
+    assert load_settings().channel_secrets_keys != [derived]
+    monkeypatch.setenv("INBOX_SECRETS_KEY", SECRETS_KEY)
+    assert load_settings().channel_secrets_keys == [SECRETS_KEY.encode()]
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_development_generates_a_key_once_keeps_it_and_warns(
@@ -160,6 +220,7 @@ def test_a_configured_key_wins_in_development_and_writes_no_file(
 ) -> None:
     monkeypatch.setenv("INBOX_ENV", "development")
     monkeypatch.setenv("INBOX_SECRET_KEY", KEY)
+    monkeypatch.setenv("INBOX_SECRETS_KEY", SECRETS_KEY)
     assert Settings().signing_key == KEY
     assert not (tmp_path / ".inbox-secret-key").exists()
 

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from inbox.models import Channel
+from inbox.services.channel_secrets import ChannelSecrets
 
 # The fields each kind requires, and which of them are secrets.
 REQUIRED = {
@@ -64,11 +65,13 @@ def assert_no_secrets(r: Any, settings: dict[str, str], kind: str) -> None:
 
 
 def stored_settings(service: Any, channel_id: int) -> dict[str, Any]:
+    """The settings the service keeps, its secrets decrypted as it reads them."""
+
     async def load() -> dict[str, Any]:
         async with service.db.session() as session:
             channel = await session.get(Channel, channel_id)
             assert channel is not None
-            return dict(channel.settings)
+            return ChannelSecrets.from_settings(service.settings).decrypted(channel)
 
     return service.run(load())
 

@@ -16,6 +16,7 @@ from typing import Any
 
 import httpx
 import pytest
+from cryptography.fernet import Fernet
 from servers import RedisServer, create_database, drop_database, free_port
 
 from inbox.db import Database
@@ -34,6 +35,9 @@ from tests.inbox.live.wsclient import (
     stored,
 )
 from tests.inbox.platforms import events_of, meta_headers, whatsapp_channel, whatsapp_text
+
+# Both processes encrypt channel secrets with it (production requires one).
+SECRETS_KEY = Fernet.generate_key().decode()
 
 pytestmark = [pytest.mark.redis, pytest.mark.postgres]
 
@@ -60,6 +64,7 @@ def processes(postgres_server_url: str, loop: Any, platform: Any) -> Iterator[li
         "INBOX_DATABASE_URL": url,
         "INBOX_REDIS_URL": redis.url,
         "INBOX_SECRET_KEY": SECRET,
+        "INBOX_SECRETS_KEY": SECRETS_KEY,
         "INBOX_GRAPH_API_URL": platform.base_url,
         "INBOX_LOG_LEVEL": "warning",
         "INBOX_DRAIN_SECONDS": "0",

@@ -19,13 +19,13 @@ from sqlmodel import col, select
 from support import BackgroundLoop, LiveServer
 
 from connectors.sandbox import Report, is_sandbox
-from connectors.settings import settings_model
 from connectors.types import StatusUpdate
 from inbox.api.channels import channel_public
 from inbox.app import create_app
 from inbox.db import Database
 from inbox.demo import DEMO_OWNER, seed_demo
 from inbox.models import Channel, Message, User, utcnow
+from inbox.services.channel_secrets import ChannelSecrets
 from inbox.services.group_commit import GroupCommit
 from inbox.services.outbox import NullSink
 from inbox.services.sandbox import SandboxReports
@@ -297,8 +297,10 @@ async def test_the_demo_seeds_sandbox_channels_where_a_reply_goes_all_the_way(
     own_database: str, loop: BackgroundLoop, quiet_platform: FakePlatform
 ) -> None:
     db = Database(own_database)
+    # The key the service started below reads them with.
+    secrets = ChannelSecrets.from_settings(make_settings(own_database))
     try:
-        await seed_demo(db)
+        await seed_demo(db, secrets)
         async with db.session() as session:
             owner = (await session.exec(select(User).where(User.email == DEMO_OWNER))).one()
             channels = list(
@@ -310,7 +312,7 @@ async def test_the_demo_seeds_sandbox_channels_where_a_reply_goes_all_the_way(
         await db.dispose()
     assert sorted(c.kind for c in channels) == ["sms", "whatsapp"]
     for channel in channels:
-        assert is_sandbox(settings_model(channel.kind).model_validate(channel.settings))
+        assert is_sandbox(secrets.open(channel))
         # What GET /api/channels shows.
         assert channel_public(channel).settings["sandbox"] is True
 
