@@ -43,7 +43,8 @@ def main() -> int:
             "--set", f"app_secret={WHATSAPP_SECRET}",
             "--set", "access_token=bench-access-token",
             "--set", "verify_token=bench-verify-token")
-    api_key = command("create-api-key", "--org", org, "--name", "bench")["key"]
+    api_key = command("create-api-key", "--org", org, "--name", "bench",
+                      "--scopes", "ingest")["key"]
     print(json.dumps({
         "token": token,
         "api_key": api_key,

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
-from typing import Literal, cast
+from typing import Any, Literal, cast
 
 import jwt
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import Select, bindparam, select, update
+from sqlalchemy.engine import Row
 from sqlmodel import col
 
 from .db import Database
@@ -33,8 +35,32 @@ MALFORMED_AUTHORIZATION = "Invalid Authorization header: send 'Bearer <token or 
 INVALID_JWT = "Invalid access token"
 EXPIRED_JWT = "Access token expired"
 REVOKED_JWT = "Access token revoked: its user is no longer active"
+ENDED_SESSION = (
+    "Access token revoked: its user's sessions were ended (sign-out everywhere, a password "
+    "change or a deactivation); sign in again"
+)
 INVALID_API_KEY = "Invalid API key"
+EXPIRED_API_KEY = "API key expired"
+SUSPENDED_API_KEY = (
+    "API key revoked: the user who owns it is deactivated; an admin can transfer it to an "
+    "active admin (PATCH /api/api-keys/{id} with owner_id)"
+)
 INVALID_CREDENTIAL = "Invalid credential: neither an access token nor an API key"
+
+# What a key may be used for: "api" the REST API and /ws, "ingest" posting messages to
+# /webhooks/messages/incoming. A user's access token is "api" only.
+Scope = Literal["api", "ingest"]
+SCOPES: tuple[Scope, ...] = ("api", "ingest")
+USER_CANNOT_INGEST = (
+    "Only an API key with the ingest scope may post messages here, not a user's access token"
+)
+KEY_CANNOT_INGEST = (
+    'This API key lacks the ingest scope: create a key with "scopes": ["ingest"] to post '
+    "messages"
+)
+KEY_CANNOT_USE_API = (
+    "This API key is for ingest only: the REST API and /ws need a key with the api scope"
+)
 
 Role = Literal["agent", "admin", "owner"]
 ROLES: tuple[Role, ...] = ("agent", "admin", "owner")
@@ -48,10 +74,20 @@ API_KEY_TOUCH_INTERVAL = timedelta(seconds=60)
 # announces (a row deleted by hand, a broker that was down).
 API_KEY_TTL_SECONDS = 5.0
 
-# Built once: these run for every request made with an API key.
-_READ_KEY = select(
-    col(ApiKey.id), col(ApiKey.organization_id), col(ApiKey.role), col(ApiKey.last_used_at)
-).where(col(ApiKey.key_hash) == bindparam("digest"))
+# Built once: these run for every request made with an API key. The owner's row comes
+# along: a key acts for its owner and stops while they are deactivated.
+_KEY_COLUMNS: Select[*tuple[Any, ...]] = select(
+    col(ApiKey.id),
+    col(ApiKey.organization_id),
+    col(ApiKey.role),
+    col(ApiKey.scopes),
+    col(ApiKey.owner_id),
+    col(ApiKey.expires_at),
+    col(ApiKey.last_used_at),
+    col(User.is_active).label("owner_active"),
+).outerjoin(User, col(User.id) == col(ApiKey.owner_id))
+_READ_KEY = _KEY_COLUMNS.where(col(ApiKey.key_hash) == bindparam("digest"))
+_READ_KEY_BY_ID = _KEY_COLUMNS.where(col(ApiKey.id) == bindparam("key_id"))
 _TOUCH_KEY = (
     update(ApiKey)
     .where(col(ApiKey.id) == bindparam("key_id"))
@@ -65,7 +101,13 @@ class Principal:
     role: Role
     user: User | None = None
     api_key_id: int | None = None
+    # When the credential lapses: the token's exp, the key's expires_at (None: never).
     expires_at: datetime | None = None
+    # A user's: the epoch their token carries (the current one, or it was refused).
+    session_epoch: int | None = None
+    # A key's: what it may be used for, and the user it acts for.
+    scopes: frozenset[str] = frozenset()
+    owner_id: int | None = None
 
     @property
     def user_id(self) -> int | None:
@@ -90,6 +132,22 @@ def role_at_least(role: str, minimum: Role) -> bool:
 
 def authentication_failed(reason: Reason, message: str) -> AuthenticationFailed:
     return AuthenticationFailed(message, {"reason": reason})
+
+
+def parse_scopes(stored: str) -> frozenset[str]:
+    return frozenset(s for s in stored.split(",") if s)
+
+
+def check_scope(principal: Principal, scope: Scope) -> None:
+    """AuthorizationFailed unless the credential may be used for ``scope``."""
+    details = {"required_scope": scope}
+    if principal.api_key_id is None:
+        if scope != "api":
+            raise AuthorizationFailed(USER_CANNOT_INGEST, details)
+        return
+    if scope not in principal.scopes:
+        message = KEY_CANNOT_INGEST if scope == "ingest" else KEY_CANNOT_USE_API
+        raise AuthorizationFailed(message, details)
 
 
 def credentials_from_headers(authorization: str | None, api_key: str | None) -> str | None:
@@ -128,21 +186,32 @@ class Authenticator:
         # what it read, which may be the deleted key.
         self._generation = 0
 
-    async def authenticate(self, credential: str | None) -> Principal:
-        """The caller's principal, or AuthenticationFailed."""
+    async def authenticate(self, credential: str | None, scope: Scope = "api") -> Principal:
+        """The caller's principal, or AuthenticationFailed (401); AuthorizationFailed (403)
+        for a genuine credential that may not be used for ``scope``."""
         if not credential:
             raise authentication_failed("missing", MISSING_CREDENTIALS)
         if looks_like_jwt(credential):
-            return await _from_access_token(self.db, self.settings.signing_key, credential)
-        return await self._from_api_key(credential)
+            principal = await _from_access_token(self.db, self.settings.signing_key, credential)
+            check_scope(principal, scope)
+            return principal
+        return await self._from_api_key(credential, scope)
 
     def forget_key(self, api_key_id: int) -> None:
-        """Stop trusting a deleted key; call once its deletion has committed."""
+        """Stop trusting what was read of a key; call once its deletion (or transfer) has
+        committed."""
+        self._forget(lambda known: known.principal.api_key_id == api_key_id)
+
+    def forget_owner(self, user_id: int) -> None:
+        """Stop trusting what was read of a user's keys: they were deactivated."""
+        self._forget(lambda known: known.principal.owner_id == user_id)
+
+    def _forget(self, which: Callable[[_KnownKey], bool]) -> None:
         self._generation += 1
-        for digest in [d for d, k in self._keys.items() if k.principal.api_key_id == api_key_id]:
+        for digest in [d for d, known in self._keys.items() if which(known)]:
             del self._keys[digest]
 
-    async def _from_api_key(self, key: str) -> Principal:
+    async def _from_api_key(self, key: str, scope: Scope) -> Principal:
         digest = api_key_digest(key)
         generation = self._generation
         now = time.monotonic()
@@ -150,6 +219,11 @@ class Authenticator:
         if known is None or known.expires <= now:
             known = await self._read(key, digest, now + self.ttl)
         used_at = datetime.now(UTC)
+        lapses = known.principal.expires_at
+        if lapses is not None and lapses <= used_at:
+            self._keys.pop(digest, None)
+            raise authentication_failed("expired", EXPIRED_API_KEY)
+        check_scope(known.principal, scope)
         touch = known.last_used_at is None or used_at - known.last_used_at > API_KEY_TOUCH_INTERVAL
         if touch:
             known = replace(known, last_used_at=used_at)
@@ -170,10 +244,33 @@ class Authenticator:
         if row is None:
             self._keys.pop(digest, None)
             raise _not_a_key(key)
-        principal = Principal(
-            organization_id=row.organization_id, role=as_role(row.role), api_key_id=row.id
-        )
-        return _KnownKey(principal, row.last_used_at, expires)
+        # Refused keys are not remembered: a transfer to an active owner counts at once.
+        return _KnownKey(key_principal(row), row.last_used_at, expires)
+
+
+def key_principal(row: Row[Any]) -> Principal:
+    """The principal of a key row of ``_KEY_COLUMNS``; AuthenticationFailed when the key
+    has expired or its owner is deactivated."""
+    if row.owner_id is not None and not row.owner_active:
+        raise authentication_failed("revoked", SUSPENDED_API_KEY)
+    if row.expires_at is not None and row.expires_at <= datetime.now(UTC):
+        raise authentication_failed("expired", EXPIRED_API_KEY)
+    return Principal(
+        organization_id=row.organization_id,
+        role=as_role(row.role),
+        api_key_id=row.id,
+        expires_at=row.expires_at,
+        scopes=parse_scopes(row.scopes),
+        owner_id=row.owner_id,
+    )
+
+
+async def api_key_by_id(db: Database, api_key_id: int) -> Principal | None:
+    """A key's principal as it stands now, None when the key is gone; AuthenticationFailed
+    when it expired or its owner is deactivated."""
+    async with db.engine.connect() as connection:
+        row = (await connection.execute(_READ_KEY_BY_ID, {"key_id": api_key_id})).first()
+    return None if row is None else key_principal(row)
 
 
 def _not_a_key(credential: str) -> AuthenticationFailed:
@@ -209,15 +306,28 @@ async def _from_access_token(db: Database, signing_key: str, token: str) -> Prin
         if _expired_only(token, signing_key):
             raise authentication_failed("expired", EXPIRED_JWT) from None
         raise authentication_failed("invalid", INVALID_JWT) from None
+    return await user_principal(
+        db, claims.user_id, claims.organization_id, claims.session_epoch, claims.expires_at
+    )
+
+
+async def user_principal(
+    db: Database, user_id: int, organization_id: int, epoch: int, expires_at: datetime
+) -> Principal:
+    """The principal of a genuine credential naming this user; AuthenticationFailed when it
+    was revoked since it was issued."""
     async with db.session() as session:
-        user = await session.get(User, claims.user_id)
+        user = await session.get(User, user_id)
     # Genuine, unexpired, but its user was deactivated, deleted or moved since.
-    if user is None or not user.is_active or user.organization_id != claims.organization_id:
+    if user is None or not user.is_active or user.organization_id != organization_id:
         raise authentication_failed("revoked", REVOKED_JWT)
+    if user.session_epoch != epoch:
+        raise authentication_failed("revoked", ENDED_SESSION)
     # The role stored now wins over the one in the token: demotions apply at once.
     return Principal(
         organization_id=user.organization_id,
         role=as_role(user.role),
         user=user,
-        expires_at=claims.expires_at,
+        expires_at=expires_at,
+        session_epoch=user.session_epoch,
     )

@@ -387,7 +387,9 @@ def cmd_create_api_key(args: argparse.Namespace, settings: Settings) -> int:
     from .services.accounts import create_api_key
 
     async def work(db: Any) -> int:
-        row, key = await create_api_key(db, args.org, name=args.name, role=args.role)
+        row, key = await create_api_key(
+            db, args.org, name=args.name, role=args.role, scopes=args.scopes
+        )
         _print(
             args,
             {
@@ -396,6 +398,7 @@ def cmd_create_api_key(args: argparse.Namespace, settings: Settings) -> int:
                 "name": row.name,
                 "prefix": row.prefix,
                 "role": row.role,
+                "scopes": args.scopes,
                 "key": key,
             },
             f"created API key {row.id} ({row.prefix}...). Store it now, it is not shown again:\n"
@@ -405,6 +408,16 @@ def cmd_create_api_key(args: argparse.Namespace, settings: Settings) -> int:
 
     _prepare(args, settings)
     return _run(settings, work)
+
+
+def _scopes(value: str) -> list[str]:
+    from .auth import SCOPES
+
+    scopes = sorted({s.strip() for s in value.split(",") if s.strip()})
+    unknown = [s for s in scopes if s not in SCOPES]
+    if not scopes or unknown:
+        raise argparse.ArgumentTypeError(f"expected api, ingest or api,ingest; got {value!r}")
+    return scopes
 
 
 def cmd_token(args: argparse.Namespace, settings: Settings) -> int:
@@ -427,6 +440,7 @@ def cmd_token(args: argparse.Namespace, settings: Settings) -> int:
             role=user.role,
             key=settings.signing_key,
             ttl_seconds=ttl,
+            session_epoch=user.session_epoch,
         )
         _print(args, {"id": user.id, "access_token": token, "expires_in": ttl}, token)
         return 0
@@ -487,6 +501,7 @@ def cmd_reset_password(args: argparse.Namespace, settings: Settings) -> int:
 
     from .models import User, utcnow
     from .security import hash_password
+    from .services.accounts import end_sessions
 
     if args.password is not None and len(args.password) < MIN_PASSWORD_LENGTH:
         # The API's rule for a new password: the command line is no back door around it.
@@ -504,6 +519,9 @@ def cmd_reset_password(args: argparse.Namespace, settings: Settings) -> int:
             user.password_hash = password_hash
             user.updated_at = utcnow()
             session.add(user)
+            # Every session of the user ends: servers close their sockets within seconds.
+            assert user.id is not None
+            await end_sessions(session, user.id)
             await session.commit()
         if not user.is_active:
             print(
@@ -615,6 +633,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--org", type=int, required=True)
     p.add_argument("--name", required=True)
     p.add_argument("--role", choices=["agent", "admin"], default="agent")
+    p.add_argument(
+        "--scopes",
+        type=_scopes,
+        default=["api"],
+        help="comma-separated: api (REST and /ws, the default), ingest (the generic webhook)",
+    )
     p = command("token", cmd_token, "print an access token for a user")
     p.add_argument("--email", required=True)
     p.add_argument("--ttl", type=int, help="lifetime in seconds")

@@ -15,6 +15,8 @@ from argon2.exceptions import InvalidHashError, VerificationError
 
 JWT_ALGORITHM = "HS256"
 API_KEY_PREFIX = "ibx_"
+# The access token's claim carrying its user's session epoch at issue.
+EPOCH_CLAIM = "epoch"
 
 _hasher = PasswordHasher()
 # Verified against when the email is unknown, so both paths cost the same.
@@ -44,16 +46,25 @@ class TokenClaims:
     role: str
     issued_at: datetime
     expires_at: datetime
+    session_epoch: int
 
 
 def issue_token(
-    *, user_id: int, organization_id: int, role: str, key: str, ttl_seconds: int
+    *,
+    user_id: int,
+    organization_id: int,
+    role: str,
+    key: str,
+    ttl_seconds: int,
+    session_epoch: int = 0,
 ) -> str:
+    """An access token; ``session_epoch`` is the user's, so bumping it revokes the token."""
     now = datetime.now(UTC)
     claims = {
         "sub": str(user_id),
         "org": organization_id,
         "role": role,
+        EPOCH_CLAIM: session_epoch,
         "iat": now,
         "exp": now + timedelta(seconds=ttl_seconds),
     }
@@ -79,9 +90,18 @@ def decode_token(token: str, key: str) -> TokenClaims:
             role=str(payload.get("role", "")),
             issued_at=datetime.fromtimestamp(int(payload["iat"]), UTC),
             expires_at=datetime.fromtimestamp(int(payload["exp"]), UTC),
+            # Tokens issued before epochs existed count as the first one.
+            session_epoch=_epoch(payload.get(EPOCH_CLAIM, 0)),
         )
     except (jwt.PyJWTError, ValueError, TypeError) as exc:
         raise InvalidToken(str(exc)) from None
+
+
+def _epoch(value: object) -> int:
+    # A signed token carries what we wrote, but a bool or a float is refused, not coerced.
+    if type(value) is not int:
+        raise ValueError(f"{EPOCH_CLAIM} must be an integer")
+    return value
 
 
 def looks_like_jwt(token: str) -> bool:

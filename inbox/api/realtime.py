@@ -16,7 +16,9 @@ def _live(ctx: Context[None, None]) -> Live:
 
 @api.post(
     "/api/realtime/tickets",
-    summary="A single-use ticket (30 s) to open GET /ws?ticket=... from a browser",
+    summary="A single-use ticket to open GET /ws?ticket=... from a browser: valid 30 s (less "
+    "when the caller's credential expires sooner); the socket closes when the credential "
+    "expires or is revoked",
     response=TicketResponse,
 )
 async def create_ticket(ctx: Context[None, None]) -> TicketResponse:

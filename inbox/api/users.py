@@ -4,8 +4,8 @@ from typing import Any
 
 from sqlmodel import col, func, select
 
+from ..auth import Principal
 from ..errors import AuthorizationFailed, Conflict
-from ..live.service import user_subject
 from ..models import User
 from ..schemas.common import Page
 from ..schemas.users import UserCreate, UserPatch, UserPublic, UserQuery
@@ -70,15 +70,25 @@ async def get_user(ctx: Context[None, None]) -> UserPublic:
     return UserPublic.model_validate(user)
 
 
+def _require_owner_for(principal: Principal, user: User, changes: dict[str, Any]) -> None:
+    # Only an owner may touch an owner or make one.
+    if (user.role == "owner" or changes.get("role") == "owner") and not principal.has_role(
+        "owner"
+    ):
+        raise AuthorizationFailed("Only an owner can change an owner or grant ownership")
+
+
 async def _change_user(ctx: Context[Any, Any], changes: dict[str, Any]) -> UserPublic:
     principal = ctx.principal
-    async with ctx.state.db.session() as session:
+    epoch: int | None = None
+    stopped_keys: list[int] = []
+    password = changes.pop("password", None)
+    if password is not None:
+        # Hashed before the transaction: Argon2 takes its time, the write lock must not.
+        changes["password_hash"] = await hash_password(password)
+    async with ctx.state.db.session(write=True) as session:
         user = await get_owned(session, User, ctx.path["user_id"], ctx.org_id)
-        # Only an owner may touch an owner or make one.
-        if (user.role == "owner" or changes.get("role") == "owner") and not principal.has_role(
-            "owner"
-        ):
-            raise AuthorizationFailed("Only an owner can change an owner or grant ownership")
+        _require_owner_for(principal, user, changes)
         if user.id == principal.user_id and (
             changes.get("is_active") is False or changes.get("role", user.role) != user.role
         ):
@@ -97,18 +107,30 @@ async def _change_user(ctx: Context[Any, Any], changes: dict[str, Any]) -> UserP
             )
             if owners.one() <= 1:
                 raise Conflict("The organization must keep at least one active owner")
-        if "password" in changes:
-            password = changes.pop("password")
-            if password is not None:
-                changes["password_hash"] = await hash_password(password)
         changes = {k: v for k, v in changes.items() if v is not None}
-        if apply_changes(user, changes):
+        deactivating = changes.get("is_active") is False
+        # A reset password or a deactivation ends every session the user has: their
+        # tokens are refused from this commit on, reactivated or not.
+        if "password_hash" in changes or deactivating:
+            assert user.id is not None
+            epoch = await accounts.end_sessions(session, user.id)
+            if deactivating:
+                stopped_keys = await accounts.keys_owned_by(session, user.id)
+        if apply_changes(user, changes) or epoch is not None:
             session.add(user)
             await session.commit()
-    if changes.get("is_active") is False and ctx.state.live is not None:
-        # Tokens already stop working; open WebSockets must stop receiving too.
-        await ctx.state.live.revoke(ctx.org_id, user_subject(user.id))
+    if epoch is not None:
+        await _revoked(ctx, user, epoch, stopped_keys)
     return UserPublic.model_validate(user)
+
+
+async def _revoked(ctx: Context[Any, Any], user: User, epoch: int, keys: list[int]) -> None:
+    assert user.id is not None
+    # The ORM's copy predates the bump, which was made in SQL.
+    user.session_epoch = epoch
+    if ctx.state.live is not None:
+        # Tokens already stop working; open WebSockets must stop receiving too.
+        await ctx.state.live.revoke_user(ctx.org_id, user.id, epoch, keys)
 
 
 @api.patch(
@@ -132,3 +154,20 @@ async def update_user(ctx: Context[None, UserPatch]) -> UserPublic:
 )
 async def deactivate_user(ctx: Context[None, None]) -> UserPublic:
     return await _change_user(ctx, {"is_active": False})
+
+
+@api.post(
+    "/api/users/{user_id:int}/logout-all",
+    summary="Sign a user out everywhere: their tokens and sockets stop; they can sign in "
+    "again (admin)",
+    role="admin",
+    status=204,
+)
+async def logout_user_everywhere(ctx: Context[None, None]) -> None:
+    async with ctx.state.db.session(write=True) as session:
+        user = await get_owned(session, User, ctx.path["user_id"], ctx.org_id)
+        _require_owner_for(ctx.principal, user, {})
+        assert user.id is not None
+        epoch = await accounts.end_sessions(session, user.id)
+        await session.commit()
+    await _revoked(ctx, user, epoch, [])

@@ -12,39 +12,47 @@ import contextlib
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
 from redis.exceptions import RedisError
 from sqlalchemy import bindparam
+from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import col, select
 from starlette.requests import HTTPConnection
 
 from realtime.broker import Broker, BrokerUnavailable, create_backend
 from realtime.endpoint import HandshakeRefused, RealtimeEndpoint, Session
 from realtime.envelope import Envelope
-from realtime.hub import Hub
+from realtime.hub import CLOSE_UNAUTHORIZED, Connection, Hub
 from realtime.origins import same_origin
 from realtime.presence import create_presence
 from realtime.protocol import FrameError
 
-from ..auth import Authenticator, Principal, as_role, credentials_from_headers
+from ..auth import (
+    Authenticator,
+    Principal,
+    api_key_by_id,
+    check_scope,
+    credentials_from_headers,
+    user_principal,
+)
 from ..db import Database
-from ..errors import ApiError, NotFound, ServiceUnavailable
-from ..models import ApiKey, Conversation, User
+from ..errors import ApiError, AuthenticationFailed, NotFound, ServiceUnavailable
+from ..models import Conversation
 from ..schemas.fields import MAX_ID
 from ..services.metrics import METRIC_EVENTS, LiveMetrics
 from ..services.outbox import OutboxEvent
 from ..settings import Settings
 from .asyncapi import EVENT_TYPES
 from .outbox_log import OutboxLog, envelope_of
+from .revocation import CredentialCheck, Subject, parse_subject
 from .tickets import (
-    TICKET_TTL_SECONDS,
-    MemoryUsedTickets,
-    RedisUsedTickets,
     UsedTickets,
+    credential_expired_ticket,
     issue_ticket,
     read_ticket,
     revoked_ticket,
@@ -54,8 +62,20 @@ from .tickets import (
 log = logging.getLogger("inbox.live")
 
 CHANNEL_PREFIX = "inbox"
+# An instruction for every process over the broker, never an event for clients.
 REVOKED = "session.revoked"
 PRUNE_EVERY_SECONDS = 3600
+# How often each process checks the credentials its sockets were opened with against
+# the database: the bound on a revocation the broker did not carry (it was down, or the
+# change came from the command line or by hand).
+RECHECK_EVERY_SECONDS = 5.0
+# An organization whose last socket closed is still looked at for this long: a socket
+# is registered a moment after its credential was checked.
+RECHECK_LINGER_SECONDS = 60.0
+STORAGE_ERRORS = (SQLAlchemyError, OSError, TimeoutError)
+HANDSHAKE_UNAVAILABLE = (
+    "Cannot check credentials now: the database does not answer; try again shortly"
+)
 
 # Typing frames come every few seconds from every typist: the conversations found are
 # remembered, so a typist costs one query a minute, not one a frame. Conversations
@@ -70,19 +90,13 @@ _CONVERSATION_OF_ORG = select(col(Conversation.id)).where(
 )
 
 
-def user_subject(user_id: int | None) -> str:
-    return f"user:{user_id}"
-
-
-def key_subject(api_key_id: int | None) -> str:
-    return f"key:{api_key_id}"
-
-
 def subject_of(principal: Principal) -> str:
-    """What a revocation names: the user, or the API key."""
+    """What a socket is held by, as revocations name it: the user and the session epoch
+    of its credential, or the API key."""
     if principal.user_id is not None:
-        return user_subject(principal.user_id)
-    return key_subject(principal.api_key_id)
+        return Subject("user", principal.user_id, principal.session_epoch or 0).text
+    assert principal.api_key_id is not None
+    return Subject("key", principal.api_key_id).text
 
 
 class KnownConversations:
@@ -141,9 +155,10 @@ class Live:
             settings.redis_url, self._presence_changed, prefix=CHANNEL_PREFIX
         )
         self.metrics = LiveMetrics(db, self._publish_metrics, self._agents_online)
-        self.used_tickets: UsedTickets = (
-            RedisUsedTickets(settings.redis_url) if settings.redis_url else MemoryUsedTickets()
-        )
+        self.used_tickets = UsedTickets(db)
+        self.credentials = CredentialCheck(db)
+        # Organizations that had a socket here lately: what the recheck looks at.
+        self._organizations: dict[int, float] = {}
         self.conversations = KnownConversations()
         self.endpoint = RealtimeEndpoint(
             hub=self.hub,
@@ -155,23 +170,26 @@ class Live:
             event_types=EVENT_TYPES,
         )
         self._pruner: asyncio.Task[None] | None = None
+        self._rechecker: asyncio.Task[None] | None = None
         self._broker_down_logged = False
+        self._recheck_failing = False
 
     async def start(self) -> None:
         await self.broker.start()
         await self.presence.start()
         self._pruner = asyncio.create_task(self._prune_forever(), name="outbox-retention")
+        self._rechecker = asyncio.create_task(self._recheck_forever(), name="credential-check")
 
     async def stop(self) -> None:
         await self.hub.close_all()
-        if self._pruner is not None:
-            self._pruner.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._pruner
+        for task in (self._pruner, self._rechecker):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         await self.metrics.close()
         await self.presence.stop()
         await self.broker.stop()
-        await self.used_tickets.close()
 
     async def figures(self, org_id: int) -> dict[str, Any]:
         """The organization's live figures now, as ``metrics.update`` carries them."""
@@ -213,30 +231,121 @@ class Live:
 
     def _received(self, envelope: Envelope) -> None:
         if envelope.type == REVOKED:
-            # An instruction for every process's hub, never an event for clients.
-            subject = orjson.loads(envelope.frame)["data"]["subject"]
-            self._revoked(envelope.organization_id, str(subject))
+            self._instructed(envelope)
             return
         if envelope.type == "contact.deleted":
             # Its conversations went with it; which ones, the event does not say.
             self.conversations.forget_organization(envelope.organization_id)
         self.hub.dispatch(envelope)
 
-    async def revoke(self, org_id: int, subject: str) -> None:
-        """Close every live connection of a deactivated user or deleted key, and stop
-        trusting the key, everywhere."""
-        self._revoked(org_id, subject)
-        await self._send(Envelope.build(REVOKED, org_id, {"subject": subject}))
+    def _instructed(self, envelope: Envelope) -> None:
+        try:
+            data = orjson.loads(envelope.frame)["data"]
+            subject = parse_subject(str(data["subject"]))
+            keys = [int(k) for k in data.get("keys", ())]
+            epoch = data.get("epoch")
+        except (KeyError, TypeError, ValueError, orjson.JSONDecodeError):
+            log.warning("ignoring a malformed %s instruction", envelope.type)
+            return
+        if subject.kind == "key":
+            self._key_revoked(envelope.organization_id, subject.id)
+        else:
+            # Without an epoch (a process of an older version): every session of the user.
+            below = int(epoch) if isinstance(epoch, int) else None
+            self._user_revoked(envelope.organization_id, subject.id, below, keys)
 
-    def _revoked(self, org_id: int, subject: str) -> None:
-        kind, _, subject_id = subject.partition(":")
-        if kind == "key" and subject_id.isdigit():
-            self.auth.forget_key(int(subject_id))
-        self.hub.revoke(org_id, subject)
+    async def revoke_user(
+        self, org_id: int, user_id: int, epoch: int, keys: Sequence[int] = ()
+    ) -> None:
+        """Close, in every process, the sockets opened with a session of the user older
+        than ``epoch``, and those of ``keys`` (the keys that stopped with the user)."""
+        self._user_revoked(org_id, user_id, epoch, keys)
+        data = {"subject": Subject("user", user_id).text, "epoch": epoch, "keys": list(keys)}
+        await self._send(Envelope.build(REVOKED, org_id, data))
+
+    async def revoke_key(self, org_id: int, api_key_id: int) -> None:
+        """Close, in every process, the sockets a deleted key opened; stop trusting it."""
+        self._key_revoked(org_id, api_key_id)
+        await self._send(Envelope.build(REVOKED, org_id, {"subject": f"key:{api_key_id}"}))
+
+    def _user_revoked(
+        self, org_id: int, user_id: int, below: int | None, keys: Sequence[int]
+    ) -> None:
+        self.auth.forget_owner(user_id)
+        for key_id in keys:
+            self._key_revoked(org_id, key_id)
+
+        def ended(subject: Subject) -> bool:
+            return (
+                subject.kind == "user"
+                and subject.id == user_id
+                and (below is None or subject.epoch < below)
+            )
+
+        self._close(org_id, ended)
+
+    def _key_revoked(self, org_id: int, api_key_id: int) -> None:
+        self.auth.forget_key(api_key_id)
+        self._close(org_id, lambda subject: subject.kind == "key" and subject.id == api_key_id)
+
+    def _close(self, org_id: int, which: Callable[[Subject], bool]) -> int:
+        closed = 0
+        for connection in self.hub.connections(org_id):
+            subject = _subject_of(connection)
+            if subject is not None and which(subject):
+                connection.close(CLOSE_UNAUTHORIZED)
+                closed += 1
+        return closed
+
+    async def recheck(self) -> int:
+        """Close the local sockets whose credential was revoked, as the database says
+        now; answer how many."""
+        now = time.monotonic()
+        held: list[tuple[Connection, Subject]] = []
+        for org_id, seen in list(self._organizations.items()):
+            connections = self.hub.connections(org_id)
+            if not connections and now - seen > RECHECK_LINGER_SECONDS:
+                del self._organizations[org_id]
+            for connection in connections:
+                subject = _subject_of(connection)
+                if subject is not None and not connection.closing:
+                    held.append((connection, subject))
+        if not held:
+            return 0
+        revoked = await self.credentials.revoked(
+            [(connection.organization_id, subject) for connection, subject in held]
+        )
+        closed = 0
+        for connection, subject in held:
+            if (connection.organization_id, subject) in revoked:
+                connection.close(CLOSE_UNAUTHORIZED)
+                closed += 1
+        if closed:
+            log.info("closed %d sockets whose credentials were revoked", closed)
+        return closed
+
+    async def _recheck_forever(self) -> None:
+        while True:
+            await asyncio.sleep(RECHECK_EVERY_SECONDS)
+            await self._recheck_once()
+
+    async def _recheck_once(self) -> None:
+        try:
+            await self.recheck()
+            self._recheck_failing = False
+        except STORAGE_ERRORS:
+            # Logged once per outage: it runs every few seconds.
+            if not self._recheck_failing:
+                log.warning("checking open sockets' credentials failed", exc_info=True)
+                self._recheck_failing = True
+        except Exception:
+            log.exception("checking open sockets' credentials failed")
 
     async def _caught_up(self) -> None:
         replayed = await self.hub.catch_up(self.log)
         log.info("broker back: %d stored events replayed to local connections", replayed)
+        # Revocations are not stored: the ones said while the broker was down are found.
+        await self._recheck_once()
 
     async def _publish_metrics(self, org_id: int, snapshot: dict[str, Any]) -> None:
         await self._send(Envelope.build("metrics.update", org_id, snapshot))
@@ -299,13 +408,8 @@ class Live:
         return same_origin(origin, allowed or [self.settings.public_url or addressed_to])
 
     def ticket_for(self, principal: Principal) -> dict[str, Any]:
-        ticket = issue_ticket(
-            self.settings.signing_key,
-            organization_id=principal.organization_id,
-            user_id=principal.user_id,
-            api_key_id=principal.api_key_id,
-        )
-        return {"ticket": ticket, "expires_in": TICKET_TTL_SECONDS}
+        ticket, lifetime = issue_ticket(self.settings.signing_key, principal)
+        return {"ticket": ticket, "expires_in": lifetime}
 
     async def authenticate(self, conn: HTTPConnection) -> Session:
         query = conn.query_params
@@ -317,9 +421,17 @@ class Live:
                     conn.headers.get("authorization"), conn.headers.get("x-api-key")
                 ) or query.get("token")
                 principal = await self.auth.authenticate(credential)
+        except STORAGE_ERRORS as exc:
+            # A clear refusal the client may retry, not a 500.
+            log.warning("refusing a handshake: %s", exc.__class__.__name__)
+            unavailable = ServiceUnavailable(HANDSHAKE_UNAVAILABLE)
+            raise HandshakeRefused(unavailable.code, unavailable.message, status=503) from None
+        except ServiceUnavailable as exc:
+            raise HandshakeRefused(exc.code, exc.message, exc.details, status=503) from None
         except ApiError as exc:
             # REST's code, words and details; the status stays the documented 403.
             raise HandshakeRefused(exc.code, exc.message, exc.details) from None
+        self._organizations[principal.organization_id] = time.monotonic()
         user = principal.user
         return Session(
             organization_id=principal.organization_id,
@@ -335,20 +447,46 @@ class Live:
 
     async def _redeem(self, ticket: str) -> Principal:
         claims = read_ticket(self.settings.signing_key, ticket)
-        if not await self.used_tickets.first_use(str(claims["jti"]), TICKET_TTL_SECONDS * 2):
+        now = datetime.now(UTC)
+        lapses = claims.credential_expires_at
+        if lapses is not None and lapses <= now:
+            raise credential_expired_ticket()
+        if claims.user_id is None and claims.api_key_id is None:
+            raise revoked_ticket()
+        if not await self.used_tickets.first_use(claims.ticket_id, claims.expires_at):
             raise used_ticket()
-        org_id = int(claims["org"])
-        # A ticket starts a session as long as a fresh access token would last.
-        expires_at = datetime.now(UTC) + timedelta(seconds=self.settings.access_token_ttl)
-        async with self.db.session() as session:
-            if "sub" in claims:
-                user = await session.get(User, int(claims["sub"]))
-                if user is None or not user.is_active or user.organization_id != org_id:
+        # A ticket's session lasts as a fresh access token would, and never past the
+        # credential it was minted from.
+        expires_at = now + timedelta(seconds=self.settings.access_token_ttl)
+        if lapses is not None:
+            expires_at = min(expires_at, lapses)
+        try:
+            if claims.user_id is not None:
+                principal = await user_principal(
+                    self.db,
+                    claims.user_id,
+                    claims.organization_id,
+                    claims.session_epoch,
+                    expires_at,
+                )
+            else:
+                assert claims.api_key_id is not None
+                found = await api_key_by_id(self.db, claims.api_key_id)
+                if found is None or found.organization_id != claims.organization_id:
                     raise revoked_ticket()
-                return Principal(org_id, as_role(user.role), user=user, expires_at=expires_at)
-            key = (
-                await session.exec(select(ApiKey).where(col(ApiKey.id) == claims.get("key")))
-            ).first()
-            if key is None or key.organization_id != org_id:
-                raise revoked_ticket()
-            return Principal(org_id, as_role(key.role), api_key_id=key.id, expires_at=expires_at)
+                check_scope(found, "api")
+                principal = replace(found, expires_at=expires_at)
+        except AuthenticationFailed as exc:
+            if exc.details.get("reason") == "expired":
+                raise credential_expired_ticket() from None
+            raise revoked_ticket() from None
+        return principal
+
+
+def _subject_of(connection: Connection) -> Subject | None:
+    if connection.subject is None:
+        return None
+    try:
+        return parse_subject(connection.subject)
+    except ValueError:
+        return None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Column, Index, String
+from sqlalchemy import BigInteger, Column, Index, Integer, String
 from sqlmodel import Field, SQLModel
 
 from .types import UTCDateTime, utcnow
@@ -37,6 +37,12 @@ class User(SQLModel, table=True):
     password_hash: str = Field(max_length=200)
     role: str = Field(default="agent", max_length=16)
     is_active: bool = Field(default=True)
+    # Carried in every access token; bumping it (password change or reset, deactivation,
+    # "sign out everywhere") refuses every token issued before, including after a
+    # reactivation.
+    session_epoch: int = Field(
+        default=0, sa_column=Column(Integer, nullable=False, server_default="0")
+    )
     last_login_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
@@ -44,7 +50,10 @@ class User(SQLModel, table=True):
 
 class ApiKey(SQLModel, table=True):
     __tablename__ = "api_keys"
-    __table_args__ = (Index("ix_api_keys_org", "organization_id"),)
+    __table_args__ = (
+        Index("ix_api_keys_org", "organization_id"),
+        Index("ix_api_keys_owner", "owner_id"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     organization_id: int = Field(foreign_key="organizations.id", ondelete="CASCADE")
@@ -53,6 +62,24 @@ class ApiKey(SQLModel, table=True):
     # Keys are 256 random bits, so a plain SHA-256 is a safe, indexable digest.
     key_hash: str = Field(sa_column=Column(String(64), unique=True, nullable=False))
     prefix: str = Field(max_length=16)
+    # Comma-separated: "api" (REST and /ws), "ingest" (POST /webhooks/messages/incoming).
+    scopes: str = Field(default="api", max_length=64, sa_column_kwargs={"server_default": "api"})
+    # Who made it; kept as it was when the key changes hands.
     created_by_id: int | None = Field(default=None, foreign_key="users.id", ondelete="SET NULL")
+    # The user it acts for: the key stops working while they are deactivated, until an
+    # admin transfers it. None only for keys made from the command line.
+    owner_id: int | None = Field(default=None, foreign_key="users.id", ondelete="CASCADE")
+    expires_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     last_used_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class UsedTicket(SQLModel, table=True):
+    """A WebSocket ticket that opened its connection, kept until it expires: single use
+    holds across processes with nothing but the database."""
+
+    __tablename__ = "used_tickets"
+    __table_args__ = (Index("ix_used_tickets_expires_at", "expires_at"),)
+
+    id: str = Field(sa_column=Column(String(32), primary_key=True))
+    expires_at: datetime = Field(sa_type=UTCDateTime)

@@ -3,9 +3,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import Field
+from pydantic import AwareDatetime, Field
 
 from .common import Input, Output
+from .fields import Id
 from .users import RoleName, UserPublic
 
 
@@ -42,9 +43,43 @@ class MeResponse(Output):
     api_key_id: int | None = None
 
 
+class PasswordChange(Input):
+    current_password: str = Field(min_length=1, max_length=256)
+    new_password: str = Field(min_length=8, max_length=256)
+
+
+ScopeName = Literal["api", "ingest"]
+
+
+def _default_scopes() -> list[ScopeName]:
+    return ["api"]
+
+
 class ApiKeyCreate(Input):
     name: str = Field(min_length=1, max_length=200)
     role: Literal["agent", "admin"] = "agent"
+    scopes: list[ScopeName] = Field(
+        default_factory=_default_scopes,
+        min_length=1,
+        max_length=2,
+        description='"api": the REST API and /ws; "ingest": POST /webhooks/messages/incoming '
+        "(the only credential it takes). Default: api.",
+    )
+    expires_at: AwareDatetime | None = Field(
+        default=None, description="When the key stops working; never when left out."
+    )
+
+
+class ApiKeyPatch(Input):
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    owner_id: Id | None = Field(
+        default=None,
+        description="Transfer the key to another active admin or owner: a key stops while "
+        "its owner is deactivated.",
+    )
+
+
+ApiKeyStatus = Literal["active", "expired", "suspended"]
 
 
 class ApiKeyPublic(Output):
@@ -52,8 +87,15 @@ class ApiKeyPublic(Output):
     name: str
     role: str
     prefix: str
+    scopes: list[ScopeName]
     created_at: datetime
-    last_used_at: datetime | None
+    created_by_id: int | None = Field(description="The user who made it; null from the CLI")
+    owner_id: int | None = Field(
+        description="The user it acts for; it stops while they are deactivated (suspended)"
+    )
+    expires_at: datetime | None
+    last_used_at: datetime | None = Field(description="Updated at most once a minute")
+    status: ApiKeyStatus
 
 
 class ApiKeyCreated(ApiKeyPublic):

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
+from datetime import datetime
+
+from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import func, select
+from sqlmodel import col, func, select
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from ..db import Database
 from ..errors import Conflict, NotFound
@@ -55,17 +60,31 @@ async def create_user(
 
 
 async def create_api_key(
-    db: Database, org_id: int, *, name: str, role: str = "agent", created_by_id: int | None = None
+    db: Database,
+    org_id: int,
+    *,
+    name: str,
+    role: str = "agent",
+    scopes: Collection[str] = ("api",),
+    expires_at: datetime | None = None,
+    created_by_id: int | None = None,
 ) -> tuple[ApiKey, str]:
-    """Store a new key's digest; the key itself is returned once and never again."""
+    """Store a new key's digest; the key itself is returned once and never again.
+
+    The key acts for ``created_by_id`` (its owner until an admin transfers it) and stops
+    while that user is deactivated; a key nobody made (the command line's) has no owner.
+    """
     generated = generate_api_key()
     row = ApiKey(
         organization_id=org_id,
         name=name,
         role=role,
+        scopes=",".join(sorted(set(scopes))),
         key_hash=generated.digest,
         prefix=generated.prefix,
         created_by_id=created_by_id,
+        owner_id=created_by_id,
+        expires_at=expires_at,
     )
     async with db.session() as session:
         if await session.get(Organization, org_id) is None:
@@ -73,3 +92,24 @@ async def create_api_key(
         session.add(row)
         await session.commit()
     return row, generated.key
+
+
+async def end_sessions(session: AsyncSession, user_id: int) -> int:
+    """Bump the user's session epoch in the caller's transaction: every access token
+    (and ticket) issued before is refused once it commits. Answers the new epoch."""
+    connection = await session.connection()
+    bumped = await connection.execute(
+        update(User)
+        .where(col(User.id) == user_id)
+        .values(session_epoch=col(User.session_epoch) + 1)
+        .returning(col(User.session_epoch))
+    )
+    return int(bumped.scalar_one())
+
+
+async def keys_owned_by(session: AsyncSession, user_id: int) -> list[int]:
+    """The ids of the keys that act for the user."""
+    rows = await session.exec(
+        select(ApiKey.id).where(col(ApiKey.owner_id) == user_id).order_by(col(ApiKey.id))
+    )
+    return [key_id for key_id in rows if key_id is not None]

@@ -328,12 +328,13 @@ async def twilio(request: Request) -> Response:
 
 
 async def generic_message(request: Request) -> Response:
-    """A normalized message from any source, authenticated by an organization API key."""
+    """A normalized message from any source, authenticated by an organization API key made
+    for ingest: a user's token or a key without the scope could post as a customer."""
     state = _state(request)
     credential = credentials_from_headers(
         request.headers.get("authorization"), request.headers.get("x-api-key")
     )
-    principal = await state.auth.authenticate(credential)
+    principal = await state.auth.authenticate(credential, scope="ingest")
     req = await webhook_request(request, state)
     try:
         events = adapter_for("generic").parse(req)

@@ -181,9 +181,11 @@ class Tenant:
             )
         )
 
-    def api_key(self, role: str = "agent") -> str:
+    def api_key(self, role: str = "agent", scopes: tuple[str, ...] = ("api",)) -> str:
         _row, key = self.service.run(
-            accounts.create_api_key(self.service.db, self.org_id, name="test key", role=role)
+            accounts.create_api_key(
+                self.service.db, self.org_id, name="test key", role=role, scopes=scopes
+            )
         )
         return key
 

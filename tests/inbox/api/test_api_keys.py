@@ -6,7 +6,8 @@ import hashlib
 from datetime import datetime
 from typing import Any
 
-PUBLIC_FIELDS = {"id", "name", "role", "prefix", "created_at", "last_used_at"}
+PUBLIC_FIELDS = {"id", "name", "role", "prefix", "scopes", "created_at", "created_by_id",
+                 "owner_id", "expires_at", "last_used_at", "status"}
 
 
 def assert_error(r: Any, status: int, code: str) -> dict[str, Any]:

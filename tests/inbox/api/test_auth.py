@@ -194,12 +194,14 @@ def test_a_deactivated_users_token_stops_working_at_once(service, tenant):
     assert_unauthenticated(client.get("/api/auth/me"))
 
 
-def test_a_reactivated_users_token_works_again(tenant):
-    user, client = tenant.user("agent")
+def test_a_reactivated_user_signs_in_again_their_old_token_stays_revoked(service, tenant):
+    user, client = tenant.user("agent", password="correct horse battery")
     tenant.api.patch(f"/api/users/{user.id}", json={"is_active": False})
     assert_unauthenticated(client.get(PROTECTED))
     tenant.api.patch(f"/api/users/{user.id}", json={"is_active": True})
-    assert client.get(PROTECTED).status_code == 200
+    assert_unauthenticated(client.get(PROTECTED))
+    token = login(service, user.email, "correct horse battery").json()["access_token"]
+    assert service.client(token).get(PROTECTED).status_code == 200
 
 
 # --- API keys ----------------------------------------------------------------------------

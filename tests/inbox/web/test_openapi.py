@@ -146,6 +146,8 @@ def test_generated_requests_get_documented_answers(service, tenant, document):
         operation = result.ok()
         if operation.method.upper() == "DELETE":
             continue  # would only remove the seeded rows the other operations need
+        if operation.path.endswith("/logout-all"):
+            continue  # would end the session the other operations are called with
         fuzz(operation, service.url, headers, GenerationMode.POSITIVE)
         if operation.path.startswith("/api/"):
             # Input that breaks the documented constraints gets a documented 4xx. (Webhooks

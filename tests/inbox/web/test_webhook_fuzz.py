@@ -170,7 +170,7 @@ def test_arbitrary_twilio_forms_never_crash_the_route(service, tenant):
 
 
 def test_arbitrary_generic_messages_never_crash_the_route(service, tenant):
-    key = tenant.api_key()
+    key = tenant.api_key(scopes=("ingest",))
     http = service.client()
 
     @FUZZ

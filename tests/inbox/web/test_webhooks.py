@@ -574,7 +574,7 @@ def test_twilio_signatures_are_checked_over_the_public_url(database_url, loop, p
 
 
 def test_a_generic_message_with_an_api_key_is_stored(service, tenant):
-    key = tenant.api_key()
+    key = tenant.api_key(scopes=("ingest",))
     web = service.client()
     r = web.post("/webhooks/messages/incoming", content=payload("generic", "message.json"),
                  headers={"X-Api-Key": key, "Content-Type": "application/json"})

@@ -1,0 +1,105 @@
+"""What a socket was opened with, and whether the database still stands behind it.
+
+A socket's subject names its credential: ``user:<id>:<session epoch>`` or
+``key:<id>``. Revocations over the broker close sockets at once; this check is the
+bound for those the broker did not carry.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Literal, TypeVar
+
+from sqlalchemy import Select, bindparam, select
+from sqlmodel import col
+
+from ..db import Database
+from ..models import ApiKey, User
+
+Kind = Literal["user", "key"]
+
+# Ids per query: well within what either database takes as bound parameters.
+CHUNK = 500
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Subject:
+    kind: Kind
+    id: int
+    # A user's session epoch when the socket's credential was issued; 0 for keys.
+    epoch: int = 0
+
+    @property
+    def text(self) -> str:
+        if self.kind == "user" and self.epoch:
+            return f"user:{self.id}:{self.epoch}"
+        return f"{self.kind}:{self.id}"
+
+
+def parse_subject(text: str) -> Subject:
+    """A subject's text back; ValueError for anything else."""
+    kind, _, rest = text.partition(":")
+    id_text, _, epoch_text = rest.partition(":")
+    if kind not in ("user", "key") or not id_text.isdigit():
+        raise ValueError(f"not a subject: {text!r}")
+    if epoch_text and (kind != "user" or not epoch_text.isdigit()):
+        raise ValueError(f"not a subject: {text!r}")
+    return Subject("user" if kind == "user" else "key", int(id_text), int(epoch_text or 0))
+
+
+_USERS = select(
+    col(User.id), col(User.organization_id), col(User.is_active), col(User.session_epoch)
+).where(col(User.id).in_(bindparam("ids", expanding=True)))
+_KEYS: Select[*tuple[Any, ...]] = (
+    select(
+        col(ApiKey.id),
+        col(ApiKey.organization_id),
+        col(ApiKey.expires_at),
+        col(ApiKey.owner_id),
+        col(User.is_active).label("owner_active"),
+    )
+    .outerjoin(User, col(User.id) == col(ApiKey.owner_id))
+    .where(col(ApiKey.id).in_(bindparam("ids", expanding=True)))
+)
+
+
+class CredentialCheck:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def revoked(
+        self, held: Sequence[tuple[int, Subject]]
+    ) -> set[tuple[int, Subject]]:
+        """Of (organization, subject) pairs, those whose credential no longer stands: a
+        user deactivated, moved or with a newer session epoch; a key deleted, expired or
+        whose owner is deactivated."""
+        users = sorted({s.id for _, s in held if s.kind == "user"})
+        keys = sorted({s.id for _, s in held if s.kind == "key"})
+        # (kind, id) -> (organization, the user's epoch), for the credentials that stand.
+        standing: dict[tuple[Kind, int], tuple[int, int]] = {}
+        now = datetime.now(UTC)
+        async with self.db.engine.connect() as connection:
+            for ids in _chunks(users):
+                for row in await connection.execute(_USERS, {"ids": ids}):
+                    if row.is_active:
+                        standing["user", row.id] = (row.organization_id, row.session_epoch)
+            for ids in _chunks(keys):
+                for row in await connection.execute(_KEYS, {"ids": ids}):
+                    expired = row.expires_at is not None and row.expires_at <= now
+                    suspended = row.owner_id is not None and not row.owner_active
+                    if not expired and not suspended:
+                        standing["key", row.id] = (row.organization_id, 0)
+        return {
+            (org_id, subject)
+            for org_id, subject in held
+            if standing.get((subject.kind, subject.id)) != (org_id, subject.epoch)
+        }
+
+
+def _chunks(ids: Sequence[T]) -> Iterator[list[T]]:
+    for start in range(0, len(ids), CHUNK):
+        yield list(ids[start : start + CHUNK])
