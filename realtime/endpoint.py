@@ -22,14 +22,15 @@ import orjson
 from starlette.requests import HTTPConnection
 from starlette.types import Message, Receive, Scope, Send
 
+from .connection import CLOSE_UNAUTHORIZED, Connection
 from .envelope import Envelope
-from .eventlog import EventLog, ReplayTruncated
-from .hub import CLOSE_UNAUTHORIZED, Connection, Hub
+from .eventlog import EventLog
+from .hub import Hub
 from .origins import same_origin
+from .prelude import send_prelude
 from .presence import Presence
 from .protocol import (
     PONG,
-    REPLAY_TRUNCATED,
     ClientFrame,
     FrameError,
     Ping,
@@ -40,7 +41,6 @@ from .protocol import (
     narrow,
     parse_client_frame,
     parse_event_types,
-    session_ready,
     subscription,
     unknown_event_types,
     widen,
@@ -160,7 +160,16 @@ class RealtimeEndpoint:
             events=events,
             subject=session.subject,
         )
-        connection.start(lambda: self._prelude(connection, session, resume_from, ignored))
+        connection.start(
+            lambda: send_prelude(
+                connection,
+                hub=self._hub,
+                log=self._event_log,
+                user=session.user,
+                resume_from=resume_from,
+                ignored=ignored,
+            )
+        )
         expiry = _schedule_expiry(connection, session)
         present = False
         try:
@@ -203,46 +212,6 @@ class RealtimeEndpoint:
                 AUTHENTICATION_FAILED, "Credentials expired", {"reason": "expired"}
             )
         return session, events, resume_from
-
-    async def _prelude(
-        self,
-        connection: Connection,
-        session: Session,
-        resume_from: int | None,
-        ignored: Envelope | None,
-    ) -> int:
-        organization_id = session.organization_id
-        start = resume_from
-        if start is None:
-            start = self._hub.last_in_order(organization_id)
-            if start is None:
-                start = await self._event_log.latest_id(organization_id)
-        await connection.send_now(
-            session_ready(connection.id, session.user, organization_id, start)
-        )
-        # Right after session.ready, ahead of any replay, where a client looks first.
-        if ignored is not None:
-            await connection.send_now(ignored)
-        if resume_from is None:
-            return start
-        last = resume_from
-        replayed = 0
-        events = self._event_log.after(organization_id, resume_from)
-        try:
-            async for envelope in events:
-                if connection.wants(envelope):
-                    await connection.send_now(envelope)
-                    replayed += 1
-                if envelope.id is not None and envelope.id > last:
-                    last = envelope.id
-        except ReplayTruncated:
-            await connection.send_now(REPLAY_TRUNCATED)
-        finally:
-            self._hub.counters.replayed += replayed
-            aclose = getattr(events, "aclose", None)
-            if aclose is not None:
-                await aclose()
-        return last
 
     async def _serve(self, connection: Connection, session: Session, receive: Receive) -> None:
         while True:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Protocol
 
 from .envelope import Envelope
@@ -33,3 +34,19 @@ class EventLog(Protocol):
         replay that reaches it.
         """
         ...
+
+
+@asynccontextmanager
+async def reading(
+    log: EventLog, organization_id: int, after_id: int
+) -> AsyncIterator[AsyncIterator[Envelope]]:
+    """`log.after(...)`, closed when the block ends even if it stops early: a log that
+    reads page by page holds a database connection until its iterator is closed."""
+    events = log.after(organization_id, after_id)
+    try:
+        yield events
+    finally:
+        # An EventLog may return any async iterator; only generators have aclose().
+        aclose = getattr(events, "aclose", None)
+        if aclose is not None:
+            await aclose()

@@ -145,7 +145,7 @@ class Live:
         self.db = db
         self.auth = auth
         self.log = OutboxLog(db, settings.event_retention_days)
-        self.hub = Hub(dense_ids=self.log)
+        self.hub = Hub(fill_gaps_from=self.log)
         self.broker = Broker(
             create_backend(settings.redis_url, prefix=CHANNEL_PREFIX),
             on_event=self._received,

@@ -145,11 +145,11 @@ class RealtimeApp:
         presence: Presence | None = None,
         hub: Hub | None = None,
         allowed_origins: tuple[str, ...] = (),
-        dense_ids: bool = False,
+        fill_gaps: bool = False,
         event_types: Collection[str] | None = None,
     ) -> None:
         self.log = StoreLog()
-        self.hub = hub or Hub(dense_ids=self.log if dense_ids else None)
+        self.hub = hub or Hub(fill_gaps_from=self.log if fill_gaps else None)
         self.tokens: dict[str, Session] = {}
         self.presence = presence
         self.reconnects = 0

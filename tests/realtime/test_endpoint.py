@@ -62,8 +62,8 @@ async def test_session_ready_then_every_event_of_the_organization(served: Served
 
 
 async def test_joining_a_live_stream_starts_right_after_what_the_others_were_sent() -> None:
-    # With dense ids the hub knows the last event it handed out: no need to ask the log.
-    app = RealtimeApp(dense_ids=True)
+    # Filling gaps from the log, the hub knows the last event it handed out: no need to ask.
+    app = RealtimeApp(fill_gaps=True)
     server = ServerThread(app.app).start()
     try:
         first = await client(server, app.token(1, user_id=1))

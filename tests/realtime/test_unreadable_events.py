@@ -13,6 +13,7 @@ import pytest
 
 from realtime import DataNotEncodable, Envelope, Hub, encode_data
 from realtime.protocol import event_unreadable
+from tests.realtime.fakes import FakeSocket, ListLog, event, live, settle
 from tests.realtime.rt_harness import (
     RealtimeApp,
     ServerThread,
@@ -21,7 +22,6 @@ from tests.realtime.rt_harness import (
     receive,
     receive_events,
 )
-from tests.realtime.test_hub import FakeSocket, ListLog, event, live, settle
 
 Served = tuple[RealtimeApp, ServerThread]
 
@@ -93,7 +93,7 @@ def test_the_stand_in_is_an_error_frame_routed_as_its_event() -> None:
 
 async def test_a_gap_fill_hands_out_the_stand_in_in_order_and_goes_on() -> None:
     stored = [event(1), event_unreadable(2, "message.received", 1), event(3), event(4)]
-    hub = Hub(dense_ids=ListLog(stored), reorder_wait=0.01)
+    hub = Hub(fill_gaps_from=ListLog(stored), reorder_wait=0.01)
     socket, narrowed = FakeSocket(), FakeSocket()
     live(hub, socket)
     live(hub, narrowed, events=["conversation.updated", "message.received"])
