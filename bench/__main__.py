@@ -85,6 +85,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--profile", action="store_true",
                    help="record py-spy profiles of the servers into <out>/profiles/")
     p.add_argument("--note", help="a remark for the results file")
+    p.add_argument("--checkout", type=Path,
+                   help="run the fixtures and the services from this source tree (e.g. an "
+                   "earlier commit's `git archive`, unpacked), to compare with this one")
     return p
 
 
@@ -98,6 +101,7 @@ def options_from(args: argparse.Namespace) -> Options:
         "ingest_subscribers": args.ingest_subscribers, "out": args.out,
         "postgres_url": args.postgres_url, "redis_url": args.redis_url,
         "server_cpus": args.server_cpus, "loadgen_cpus": args.loadgen_cpus,
+        "checkout": args.checkout,
     }
     if args.drivers:
         chosen["drivers"] = tuple(d.strip() for d in args.drivers.split(",") if d.strip())

@@ -230,6 +230,8 @@ def main(argv: list[str] | None = None) -> int:
         "INBOX_GRAPH_API_URL": f"http://{HOST}:{platform_port}",
         "INBOX_TWILIO_API_URL": f"http://{HOST}:{platform_port}",
         "INBOX_LOG_LEVEL": "warning",
+        # Nothing balances the load here: no reason to wait before stopping.
+        "INBOX_DRAIN_SECONDS": "0",
     }
     options = Options(server_cpus=None, loadgen_cpus=None, reference=False,
                       postgres_url=args.postgres_url, redis_url=args.redis_url)
