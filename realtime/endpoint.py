@@ -45,7 +45,7 @@ from .protocol import (
     unknown_event_types,
     widen,
 )
-from .transport import AsgiSocket
+from .transport import AsgiSocket, DirectFrames
 
 logger = logging.getLogger(__name__)
 
@@ -128,8 +128,13 @@ class RealtimeEndpoint:
         presence: Presence | None = None,
         event_types: Collection[str] | None = None,
         max_frame_bytes: int = 64 * 1024,
+        direct_frames: bool | DirectFrames = True,
     ) -> None:
-        """`event_types`: every type a client may narrow to; None accepts any name."""
+        """`event_types`: every type a client may narrow to; None accepts any name.
+
+        `direct_frames`: False sends every frame through ASGI `send`, even where the
+        server's transport would take encoded frames (see `transport`).
+        """
         self._hub = hub
         self._event_log = event_log
         self._authenticate = authenticate
@@ -138,6 +143,9 @@ class RealtimeEndpoint:
         self._presence = presence
         self._event_types = None if event_types is None else frozenset(event_types)
         self._max_frame_bytes = max_frame_bytes
+        if not isinstance(direct_frames, DirectFrames):
+            direct_frames = DirectFrames(enabled=direct_frames)
+        self.direct_frames = direct_frames
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "websocket":
@@ -155,7 +163,7 @@ class RealtimeEndpoint:
         # Registered before anything is read from the outbox: events published from now
         # on wait in the queue, so the replay and the live stream leave no gap.
         connection = self._hub.connect(
-            AsgiSocket(receive, send),
+            AsgiSocket(receive, send, self.direct_frames),
             session.organization_id,
             events=events,
             subject=session.subject,

@@ -168,6 +168,7 @@ class Live:
             on_typing=self._typing,
             presence=self.presence,
             event_types=EVENT_TYPES,
+            direct_frames=settings.ws_direct_frames,
         )
         self._pruner: asyncio.Task[None] | None = None
         self._rechecker: asyncio.Task[None] | None = None

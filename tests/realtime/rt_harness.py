@@ -36,6 +36,7 @@ from realtime import (
     create_backend,
 )
 from realtime.endpoint import HandshakeRefused
+from realtime.transport import DirectFrames
 
 T = TypeVar("T")
 
@@ -147,6 +148,7 @@ class RealtimeApp:
         allowed_origins: tuple[str, ...] = (),
         fill_gaps: bool = False,
         event_types: Collection[str] | None = None,
+        direct_frames: bool | DirectFrames = True,
     ) -> None:
         self.log = StoreLog()
         self.hub = hub or Hub(fill_gaps_from=self.log if fill_gaps else None)
@@ -167,6 +169,7 @@ class RealtimeApp:
             on_typing=self.typing,
             presence=presence,
             event_types=event_types,
+            direct_frames=direct_frames,
         )
         self.app = Starlette(routes=[WebSocketRoute("/ws", self.endpoint)], lifespan=self.lifespan)
 
