@@ -477,6 +477,18 @@ _WEBHOOK_ERRORS = {
 }
 # Platform deliveries: signed ones are acknowledged even for an unknown channel.
 _SIGNED = (400, 401, 413, 503)
+_GENERIC_MESSAGE = _doc(
+    "A normalized message from any source: {from, content, platform, name?, external_id?}, "
+    'posted with an API key made for ingest ("scopes": ["ingest"])',
+    body="application/json",
+    ok="Stored",
+    errors=(400, 401, 404, 413, 503),
+    security=[{"bearerAuth": []}, {"apiKeyHeader": []}],
+)
+_GENERIC_MESSAGE["responses"]["403"] = {
+    "description": "A user's access token, or an API key without the ingest scope; nothing "
+    "stored"
+}
 _META_CHALLENGE = {
     "summary": "Meta's verification handshake: answers hub.challenge as text/plain",
     "tags": ["webhooks"],
@@ -543,17 +555,7 @@ OPENAPI_PATHS: dict[str, Any] = {
         },
     },
     "/webhooks/messages/incoming": {
-        "post": {
-            **_doc(
-                "A normalized message from any source: {from, content, platform, name?, "
-                "external_id?}",
-                body="application/json",
-                ok="Stored",
-                errors=(400, 401, 404, 413, 503),
-                security=[{"bearerAuth": []}, {"apiKeyHeader": []}],
-            ),
-            "operationId": "generic_message_webhook",
-        },
+        "post": {**_GENERIC_MESSAGE, "operationId": "generic_message_webhook"},
     },
     "/webhooks/leads/incoming": {
         "post": {

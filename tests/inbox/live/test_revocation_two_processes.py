@@ -18,6 +18,7 @@ from typing import Any
 
 import httpx
 import pytest
+from cryptography.fernet import Fernet
 from servers import RedisServer, create_database, drop_database, free_port
 
 from inbox.db import Database
@@ -49,6 +50,8 @@ def cluster(postgres_server_url: str, loop: Any) -> Iterator[Cluster]:
         "INBOX_DATABASE_URL": url,
         "INBOX_REDIS_URL": redis.url,
         "INBOX_SECRET_KEY": SECRET,
+        # Production requires one: channel secrets are encrypted with it.
+        "INBOX_SECRETS_KEY": Fernet.generate_key().decode(),
         "INBOX_LOG_LEVEL": "warning",
         "INBOX_DRAIN_SECONDS": "0",
     }
