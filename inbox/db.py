@@ -16,7 +16,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import ExceptionContext, make_url
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
-from sqlalchemy.pool import AsyncAdaptedQueuePool
+from sqlalchemy.pool import AsyncAdaptedQueuePool, NullPool
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from . import sqlite_inline
@@ -27,6 +27,9 @@ SQLITE_BUSY_TIMEOUT_MS = 5000
 # How long a request's statement (or its wait for a lock) may take before it fails,
 # unless the settings say otherwise (INBOX_DATABASE_STATEMENT_TIMEOUT).
 DEFAULT_STATEMENT_TIMEOUT = 5.0
+# Seconds past the statement timeout after which the client stops waiting for a
+# PostgreSQL server that does not answer at all.
+CLIENT_TIMEOUT_MARGIN = 1.0
 # Write transactions between two WAL checkpoints (each writes a few pages; SQLite's
 # own automatic checkpoint comes every 1,000 pages).
 SQLITE_CHECKPOINT_EVERY = 200
@@ -67,9 +70,10 @@ def must_run_again(exc: BaseException) -> bool:
 
 
 def timed_out(exc: BaseException) -> bool:
-    """Whether a statement gave up waiting: PostgreSQL's statement or lock timeout, or
-    SQLite's write lock still held by another process after the busy timeout."""
-    if _sqlstate(exc) in _TIMED_OUT:
+    """Whether a statement gave up waiting: PostgreSQL's statement or lock timeout, the
+    client's own for a server that does not answer, or SQLite's write lock still held
+    by another process after the busy timeout."""
+    if _sqlstate(exc) in _TIMED_OUT or isinstance(exc, TimeoutError):
         return True
     return isinstance(exc, OperationalError) and "database is locked" in str(exc)
 
@@ -96,10 +100,14 @@ def _postgres_connect_args(
     application_name: str, connect_timeout: float | None, statement_timeout: float | None
 ) -> dict[str, Any]:
     server_settings = {"application_name": application_name}
+    args: dict[str, Any] = {"server_settings": server_settings}
     if statement_timeout is not None:
         # Set at connection start-up, so it costs no round trip; waits for locks count.
         server_settings["statement_timeout"] = str(round(statement_timeout * 1000))
-    args: dict[str, Any] = {"server_settings": server_settings}
+        # The server enforces that only while it runs: one that hangs (stopped, or cut
+        # off without a reset) answers nothing. asyncpg then gives up on its side,
+        # later, so that a live server's own error comes first.
+        args["command_timeout"] = statement_timeout + CLIENT_TIMEOUT_MARGIN
     if connect_timeout is not None:
         # asyncpg's own default is a minute, for the TCP handshake and the start-up
         # exchange alike.
@@ -240,6 +248,7 @@ class Database:
         statement_timeout: float = DEFAULT_STATEMENT_TIMEOUT,
     ) -> None:
         self.url = url
+        self.connect_timeout = connect_timeout
         self.statement_timeout = statement_timeout
         self.engine = create_engine(
             url, echo=echo, connect_timeout=connect_timeout, statement_timeout=statement_timeout
@@ -332,12 +341,24 @@ class Database:
     @asynccontextmanager
     async def unbounded_session(self) -> AsyncIterator[AsyncSession]:
         """A unit of work of maintenance (pruning, say), which may take longer than a
-        request's statement: on PostgreSQL its transaction has no statement timeout."""
-        async with self._sessions() as session:
-            if self.dialect == "postgresql":
-                connection = await session.connection()
-                await connection.exec_driver_sql("SET LOCAL statement_timeout = 0")
-            yield session
+        request's statement: on PostgreSQL, on a connection of its own with no timeout
+        (the client's is per connection), closed afterwards."""
+        if self.dialect != "postgresql":
+            async with self._sessions() as session:
+                yield session
+            return
+        engine = create_async_engine(
+            self.url,
+            echo=self.engine.echo,
+            poolclass=NullPool,
+            connect_args=_postgres_connect_args("inbox-maintenance", self.connect_timeout, None),
+            **_JSON,
+        )
+        try:
+            async with AsyncSession(engine, expire_on_commit=False) as session:
+                yield session
+        finally:
+            await engine.dispose()
 
     async def _checkpoint_in_background(self) -> None:
         try:

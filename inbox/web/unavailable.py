@@ -20,8 +20,9 @@ from ..errors import error_response
 
 log = logging.getLogger("inbox.errors")
 
-# What the exception handler is registered for.
-DATABASE_UNAVAILABLE = (OperationalError, InterfaceError, PoolTimeout)
+# What the exception handler is registered for; TimeoutError: the client's own bound
+# on a PostgreSQL server that does not answer at all.
+DATABASE_UNAVAILABLE = (OperationalError, InterfaceError, PoolTimeout, TimeoutError)
 RETRY_AFTER_SECONDS = 1
 
 

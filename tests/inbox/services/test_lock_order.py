@@ -161,17 +161,3 @@ async def test_a_writer_naming_no_keys_has_the_organization_to_itself(two_proces
         await batch.rollback()
         await waiting
         await rest.rollback()
-
-
-async def test_maintenance_has_no_statement_timeout_and_requests_do(own_database: str):
-    if not own_database.startswith("postgresql"):
-        pytest.skip("SQLite has no statement timeout; its busy timeout is tested by requests")
-    db = Database(own_database, statement_timeout=1.5)
-    try:
-        async with db.session() as session:
-            bounded = (await session.exec(text("SHOW statement_timeout"))).one()[0]
-        async with db.unbounded_session() as session:
-            unbounded = (await session.exec(text("SHOW statement_timeout"))).one()[0]
-    finally:
-        await db.dispose()
-    assert (bounded, unbounded) == ("1500ms", "0")
