@@ -39,21 +39,16 @@ class WriterOwner(Protocol):
 
 
 class TurnEnd:
-    """The direct writers that wrote in this turn of the event loop: they write what they
-    held back when it ends."""
+    """The direct writers that wrote in this turn of the event loop (`writers`): the first
+    of them schedules `end`, which has each write what it held back."""
 
-    __slots__ = ("_writers",)
+    __slots__ = ("writers",)
 
     def __init__(self) -> None:
-        self._writers: list[DirectWriter] = []
+        self.writers: list[DirectWriter] = []
 
-    def join(self, writer: DirectWriter) -> None:
-        if not self._writers:
-            asyncio.get_running_loop().call_soon(self._end)
-        self._writers.append(writer)
-
-    def _end(self) -> None:
-        writers, self._writers = self._writers, []
+    def end(self) -> None:
+        writers, self.writers = self.writers, []
         for writer in writers:
             writer.turn_ended()
 
@@ -92,7 +87,11 @@ class DirectWriter:
         frame = envelope.wire
         if not self._wrote_this_turn:
             self._wrote_this_turn = True
-            self._turn.join(self)
+            # Joined here rather than through a method: this runs once per connection and turn.
+            writers = self._turn.writers
+            if not writers:
+                asyncio.get_running_loop().call_soon(self._turn.end)
+            writers.append(self)
             self._write_now(frame)
             return
         held = self._held
