@@ -66,28 +66,27 @@ def profile_statuses(platform: FakePlatform, sender: str) -> list[int]:
 async def test_a_new_sender_is_named_after_the_webhook_answered(service, tenant, platform):
     channel = instagram_channel(tenant)
     sender = new_sender()
-    # The platform takes its time: the webhook must not wait for it.
+    # The platform takes its time: the webhook must not wait for it (if it did, the
+    # contact would be named by the time the answer came).
     platform.profile(
-        sender, slow(1.5, then=instagram_profile(sender, "Sheena Nelson", "sheena.nelson"))
+        sender, slow(4.0, then=instagram_profile(sender, "Sheena Nelson", "sheena.nelson"))
     )
     token = service.token_for(tenant.owner)
     async with await open_ws(service.url, token) as ws, rest(service.url, token) as api:
         await ready(ws)
         body = from_sender(channel, sender, f"m_{sender}_1")
 
-        started = time.monotonic()
         r = await api.post("/webhooks/instagram", content=body,
                            headers=meta_headers(body, channel.secret))
 
         assert r.status_code == 200, r.text
         assert r.json()["stored"] == 1
-        assert time.monotonic() - started < 1.0
         [contact] = (await api.get("/api/contacts")).json()["data"]
         assert contact["name"] is None
         [lead] = (await api.get("/api/leads")).json()["data"]
         assert lead["name"] == sender
 
-        frames = await frames_until(ws, lambda f: f["type"] == "lead.updated", timeout=10)
+        frames = await frames_until(ws, lambda f: f["type"] == "lead.updated", timeout=20)
 
         [updated] = of_type(frames, "contact.updated")
         assert updated["data"]["id"] == contact["id"]
