@@ -130,9 +130,8 @@ async def test_a_full_queue_drops_at_once_and_the_next_message_asks_again(
     fetcher = ProfileFetcher(db, sink, http, base_url=platform.base_url, max_queue=2)
 
     with caplog.at_level(logging.WARNING, logger="inbox.profiles"):
-        started = time.monotonic()
+        # Not a coroutine: the webhook that calls it cannot be kept waiting by it.
         fetcher.want(org.channel, org.settings, [message(s) for s in senders])
-        assert time.monotonic() - started < 0.05
     assert (fetcher.queued, fetcher.dropped) == (2, 1)
     assert "queue full" in caplog.text and senders[2] in caplog.text
 
@@ -218,9 +217,8 @@ async def test_close_stops_the_workers_and_the_retries_waiting(
     fetcher.want(org.channel, org.settings, [message(sender)])
     await until(lambda: _count(platform, sender, 1))
 
-    started = time.monotonic()
     await fetcher.close()
-    assert time.monotonic() - started < 1.0
+    # Had the close waited for the retry, the second request would have gone out.
     await asyncio.sleep(1.5)
 
     assert [r.status for r in platform.profile_requests(sender)] == [429]
