@@ -15,16 +15,11 @@ from sqlalchemy.engine import make_url
 
 from inbox.db import Database, timed_out
 
-pytestmark = pytest.mark.postgres
-
-
-def postgres_only(url: str) -> None:
-    if not url.startswith("postgresql"):
-        pytest.skip("PostgreSQL's statement timeout; SQLite's busy timeout is tested by requests")
+# PostgreSQL's statement timeout; SQLite's busy timeout is tested by requests.
+pytestmark = [pytest.mark.postgres, pytest.mark.backend("postgres")]
 
 
 async def test_maintenance_has_no_statement_timeout_and_requests_do(own_database: str):
-    postgres_only(own_database)
     db = Database(own_database, statement_timeout=1.5)
     try:
         async with db.session() as session:
@@ -56,7 +51,6 @@ def _stop_backend(pid: int, database: str) -> bool:
 async def test_a_server_that_answers_nothing_fails_the_statement_soon_after_the_timeout(
     own_database: str,
 ):
-    postgres_only(own_database)
     db = Database(own_database, statement_timeout=0.5)
     try:
         async with db.session() as session:

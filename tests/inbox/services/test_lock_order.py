@@ -20,14 +20,13 @@ from inbox.services.group_commit import GroupCommit, Work
 from inbox.services.lock_order import lock_for_writing
 from inbox.services.outbox import NullSink, Transaction
 
-pytestmark = pytest.mark.postgres
+pytestmark = [pytest.mark.postgres, pytest.mark.backend("postgres")]
 
 
 @pytest.fixture()
 async def two_processes(own_database: str) -> AsyncIterator[tuple[Database, Database]]:
     """Two engines on one database, as two `inbox serve` processes have."""
-    if not own_database.startswith("postgresql"):
-        pytest.skip("row locks and deadlocks of PostgreSQL; SQLite writers take turns")
+    # Row locks and deadlocks are PostgreSQL's: SQLite writers take turns.
     first, second = Database(own_database), Database(own_database)
     yield first, second
     await first.dispose()

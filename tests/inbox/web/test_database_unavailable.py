@@ -70,8 +70,8 @@ def serve(own_database: str, loop: Any, platform: Any) -> Iterator[Serve]:
 
 
 def postgres_only(service: Service) -> str:
-    if service.dialect != "postgresql":
-        pytest.skip("a PostgreSQL session holding locks")
+    """The plain URL of the service's PostgreSQL database, for a session of our own."""
+    assert service.dialect == "postgresql"
     return service.settings.database_url.replace("postgresql+asyncpg://", "postgresql://")
 
 
@@ -130,6 +130,7 @@ def conversation_with_a_reply(service: Service, tenant: Any, channel: Any) -> tu
     return conversation.id, service.run(reply()), wamid
 
 
+@pytest.mark.backend("postgres")
 async def test_a_webhook_batch_picked_as_a_deadlock_victim_runs_again_and_answers_200(serve):
     service = serve()
     url = postgres_only(service)
@@ -170,6 +171,7 @@ async def test_a_webhook_batch_picked_as_a_deadlock_victim_runs_again_and_answer
     assert [e.data["status"] for e in statuses] == ["delivered"]
 
 
+@pytest.mark.backend("postgres")
 async def test_a_rest_change_picked_as_a_deadlock_victim_answers_503_and_keeps_nothing(serve):
     service = serve()
     url = postgres_only(service)
@@ -206,6 +208,7 @@ async def test_a_rest_change_picked_as_a_deadlock_victim_answers_503_and_keeps_n
     assert rows(service, Message, col(Message.conversation_id) == conversation) == before
 
 
+@pytest.mark.backend("postgres")
 async def test_requests_held_up_by_a_locked_table_answer_503_after_the_statement_timeout(
     serve,
 ):
@@ -239,10 +242,9 @@ async def test_requests_held_up_by_a_locked_table_answer_503_after_the_statement
     assert (again.status_code, again.json()["stored"]) == (200, 1)
 
 
+@pytest.mark.backend("sqlite")
 def test_a_write_held_up_by_another_sqlite_writer_answers_503_after_the_timeout(serve):
     service = serve(database_statement_timeout=SHORT_TIMEOUT)
-    if service.dialect != "sqlite":
-        pytest.skip("SQLite's write lock")
     tenant = service.new_tenant()
     path = make_url(service.settings.database_url).database
     assert path

@@ -39,9 +39,8 @@ def free_bytes(database_url: str) -> int:
     return shutil.disk_usage(Path(path).parent).free
 
 
+@pytest.mark.backend("sqlite")
 def test_a_disk_with_less_free_space_than_the_minimum_is_not_ready(start, own_database):
-    if not own_database.startswith("sqlite"):
-        pytest.skip("the disk under an SQLite database")
     # The real file system's free space, measured as the service measures it, with the
     # minimum set above it: the disk is "full" by the operator's own measure.
     url = start(min_free_disk_bytes=free_bytes(own_database) + 2**40)
