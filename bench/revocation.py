@@ -201,7 +201,8 @@ async def _measure(c: Cluster, revocation: Revocation, rounds: int, wait: float)
 
 def _short_token(c: Cluster, user_id: int, seconds: float) -> tuple[str, datetime]:
     now = datetime.now(UTC)
-    expires = now + timedelta(seconds=seconds)
+    # A token's exp counts whole seconds: the moment it names is the one to measure from.
+    expires = datetime.fromtimestamp(int((now + timedelta(seconds=seconds)).timestamp()), UTC)
     claims = {"sub": str(user_id), "org": c.org_id, "role": "agent", "epoch": 0,
               "iat": now, "exp": expires}
     return jwt.encode(claims, c.secret_key, algorithm="HS256"), expires
@@ -220,7 +221,6 @@ async def _ticket_outlives_token(c: Cluster, rounds: int, wait: float, life: flo
             lapse = (expires - datetime.now(UTC)).total_seconds()
             closed = await _closed_within(ws, lapse + wait)
             after = (datetime.now(UTC) - expires).total_seconds()
-            # Negative: closed before the moment computed here, as exp counts whole seconds.
             samples.seconds.append(after if closed else None)
             samples.close_codes.add(ws.close_code if closed else None)
         finally:
