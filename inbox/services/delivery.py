@@ -29,6 +29,7 @@ from typing import Any
 
 import httpx
 from sqlalchemy import or_, update
+from sqlalchemy.exc import OperationalError
 from sqlmodel import col, select
 
 from connectors import sandbox
@@ -50,6 +51,11 @@ BATCH = 50
 IDLE_POLL_SECONDS = 1.0
 # How often statuses that came before their send was recorded are looked for.
 LATE_STATUS_SWEEP_SECONDS = 5.0
+# How long the outcome of a send is tried again when the database refuses to record
+# it (a lock held, a deadlock, a restart): well within the time after which an
+# attempt without an outcome is taken for interrupted.
+RECORD_RETRY_SECONDS = 20.0
+RECORD_RETRY_FIRST_SECONDS = 0.1
 BACKOFF_BASE_SECONDS = 1.0
 BACKOFF_CAP_SECONDS = 300.0
 
@@ -316,7 +322,28 @@ class DeliveryWorker:
         )
 
     async def _finish(self, message: Message, changes: dict[str, Any]) -> bool:
-        """Record the outcome of an attempt; answer whether the status moved."""
+        """Record the outcome of an attempt; answer whether the status moved.
+
+        The message went out (or failed) whatever the database says now: a write that
+        loses a deadlock or times out is tried again for a while, so that a message the
+        platform took is not later called interrupted."""
+        delay = RECORD_RETRY_FIRST_SECONDS
+        deadline = time.monotonic() + RECORD_RETRY_SECONDS
+        while True:
+            try:
+                return await self._record(message, changes)
+            except OperationalError as exc:
+                if time.monotonic() + delay > deadline:
+                    raise
+                log.warning(
+                    "recording the outcome of message %s failed (%s); trying again",
+                    message.id,
+                    str(exc).splitlines()[0],
+                )
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 2.0)
+
+    async def _record(self, message: Message, changes: dict[str, Any]) -> bool:
         now = utcnow()
         changes = {**changes, "attempt_started_at": None, "updated_at": now}
         async with transaction(self.db, message.organization_id, self.sink) as tx:

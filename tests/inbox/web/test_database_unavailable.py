@@ -23,12 +23,14 @@ from inbox.app import create_app
 from inbox.db import Database
 from inbox.models import Conversation, Event, Message
 from inbox.settings import ConfigError, load_settings
+from tests.connectors.fake_platform import Reply, slow
 from tests.inbox.conftest import Service, make_settings
 from tests.inbox.platforms import (
     meta_headers,
     post_meta,
     rows,
     unique_digits,
+    wait_for,
     whatsapp_channel,
     whatsapp_status,
     whatsapp_text,
@@ -286,3 +288,50 @@ def test_the_statement_timeout_is_a_few_seconds_unless_set(monkeypatch):
     assert load_settings().database_statement_timeout == 5
     monkeypatch.setenv("INBOX_DATABASE_STATEMENT_TIMEOUT", "2.5")
     assert load_settings().database_statement_timeout == 2.5
+
+
+@pytest.mark.backend("postgres")
+async def test_a_send_whose_outcome_waits_for_a_lock_is_recorded_once_the_lock_is_gone(
+    serve, platform
+):
+    # The platform took the message: however long the database holds the row, the
+    # reply must end "sent" with the platform's id, not "interrupted" later.
+    service = serve(database_statement_timeout=SHORT_TIMEOUT)
+    url = postgres_only(service)
+    tenant = service.new_tenant()
+    channel = whatsapp_channel(tenant)
+    r = post_meta(service, "whatsapp", whatsapp_text(channel, f"wamid.IN{unique_digits(9)}", "Hi"),
+                  channel.secret)
+    assert r.status_code == 200, r.text
+    [conversation] = rows(service, Conversation, col(Conversation.channel_id) == channel.id)
+    wamid = f"wamid.HELD{unique_digits(9)}"
+    sent_before = len(platform.requests)
+    platform.enqueue(slow(1.0, Reply(200, {"messaging_product": "whatsapp",
+                                           "messages": [{"id": wamid}]})))
+    reply = tenant.api.post(f"/api/conversations/{conversation.id}/messages",
+                            json={"content": "On its way"})
+    assert reply.status_code == 201, reply.text
+    message_id = reply.json()["id"]
+    platform.wait_for_requests(sent_before + 1)
+
+    other, watcher = await asyncpg.connect(url), await asyncpg.connect(url)
+    try:
+        await other.execute("BEGIN")
+        await other.execute("SELECT id FROM messages WHERE id = $1 FOR UPDATE", message_id)
+        await until_waiting_on(watcher, "messages")
+        # Several statement timeouts long: the worker's write gives up more than once.
+        await asyncio.sleep(SHORT_TIMEOUT * 4)
+    finally:
+        await other.execute("ROLLBACK")
+        await other.close()
+        await watcher.close()
+
+    def recorded() -> Message | None:
+        [m] = rows(service, Message, col(Message.id) == message_id)
+        return m if m.status != "queued" else None
+
+    message = wait_for(recorded, what="the reply's outcome to be recorded")
+    assert (message.status, message.external_id) == ("sent", wamid)
+    statuses = [e.data["status"] for e in rows(service, Event, col(Event.type) == "message.status")
+                if e.data["id"] == message_id]
+    assert statuses == ["sent"]
