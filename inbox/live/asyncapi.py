@@ -208,9 +208,12 @@ def asyncapi_document(version: str) -> dict[str, Any]:
                 "`session.ready`. A refused handshake is answered with the REST error "
                 'envelope `{"error": {"code", "message", "details"}}`: HTTP 403 with '
                 "AUTHENTICATION_FAILED (`details.reason`: missing, invalid, expired or "
-                "revoked) or AUTHORIZATION_FAILED (an Origin not allowed; `details.origin`), "
-                "HTTP 400 with VALIDATION_ERROR for a malformed `events` or `last_event_id` "
-                "(`details.fields`). Close codes: 4401 credentials expired, "
+                "revoked) or AUTHORIZATION_FAILED (an Origin not allowed, `details.origin`; "
+                "an API key without the `api` scope, `details.required_scope`), HTTP 400 "
+                "with VALIDATION_ERROR for a malformed `events` or `last_event_id` or a "
+                "query name written with escapes (`details.fields`), HTTP 503 with "
+                "SERVICE_UNAVAILABLE when the credential cannot be checked now. Close "
+                "codes: 4401 credentials expired or revoked, "
                 "4008 too slow (resume), 1009 frame over 64 KiB, 1012 server restarting."
             ),
         },
