@@ -26,6 +26,15 @@ async def post(api: Any, body: bytes, secret: str) -> dict[str, Any]:
     return dict(r.json())
 
 
+async def customer_wrote_in(api: Any, channel: Any) -> dict[str, Any]:
+    """The conversation a customer's first message on ``channel`` opened."""
+    await post(api, whatsapp_text(channel, f"wamid.in{unique_digits(9)}", "Hi"), channel.secret)
+    conversations = (await api.get("/api/conversations",
+                                   params={"channel_id": channel.id})).json()["data"]
+    [conversation] = [c for c in conversations if c["channel_id"] == channel.id]
+    return dict(conversation)
+
+
 async def test_a_delivered_status_before_the_send_answer_is_applied_after_it(
     service, tenant, platform
 ):
@@ -34,11 +43,7 @@ async def test_a_delivered_status_before_the_send_answer_is_applied_after_it(
     wamid = f"wamid.EARLY{unique_digits(9)}"
     async with await open_ws(service.url, token) as ws, rest(service.url, token) as api:
         await ready(ws)
-        await post(api, whatsapp_text(channel, f"wamid.in{unique_digits(9)}", "Hi"),
-                   channel.secret)
-        conversations = (await api.get("/api/conversations",
-                                       params={"channel_id": channel.id})).json()["data"]
-        [conversation] = [c for c in conversations if c["channel_id"] == channel.id]
+        conversation = await customer_wrote_in(api, channel)
         # The platform takes its time answering the send; its status webhook does not wait.
         platform.enqueue(slow(2.0, Reply(200, {"messaging_product": "whatsapp",
                                                "messages": [{"id": wamid}]})))
@@ -87,11 +92,7 @@ async def test_a_status_kept_while_its_send_was_being_recorded_is_applied_by_the
     wamid = f"wamid.RACE{unique_digits(9)}"
     async with await open_ws(service.url, token) as ws, rest(service.url, token) as api:
         await ready(ws)
-        await post(api, whatsapp_text(channel, f"wamid.in{unique_digits(9)}", "Hi"),
-                   channel.secret)
-        conversations = (await api.get("/api/conversations",
-                                       params={"channel_id": channel.id})).json()["data"]
-        [conversation] = [c for c in conversations if c["channel_id"] == channel.id]
+        conversation = await customer_wrote_in(api, channel)
         platform.enqueue(Reply(200, {"messaging_product": "whatsapp",
                                      "messages": [{"id": wamid}]}))
         r = await api.post(f"/api/conversations/{conversation['id']}/messages",
