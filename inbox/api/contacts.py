@@ -4,6 +4,7 @@ from typing import Any
 
 from sqlmodel import col, select
 
+from ..events import EventType
 from ..models import Channel, Contact, ContactIdentity, Conversation, Lead
 from ..schemas.common import Page
 from ..schemas.contacts import (
@@ -71,7 +72,7 @@ async def create_contact(ctx: Context[None, ContactCreate]) -> ContactPublic:
         contact = Contact(organization_id=ctx.org_id, **ctx.body.model_dump())
         tx.session.add(contact)
         await tx.session.flush()
-        tx.emit("contact.created", contact_data(contact))
+        tx.emit(EventType.CONTACT_CREATED, contact_data(contact))
     return ContactPublic.model_validate(contact)
 
 
@@ -122,7 +123,7 @@ async def _update(ctx: Context[Any, Any], changes: dict[str, Any]) -> ContactPub
         if apply_changes(contact, changes):
             tx.session.add(contact)
             await tx.session.flush()
-            tx.emit("contact.updated", contact_data(contact))
+            tx.emit(EventType.CONTACT_UPDATED, contact_data(contact))
     return ContactPublic.model_validate(contact)
 
 
@@ -159,4 +160,4 @@ async def delete_contact(ctx: Context[None, None]) -> None:
     async with ctx.tx() as tx:
         contact = await get_owned(tx.session, Contact, ctx.path["contact_id"], ctx.org_id)
         await tx.session.delete(contact)
-        tx.emit("contact.deleted", {"id": contact.id})
+        tx.emit(EventType.CONTACT_DELETED, {"id": contact.id})

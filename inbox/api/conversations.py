@@ -7,6 +7,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from ..errors import field_error
+from ..events import EventType
 from ..models import Conversation, Message, User
 from ..schemas.common import Page
 from ..schemas.conversations import (
@@ -92,7 +93,7 @@ async def _change(ctx: Context[Any, Any], changes: dict[str, Any]) -> Conversati
             tx.session.add(conv)
             await tx.session.flush()
             public = await load_conversation(tx.session, conversation_id, ctx.org_id)
-            tx.emit("conversation.updated", public.model_dump(mode="json"))
+            tx.emit(EventType.CONVERSATION_UPDATED, public.model_dump(mode="json"))
             return public
     async with ctx.state.db.session() as session:
         return await load_conversation(session, conversation_id, ctx.org_id)

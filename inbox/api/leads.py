@@ -5,6 +5,7 @@ from typing import Any
 from sqlmodel import col, select
 
 from ..errors import field_error
+from ..events import EventType
 from ..models import Contact, Lead, utcnow
 from ..schemas.common import Page
 from ..schemas.leads import LeadCreate, LeadPatch, LeadPublic, LeadQuery, LeadReplace
@@ -56,7 +57,7 @@ async def create_lead(ctx: Context[None, LeadCreate]) -> LeadPublic:
         lead = Lead(organization_id=ctx.org_id, **ctx.body.model_dump())
         tx.session.add(lead)
         await tx.session.flush()
-        tx.emit("lead.created", lead_data(lead))
+        tx.emit(EventType.LEAD_CREATED, lead_data(lead))
     return LeadPublic.model_validate(lead)
 
 
@@ -79,7 +80,7 @@ async def _update(ctx: Context[Any, Any], changes: dict[str, Any]) -> LeadPublic
                 raise field_error("name", "a lead needs a name or an email")
             tx.session.add(lead)
             await tx.session.flush()
-            tx.emit("lead.updated", lead_data(lead))
+            tx.emit(EventType.LEAD_UPDATED, lead_data(lead))
     return LeadPublic.model_validate(lead)
 
 
@@ -104,7 +105,7 @@ async def delete_lead(ctx: Context[None, None]) -> None:
     async with ctx.tx() as tx:
         lead = await get_owned(tx.session, Lead, ctx.path["lead_id"], ctx.org_id)
         await tx.session.delete(lead)
-        tx.emit("lead.deleted", {"id": lead.id})
+        tx.emit(EventType.LEAD_DELETED, {"id": lead.id})
 
 
 @api.post(
@@ -130,11 +131,11 @@ async def convert_lead(ctx: Context[None, None]) -> LeadPublic:
             )
             tx.session.add(contact)
             await tx.session.flush()
-            tx.emit("contact.created", contact_data(contact))
+            tx.emit(EventType.CONTACT_CREATED, contact_data(contact))
         elif apply_changes(contact, {"status": "customer"}):
             tx.session.add(contact)
             await tx.session.flush()
-            tx.emit("contact.updated", contact_data(contact))
+            tx.emit(EventType.CONTACT_UPDATED, contact_data(contact))
         apply_changes(
             lead,
             {
@@ -145,5 +146,5 @@ async def convert_lead(ctx: Context[None, None]) -> LeadPublic:
         )
         tx.session.add(lead)
         await tx.session.flush()
-        tx.emit("lead.updated", lead_data(lead))
+        tx.emit(EventType.LEAD_UPDATED, lead_data(lead))
     return LeadPublic.model_validate(lead)

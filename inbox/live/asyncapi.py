@@ -14,6 +14,7 @@ from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 from starlette.requests import Request
 
+from ..events import EventType
 from ..schemas.channels import ChannelPublic
 from ..schemas.contacts import ContactPublic
 from ..schemas.conversations import ConversationPublic, MessagePublic
@@ -23,26 +24,26 @@ from ..schemas.realtime import AgentStatus, Deleted, MessageStatusChange, Metric
 REF = "#/components/schemas/{model}"
 
 # Stored events carry an id (resume from it); the others are live only.
-STORED_EVENTS: dict[str, type[BaseModel]] = {
-    "lead.created": LeadPublic,
-    "lead.updated": LeadPublic,
-    "lead.deleted": Deleted,
-    "contact.created": ContactPublic,
-    "contact.updated": ContactPublic,
-    "contact.deleted": Deleted,
-    "conversation.created": ConversationPublic,
-    "conversation.updated": ConversationPublic,
-    "message.received": MessagePublic,
-    "message.sent": MessagePublic,
-    "message.deleted": MessagePublic,
-    "message.updated": MessagePublic,
-    "message.status": MessageStatusChange,
-    "channel.updated": ChannelPublic,
+STORED_EVENTS: dict[EventType, type[BaseModel]] = {
+    EventType.LEAD_CREATED: LeadPublic,
+    EventType.LEAD_UPDATED: LeadPublic,
+    EventType.LEAD_DELETED: Deleted,
+    EventType.CONTACT_CREATED: ContactPublic,
+    EventType.CONTACT_UPDATED: ContactPublic,
+    EventType.CONTACT_DELETED: Deleted,
+    EventType.CONVERSATION_CREATED: ConversationPublic,
+    EventType.CONVERSATION_UPDATED: ConversationPublic,
+    EventType.MESSAGE_RECEIVED: MessagePublic,
+    EventType.MESSAGE_SENT: MessagePublic,
+    EventType.MESSAGE_DELETED: MessagePublic,
+    EventType.MESSAGE_UPDATED: MessagePublic,
+    EventType.MESSAGE_STATUS: MessageStatusChange,
+    EventType.CHANNEL_UPDATED: ChannelPublic,
 }
-LIVE_EVENTS: dict[str, type[BaseModel]] = {
-    "metrics.update": MetricsSnapshot,
-    "agent.status": AgentStatus,
-    "typing": Typing,
+LIVE_EVENTS: dict[EventType, type[BaseModel]] = {
+    EventType.METRICS_UPDATE: MetricsSnapshot,
+    EventType.AGENT_STATUS: AgentStatus,
+    EventType.TYPING: Typing,
 }
 # What a client may name in `?events=`, `subscribe` and `unsubscribe`.
 EVENT_TYPES: frozenset[str] = frozenset({*STORED_EVENTS, *LIVE_EVENTS})
@@ -129,13 +130,13 @@ def _components() -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
                 "required": required,
                 "additionalProperties": False,
             }
-    for type, fields in CONTROL_FRAMES.items():
-        frames[type] = {
+    for name, fields in CONTROL_FRAMES.items():
+        frames[name] = {
             "type": "object",
-            "properties": {"type": {"const": type}, **fields},
+            "properties": {"type": {"const": name}, **fields},
             "required": [
                 "type",
-                *(name for name in fields if name not in _OPTIONAL_CONTROL.get(type, ())),
+                *(field for field in fields if field not in _OPTIONAL_CONTROL.get(name, ())),
             ],
             "additionalProperties": False,
         }

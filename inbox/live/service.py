@@ -42,6 +42,7 @@ from ..auth import (
 )
 from ..db import Database
 from ..errors import ApiError, AuthenticationFailed, NotFound, ServiceUnavailable
+from ..events import EventType
 from ..models import Conversation
 from ..schemas.fields import MAX_ID
 from ..services.metrics import METRIC_EVENTS, LiveMetrics
@@ -234,7 +235,7 @@ class Live:
         if envelope.type == REVOKED:
             self._instructed(envelope)
             return
-        if envelope.type == "contact.deleted":
+        if envelope.type == EventType.CONTACT_DELETED:
             # Its conversations went with it; which ones, the event does not say.
             self.conversations.forget_organization(envelope.organization_id)
         self.hub.dispatch(envelope)
@@ -349,7 +350,7 @@ class Live:
         await self._recheck_once()
 
     async def _publish_metrics(self, org_id: int, snapshot: dict[str, Any]) -> None:
-        await self._send(Envelope.build("metrics.update", org_id, snapshot))
+        await self._send(Envelope.build(EventType.METRICS_UPDATE, org_id, snapshot))
 
     async def _agents_online(self, org_id: int) -> int:
         return len(await self.presence.online(org_id))
@@ -357,7 +358,7 @@ class Live:
     async def _presence_changed(self, org_id: int, user_id: int, online: bool) -> None:
         status = "online" if online else "offline"
         await self._send(
-            Envelope.build("agent.status", org_id, {"user_id": user_id, "status": status})
+            Envelope.build(EventType.AGENT_STATUS, org_id, {"user_id": user_id, "status": status})
         )
         self.metrics.touch(org_id)
 
@@ -372,7 +373,7 @@ class Live:
             "user_id": session.user_id,
             "connection_id": connection_id,
         }
-        await self._send(Envelope.build("typing", session.organization_id, data))
+        await self._send(Envelope.build(EventType.TYPING, session.organization_id, data))
 
     async def _conversation_exists(self, org_id: int, conversation_id: int) -> bool:
         if conversation_id > MAX_ID:

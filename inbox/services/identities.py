@@ -20,6 +20,7 @@ from sqlmodel import col, select
 from connectors.phones import to_e164
 from connectors.types import IdentityChange
 
+from ..events import EventType
 from ..models import Contact, ContactIdentity, utcnow
 from ..views import contact_data
 
@@ -68,7 +69,7 @@ async def note_identity(
         delivery.session.add(contact)
     await delivery.session.flush()
     if renamed:
-        delivery.tx.emit("contact.updated", contact_data(contact))
+        delivery.tx.emit(EventType.CONTACT_UPDATED, contact_data(contact))
 
 
 async def by_user_id(delivery: Delivery, kind: str, user_ids: list[str]) -> ContactIdentity | None:
@@ -111,7 +112,7 @@ async def _move_user_id(delivery: Delivery, event: IdentityChange) -> None:
     delivery.result.updated += 1
     contact = await delivery.session.get(Contact, identity.contact_id)
     if contact is not None:
-        delivery.tx.emit("contact.updated", contact_data(contact))
+        delivery.tx.emit(EventType.CONTACT_UPDATED, contact_data(contact))
 
 
 async def _identity(delivery: Delivery, kind: str, external_id: str) -> ContactIdentity | None:
@@ -169,4 +170,4 @@ async def _move_number(delivery: Delivery, event: IdentityChange) -> None:
     delivery.session.add(contact)
     await delivery.session.flush()
     delivery.result.updated += 1
-    delivery.tx.emit("contact.updated", contact_data(contact))
+    delivery.tx.emit(EventType.CONTACT_UPDATED, contact_data(contact))

@@ -34,6 +34,7 @@ from connectors.types import (
     StatusUpdate,
 )
 
+from ..events import EventType
 from ..models import Channel, Contact, ContactIdentity, Conversation, Lead, Message, utcnow
 from ..views import contact_data, conversation_public, lead_data, message_data
 from .identities import by_user_id, move_identity, note_identity
@@ -257,9 +258,9 @@ class Delivery:
         # sender got here first: only after it holds are there events to tell.
         await self.session.flush()
         if lead is not None:
-            self.tx.emit("lead.created", lead_data(lead))
+            self.tx.emit(EventType.LEAD_CREATED, lead_data(lead))
         if created:
-            self.tx.emit("contact.created", contact_data(contact))
+            self.tx.emit(EventType.CONTACT_CREATED, contact_data(contact))
         return contact
 
     async def conversation_for(self, contact: Contact) -> Conversation:
@@ -274,7 +275,7 @@ class Delivery:
         )
         self.session.add(conv)
         await self.session.flush()
-        self.tx.emit("conversation.created", self.conversation_data(conv, contact))
+        self.tx.emit(EventType.CONVERSATION_CREATED, self.conversation_data(conv, contact))
         return conv
 
     def conversation_data(self, conv: Conversation, contact: Contact) -> dict[str, Any]:
@@ -364,7 +365,7 @@ class Delivery:
             self.result.duplicates += 1
             return
         self.result.stored += 1
-        self.tx.emit("message.received", message_data(message))
+        self.tx.emit(EventType.MESSAGE_RECEIVED, message_data(message))
         if unread:
             conv.unread_count += 1
         if opens and conv.status == "pending":
@@ -419,9 +420,7 @@ class Delivery:
             )
         else:
             reactions = reactions.where(col(Message.sender_contact_id) == contact.id)
-        candidates = await self.session.exec(
-            reactions.order_by(col(Message.id).desc()).limit(50)
-        )
+        candidates = await self.session.exec(reactions.order_by(col(Message.id).desc()).limit(50))
         mine = next(
             (
                 m
@@ -444,7 +443,7 @@ class Delivery:
         self.session.add(message)
         await self.session.flush()
         self.result.updated += 1
-        self.tx.emit("message.deleted", message_data(message))
+        self.tx.emit(EventType.MESSAGE_DELETED, message_data(message))
 
     async def edit(self, event: MessageEdit) -> None:
         """A sender's new text for their message: the message reads it from now on, and
@@ -481,14 +480,14 @@ class Delivery:
         self.session.add(message)
         await self.session.flush()
         self.result.updated += 1
-        self.tx.emit("message.updated", message_data(message))
+        self.tx.emit(EventType.MESSAGE_UPDATED, message_data(message))
 
     async def flush_conversations(self) -> None:
         for conv, contact in self.touched.values():
             conv.updated_at = utcnow()
             self.session.add(conv)
             await self.session.flush()
-            self.tx.emit("conversation.updated", self.conversation_data(conv, contact))
+            self.tx.emit(EventType.CONVERSATION_UPDATED, self.conversation_data(conv, contact))
 
     # -- what happened to messages we sent -----------------------------------
 
@@ -596,7 +595,7 @@ class Delivery:
             self.result.duplicates += 1
             return
         self.result.stored += 1
-        self.tx.emit("message.sent", message_data(message))
+        self.tx.emit(EventType.MESSAGE_SENT, message_data(message))
         if conv.last_message_at is None or event.timestamp >= conv.last_message_at:
             conv.last_message_at = event.timestamp
             conv.last_message_preview = preview(event.content, "text")

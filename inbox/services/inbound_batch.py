@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from connectors.types import InboundEvent, InboundMessage
 
+from ..events import EventType
 from ..models import Contact, ContactIdentity, Conversation, Message, utcnow
 from ..schemas.conversations import MessagePublic
 from ..views import conversation_public
@@ -361,7 +362,7 @@ class _Together:
             row["id"] = new_id
             item.result.stored += 1
             message = MessagePublic.model_validate({**row, **_MESSAGE_NULLS})
-            item.tx.emit("message.received", message.model_dump(mode="json"))
+            item.tx.emit(EventType.MESSAGE_RECEIVED, message.model_dump(mode="json"))
             conversation, contact = fresh.conversation, fresh.contact
             assert conversation is not None and contact is not None
             conversation.unread_count += 1
@@ -381,7 +382,7 @@ class _Together:
             public = conversation_public(
                 conversation, contact.name, item.channel.kind, item.channel.name
             )
-            item.tx.emit("conversation.updated", public.model_dump(mode="json"))
+            item.tx.emit(EventType.CONVERSATION_UPDATED, public.model_dump(mode="json"))
 
     async def _update_conversations(self) -> None:
         changed = [c for c in self.conversations.values() if c.changed]

@@ -20,6 +20,7 @@ from sqlmodel import col, select
 
 from connectors.types import Activity, ChannelHealth
 
+from ..events import EventType
 from ..models import Channel, Contact, Conversation, utcnow
 from ..views import channel_data
 
@@ -107,4 +108,4 @@ async def apply_health(delivery: Delivery, event: ChannelHealth) -> None:
         "channel %s is now %s (%s: %s)", channel.id, channel.health, event.event, event.reason
     )
     delivery.result.updated += 1
-    delivery.tx.emit("channel.updated", channel_data(channel))
+    delivery.tx.emit(EventType.CHANNEL_UPDATED, channel_data(channel))

@@ -9,6 +9,7 @@ from sqlalchemy import delete, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from ..events import EventType
 from ..models import Message, PendingStatus, utcnow
 from .outbox import Transaction
 
@@ -45,7 +46,7 @@ async def move_status(tx: Transaction, message_id: int, changes: dict[str, Any])
         return False
     message = await tx.session.get(Message, message_id, populate_existing=True)
     assert message is not None
-    tx.emit("message.status", status_data(message))
+    tx.emit(EventType.MESSAGE_STATUS, status_data(message))
     return True
 
 
@@ -150,6 +151,4 @@ async def apply_pending(
             changes["error_code"] = pending.error_code
             changes["error"] = pending.error
         await move_status(tx, message_id, changes)
-    await session.exec(
-        delete(PendingStatus).where(col(PendingStatus.id).in_([p.id for p in kept]))
-    )
+    await session.exec(delete(PendingStatus).where(col(PendingStatus.id).in_([p.id for p in kept])))

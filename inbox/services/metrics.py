@@ -18,6 +18,7 @@ from sqlalchemy import func, select
 from sqlmodel import col
 
 from ..db import Database
+from ..events import EventType
 from ..models import Conversation, Lead, Message
 
 log = logging.getLogger("inbox.metrics")
@@ -25,14 +26,14 @@ log = logging.getLogger("inbox.metrics")
 # Events after which some figure may have changed.
 METRIC_EVENTS = frozenset(
     {
-        "message.received",
-        "message.sent",
-        "conversation.created",
-        "conversation.updated",
-        "lead.created",
-        "lead.deleted",
-        "contact.deleted",
-        "agent.status",
+        EventType.MESSAGE_RECEIVED,
+        EventType.MESSAGE_SENT,
+        EventType.CONVERSATION_CREATED,
+        EventType.CONVERSATION_UPDATED,
+        EventType.LEAD_CREATED,
+        EventType.LEAD_DELETED,
+        EventType.CONTACT_DELETED,
+        EventType.AGENT_STATUS,
     }
 )
 

@@ -14,6 +14,7 @@ from sqlmodel import col, select
 
 from ..db import Database
 from ..errors import IdempotencyKeyReused, NotFound
+from ..events import EventType
 from ..models import Conversation, Message, utcnow
 from ..views import conversation_data, message_data
 from .inbound import PREVIEW_LENGTH
@@ -121,7 +122,7 @@ async def post_reply(
             )
             tx.session.add(message)
             await tx.session.flush()
-            tx.emit("message.sent", message_data(message))
+            tx.emit(EventType.MESSAGE_SENT, message_data(message))
             if not private:
                 # Not a first response yet: that waits for the send (record_first_response).
                 conv.last_message_at = now
@@ -130,7 +131,7 @@ async def post_reply(
                 tx.session.add(conv)
                 await tx.session.flush()
                 tx.emit(
-                    "conversation.updated",
+                    EventType.CONVERSATION_UPDATED,
                     await conversation_data(tx.session, conversation_id, org_id),
                 )
     except IntegrityError:
@@ -180,7 +181,7 @@ async def record_first_response(tx: Transaction, message: Message, sent_at: date
     if recorded.rowcount != 1:
         return False
     tx.emit(
-        "conversation.updated",
+        EventType.CONVERSATION_UPDATED,
         await conversation_data(tx.session, message.conversation_id, message.organization_id),
     )
     return True

@@ -28,6 +28,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from realtime.envelope import DataNotEncodable, encode_data
 
 from ..db import Database
+from ..events import EventType
 from ..models import Event, Organization, utcnow
 from .lock_order import lock_for_writing
 
@@ -87,7 +88,7 @@ class Transaction:
         self.organization_id = organization_id
         self.events: list[OutboxEvent] = []
 
-    def emit(self, type: str, data: dict[str, Any]) -> None:
+    def emit(self, type: EventType, data: dict[str, Any]) -> None:
         """Add an event to this unit of work; UnencodableEvent (and so the unit fails,
         nothing of it committed) if its data cannot be sent.
 

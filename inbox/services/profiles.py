@@ -39,6 +39,7 @@ from connectors.settings import ChannelSettings, InstagramSettings
 from connectors.types import InboundEvent, InboundMessage, Reaction
 
 from ..db import Database
+from ..events import EventType
 from ..models import Channel, Contact, ContactIdentity, Lead, utcnow
 from ..views import contact_data, lead_data
 from .outbox import EventSink, transaction
@@ -359,7 +360,7 @@ class ProfileFetcher:
                 contact.updated_at = utcnow()
                 tx.session.add(contact)
                 await tx.session.flush()
-                tx.emit("contact.updated", contact_data(contact))
+                tx.emit(EventType.CONTACT_UPDATED, contact_data(contact))
             leads = await tx.session.exec(
                 select(Lead)
                 .where(
@@ -379,7 +380,7 @@ class ProfileFetcher:
                 lead.updated_at = utcnow()
                 tx.session.add(lead)
                 await tx.session.flush()
-                tx.emit("lead.updated", lead_data(lead))
+                tx.emit(EventType.LEAD_UPDATED, lead_data(lead))
 
 
 def _clean(text: str | None) -> str | None:

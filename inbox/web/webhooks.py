@@ -45,6 +45,7 @@ from ..errors import (
     ServiceUnavailable,
     error_response,
 )
+from ..events import EventType
 from ..models import Channel, Contact, Lead, Organization
 from ..services.channel_cache import KnownChannel
 from ..services.ingest import IngestResult, ingest
@@ -410,7 +411,7 @@ async def lead_form(request: Request) -> Response:
         )
         tx.session.add(lead)
         await tx.session.flush()
-        tx.emit("lead.created", lead_data(lead))
+        tx.emit(EventType.LEAD_CREATED, lead_data(lead))
     return Response(
         orjson.dumps({"id": lead.id, "status": "received"}),
         status_code=201,
@@ -486,8 +487,7 @@ _GENERIC_MESSAGE = _doc(
     security=[{"bearerAuth": []}, {"apiKeyHeader": []}],
 )
 _GENERIC_MESSAGE["responses"]["403"] = {
-    "description": "A user's access token, or an API key without the ingest scope; nothing "
-    "stored"
+    "description": "A user's access token, or an API key without the ingest scope; nothing stored"
 }
 _META_CHALLENGE = {
     "summary": "Meta's verification handshake: answers hub.challenge as text/plain",
