@@ -91,6 +91,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
         settings.signing_key  # noqa: B018 - resolve (and warn about) the key before serving
+        state.writer.start()
         http = httpx.AsyncClient(timeout=settings.delivery_timeout)
         sandbox_reports = SandboxReports(state.writer)
         state.delivery = DeliveryWorker(

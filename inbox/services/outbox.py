@@ -191,6 +191,24 @@ def _number(events: list[OutboxEvent], first: int, now: datetime) -> None:
         event.created_at = now
 
 
+async def commit_with_events(session: AsyncSession, events: Sequence[OutboxEvent]) -> None:
+    """Add ``events`` to the outbox (`append_events`) and commit them with the change:
+    how every write transaction ends, a group commit's batch or a single change."""
+    await append_events(session, events)
+    await session.commit()
+
+
+async def publish_committed(sink: EventSink, events: Sequence[OutboxEvent]) -> None:
+    """Tell subscribers of events already committed; never fails the commit."""
+    if not events:
+        return
+    try:
+        await sink.publish(events)
+    except Exception:
+        # Stored is what counts: subscribers catch up from the outbox.
+        log.exception("publishing %d committed events failed", len(events))
+
+
 @asynccontextmanager
 async def transaction(
     db: Database, organization_id: int, sink: EventSink
@@ -201,11 +219,5 @@ async def transaction(
         await lock_for_writing(session, [organization_id])
         tx = Transaction(session, organization_id)
         yield tx
-        await append_events(session, tx.events)
-        await session.commit()
-    if tx.events:
-        try:
-            await sink.publish(tx.events)
-        except Exception:
-            # Stored is what counts: subscribers catch up from the outbox.
-            log.exception("publishing %d committed events failed", len(tx.events))
+        await commit_with_events(session, tx.events)
+    await publish_committed(sink, tx.events)

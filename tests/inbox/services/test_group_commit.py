@@ -391,3 +391,18 @@ async def test_batches_in_flight_one_on_sqlite_more_where_the_database_is_a_serv
     expected = 1 if db.dialect == "sqlite" else POSTGRES_WRITER_CONNECTIONS
     assert GroupCommit(db, Recorder()).in_flight == expected > 0
     assert db.writer_engine.pool.size() == expected  # type: ignore[attr-defined]
+
+
+async def test_a_started_writer_commits_and_cannot_be_started_twice(db: Database):
+    org = await new_org(db)
+    writer = GroupCommit(db, Recorder())
+    writer.start()
+    try:
+        with pytest.raises(RuntimeError, match="started already"):
+            writer.start()
+        assert await writer.run(org, add_contact("started")) == "started"
+    finally:
+        await writer.close()
+    # Closed, it may be started again (the application's lifespan, run once more).
+    writer.start()
+    await writer.close()

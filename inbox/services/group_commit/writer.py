@@ -1,0 +1,130 @@
+"""The group commit's writer: takes batches off the queue and commits them."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Hashable
+from typing import TypeVar
+
+from ...db import Database
+from ..outbox import EventSink
+from .key_check import wanted
+from .publish_order import PublishOrder
+from .queue import Batch, CommitQueue, Together, Unit, Work
+from .retry import commit_batch
+
+T = TypeVar("T")
+
+# Bounds a batch's transaction (and so the wait of its first caller, and the time
+# row locks are held on PostgreSQL).
+MAX_BATCH = 64
+# Turns of the event loop the writer lets pass before it takes a batch: a webhook's
+# unit reaches the queue a few turns after its last bytes do (the protocol, the app's
+# task, the route), and the requests already in hand join the batch meanwhile.
+GATHER_TURNS = 3
+
+
+class GroupCommit:
+    """One writer per process for the units of work that may share a commit.
+
+    `start` it on the loop that will use it (the application's lifespan does) and
+    `close` it there. A writer never started is started by its first unit, on that
+    unit's loop; a unit from any other loop is refused.
+    """
+
+    def __init__(
+        self,
+        db: Database,
+        sink: EventSink,
+        *,
+        max_batch: int = MAX_BATCH,
+        in_flight: int | None = None,
+        check_keys: bool | None = None,
+    ) -> None:
+        self.db = db
+        self.in_flight = db.writer_connections if in_flight is None else in_flight
+        # Whether every run's writes are checked against its keys (`key_check`).
+        self.check_keys = wanted() if check_keys is None else check_keys
+        self.sink = sink
+        self._queue = CommitQueue(max_batch)
+        self._batches: set[Batch] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._writer: asyncio.Task[None] | None = None
+        # Loop-bound: made by `start`.
+        self._order = PublishOrder(sink)
+        self._wake = asyncio.Event()
+
+    def start(self) -> None:
+        """Start taking batches, on the running loop."""
+        if self._writer is not None:
+            raise RuntimeError("the group commit is started already")
+        self._order = PublishOrder(self.sink)
+        self._wake = asyncio.Event()
+        self._writer = asyncio.create_task(self._write_forever(), name="writer")
+
+    async def close(self) -> None:
+        """Stop: batches in flight are cancelled, and so are the units still queued."""
+        tasks = [task for task in (self._writer, *self._tasks) if task is not None]
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._queue.cancel_all()
+        self._writer = None
+
+    async def run(
+        self,
+        organization_id: int,
+        work: Work[T],
+        *,
+        together: Together | None = None,
+        keys: frozenset[Hashable] | None = None,
+    ) -> T:
+        """Run ``work`` in a transaction of ``organization_id``'s events, possibly shared
+        with other units; return its value once that transaction has committed.
+
+        With ``together``, the unit may instead be served by one call of it along with
+        the units queued next to it that name the same function. With ``keys`` (all
+        that it writes under), it may run beside a batch that holds none of them."""
+        loop = asyncio.get_running_loop()
+        if self._writer is None:
+            self.start()
+        elif self._writer.get_loop() is not loop:
+            raise RuntimeError("the group commit was started on another event loop")
+        answer: asyncio.Future[T] = loop.create_future()
+        self._queue.put(Unit(organization_id, work, together, keys, answer))
+        self._wake.set()
+        return await answer
+
+    async def _write_forever(self) -> None:
+        while True:
+            if self._queue and len(self._batches) < self.in_flight:
+                for _ in range(GATHER_TURNS):
+                    await asyncio.sleep(0)
+                batch = self._queue.take(self._batches)
+                if batch is not None:
+                    self._start(batch)
+                    continue
+            # Nothing to take until a unit arrives or a batch ends.
+            self._wake.clear()
+            await self._wake.wait()
+
+    def _start(self, batch: Batch) -> None:
+        self._batches.add(batch)
+        task = asyncio.create_task(self._write(batch), name="writer-batch")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _write(self, batch: Batch) -> None:
+        try:
+            events = await commit_batch(self.db, batch.units, check_keys=self.check_keys)
+        except asyncio.CancelledError:
+            for unit in batch.units:
+                unit.answer.cancel()
+            raise
+        finally:
+            self._batches.discard(batch)
+            self._wake.set()
+        await self._order.publish(events)
