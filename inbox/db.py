@@ -183,10 +183,9 @@ def create_postgres_writer(
     """The engine of the group-commit writer on PostgreSQL: a connection per batch it
     may have in flight (``POSTGRES_WRITER_CONNECTIONS``), kept.
 
-    Not pinged before each batch: the dialect's ping is three round trips (begin,
-    ping, rollback) and a busy writer commits hundreds of batches a second. A
-    connection that died while idle fails its batch instead, and the writer runs
-    that batch again on a new one (``group_commit``).
+    Not pinged before each batch: the dialect's ping is a transaction of its own
+    (begin, ping, rollback). A connection that died while idle fails its batch
+    instead, and the writer runs that batch again on a new one (``group_commit``).
     """
     engine = create_async_engine(
         url,

@@ -1,20 +1,22 @@
 """SQLite for the writer, on the event loop's own thread.
 
-aiosqlite runs every call on a thread of its own: a point query that takes SQLite
-8 µs costs about 140 µs of CPU in the hop there and back, and a webhook's write
-transaction makes a dozen of them. The writer's statements are short by
-construction (indexed lookups and single-row changes, at most one group commit of
-them per transaction), so they run where they are awaited instead.
+aiosqlite runs every call on a thread of its own, and the hop there and back costs
+far more than the writer's short statements (indexed lookups and single-row changes,
+at most one group commit of them per transaction): they run where they are awaited.
 
 The one wait SQLite can impose on a writer is for the write lock another process
 holds (the CLI, another worker). The busy handler is off on these connections and
 `begin_immediate` retries with `asyncio.sleep`, so that wait never blocks the loop;
 once the lock is held, WAL mode makes nothing else wait.
+
+`InlineConnection` replaces private parts of aiosqlite's `Connection` (``BUILT_FOR``
+says which versions); `unmet_assumptions` names what a newer one broke.
 """
 
 from __future__ import annotations
 
 import asyncio
+import re
 import sqlite3
 import time
 from collections.abc import Awaitable, Callable
@@ -25,6 +27,28 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 _RETRY_FIRST_SECONDS = 0.001
 _RETRY_MAX_SECONDS = 0.05
+
+# The aiosqlite versions (first, below) whose Connection internals `InlineConnection`
+# replaces or reads; the upper bound is the minor after the newest version tested.
+# Move it only once tests/inbox/test_sqlite_inline.py passes on the new version.
+BUILT_FOR: tuple[tuple[int, ...], tuple[int, ...]] = ((0, 22), (0, 23))
+# What of aiosqlite's Connection the subclass relies on: the attributes its __init__
+# sets, and the methods the public ones (and SQLAlchemy's driver) go through.
+RELIED_ON = ("_connection", "_connector", "_running", "_execute", "_conn", "stop")
+
+
+def unmet_assumptions(version: str = aiosqlite.__version__) -> list[str]:
+    """What `InlineConnection` assumes of the installed aiosqlite and does not hold."""
+    unmet = []
+    number = tuple(int(part) for part in re.findall(r"\d+", version)[:3])
+    first, below = BUILT_FOR
+    if not first <= number < below:
+        unmet.append(f"aiosqlite {version} is outside the versions it was built for")
+    probe = aiosqlite.Connection(lambda: sqlite3.connect(":memory:"), iter_chunk_size=64)
+    # Looked up without calling a property: `_conn` raises while nothing is open.
+    found = {*vars(probe), *dir(aiosqlite.Connection)}
+    unmet += [f"aiosqlite.Connection has no {name}" for name in RELIED_ON if name not in found]
+    return unmet
 
 
 class InlineConnection(aiosqlite.Connection):

@@ -1,13 +1,10 @@
 """The one order in which write transactions take their locks on PostgreSQL.
 
-Two transactions deadlock when each holds a row the other then waits for. Under load
-with two processes they did, a few times per thousand deliveries: a group-commit batch
-locks the contacts of its units one statement per channel kind (and one unit at a
-time for units that are not plain messages), so a batch of one process could hold a
-contact's WhatsApp side and wait for another whose SMS side a batch of the other
-process held, waiting in turn for the first; a batch applying a status held the
-message's row while another wanted it after that message's contact. Sorting inside
-each statement cannot order what a batch takes across statements and units.
+Two transactions deadlock when each holds a row the other then waits for. A
+group-commit batch reaches its rows across several statements and units (contacts
+one statement per channel kind, messages after their contacts), so sorting inside
+each statement cannot order what it takes (bench/README.md, "Deadlocks between two
+processes").
 
 So every write transaction of an organization takes, before touching any row:
 
@@ -22,9 +19,10 @@ then the rows as its work needs them, and last the organization's event counter
 
 Two batches that share the organization lock hold no key in common, and what a unit
 with keys writes is reached through its keys (its senders' contacts and
-conversations, and the messages it inserts); any other writer has the organization
-to itself. Whatever could still form a cycle (one contact reached through two
-identities that no key joins) fails as a deadlock, which the group commit runs again.
+conversations, and the messages it inserts: `group_commit.key_check` holds tests to
+that); any other writer has the organization to itself. Whatever could still form a
+cycle (one contact reached through two identities that no key joins) fails as a
+deadlock, which the group commit runs again.
 
 SQLite has one write lock: writers already take turns, and none of this applies.
 """
@@ -42,9 +40,9 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 # 64-bit number (the digests) are a space of their own.
 ORGANIZATION_SPACE = 0x1B0C
 
-_EXCLUSIVE = text(
-    "SELECT pg_advisory_xact_lock(:space, o) FROM unnest(:orgs) AS o"
-).bindparams(bindparam("space", type_=Integer), bindparam("orgs", type_=ARRAY(Integer)))
+_EXCLUSIVE = text("SELECT pg_advisory_xact_lock(:space, o) FROM unnest(:orgs) AS o").bindparams(
+    bindparam("space", type_=Integer), bindparam("orgs", type_=ARRAY(Integer))
+)
 # One round trip: the organizations first, then the keys, each in the array's order
 # (a function scan returns its rows in order; an append runs its parts in order).
 _SHARED = text(
@@ -81,6 +79,4 @@ async def lock_for_writing(
         await connection.execute(_EXCLUSIVE, {"space": ORGANIZATION_SPACE, "orgs": orgs})
         return
     numbers = sorted({digest(key) for key in keys})
-    await connection.execute(
-        _SHARED, {"space": ORGANIZATION_SPACE, "orgs": orgs, "keys": numbers}
-    )
+    await connection.execute(_SHARED, {"space": ORGANIZATION_SPACE, "orgs": orgs, "keys": numbers})
