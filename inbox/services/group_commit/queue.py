@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from collections.abc import Awaitable, Callable, Collection, Hashable, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
@@ -57,7 +58,7 @@ class Batch:
 
     units: list[Unit[Any]]
     # The union of its units' keys; None when a unit named none.
-    keys: frozenset[Hashable] | None
+    keys: AbstractSet[Hashable] | None
 
 
 class CommitQueue:
@@ -110,7 +111,7 @@ class CommitQueue:
         self._waiting.extendleft(reversed(passed))
         if not units:
             return None
-        return Batch(units, None if keys is None else frozenset(keys))
+        return Batch(units, keys)
 
     def cancel_all(self) -> None:
         """Tell every waiting caller that its unit will not run."""

@@ -406,3 +406,17 @@ async def test_a_started_writer_commits_and_cannot_be_started_twice(db: Database
     # Closed, it may be started again (the application's lifespan, run once more).
     writer.start()
     await writer.close()
+
+
+async def test_a_writer_refuses_units_from_another_event_loop(db: Database):
+    writer = GroupCommit(db, Recorder())
+    writer.start()
+
+    def from_another_loop() -> str:
+        return asyncio.run(writer.run(1, add_contact("elsewhere")))
+
+    try:
+        with pytest.raises(RuntimeError, match="another event loop"):
+            await asyncio.to_thread(from_another_loop)
+    finally:
+        await writer.close()
