@@ -38,11 +38,6 @@ class Unit(Generic[T]):
     events: list[OutboxEvent] = field(default_factory=list)
     value: Any = None
 
-    @property
-    def gone(self) -> bool:
-        """Its caller has its answer already, or went away and wants none."""
-        return self.answer.done()
-
     def settle(self, *, value: Any = None, error: BaseException | None = None) -> None:
         if self.answer.done():
             return
@@ -93,8 +88,8 @@ class CommitQueue:
         passed: list[Unit[Any]] = []
         while self._waiting and len(units) < self.max_batch:
             unit = self._waiting.popleft()
-            if unit.gone:
-                continue
+            if unit.answer.done():
+                continue  # its caller has gone and wants no answer
             if unit.keys is None:
                 if not alone:
                     self._waiting.appendleft(unit)

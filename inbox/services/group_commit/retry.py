@@ -41,7 +41,7 @@ async def commit_batch(
 ) -> list[OutboxEvent]:
     """Commit the units' work, answer each caller, and return the events to publish."""
     # A caller that has gone away (its request cancelled) wants no answer.
-    pending = [unit for unit in units if not unit.gone]
+    pending = [unit for unit in units if not unit.answer.done()]
     reconnected = False
     runs_again = 0
     while pending:
