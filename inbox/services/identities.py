@@ -11,21 +11,24 @@ reach the same person.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from connectors.phones import to_e164
 from connectors.types import IdentityChange
 
 from ..events import EventType
-from ..models import Contact, ContactIdentity, utcnow
-from ..views import contact_data
+from ..models import Contact, ContactIdentity, Lead, utcnow
+from ..views import contact_data, lead_data
+from .timestamps import utc_text
 
 if TYPE_CHECKING:
-    from .inbound import Delivery
+    from .inbound_batch import ArrivalRun
 
 log = logging.getLogger("inbox.ingest")
 
@@ -37,23 +40,105 @@ def has_news(
     return bool(name and name != identity_name) or bool(user_id and user_id != identity_user_id)
 
 
+@dataclass(eq=False, slots=True)
+class ContactState:
+    """A sender's contact, and what their identity records."""
+
+    id: int
+    name: str | None
+    profile_name: str | None = None
+    user_id: str | None = None
+
+    def has_news(self, name: str | None, user_id: str | None) -> bool:
+        return has_news(self.profile_name, self.user_id, name, user_id)
+
+
+async def new_sender(
+    run: ArrivalRun,
+    kind: str,
+    sender_id: str,
+    name: str | None,
+    phone: str | None,
+    user_id: str | None,
+    make_lead: bool,
+) -> ContactState:
+    """A first-time sender's identity: on the contact of the same person known by
+    another id of theirs, or by the same E.164 phone on another channel, or on a new
+    contact (and, with ``make_lead``, a lead). IntegrityError when another arrival from
+    the same sender got here first."""
+    session = run.session
+    contact = None
+    # A person known by another id of theirs: a user who now hides their number.
+    alias = await by_user_id(session, run.org_id, kind, [i for i in (sender_id, user_id) if i])
+    if alias is not None:
+        contact = await session.get(Contact, alias.contact_id, with_for_update=True)
+    if contact is None and phone:
+        contact = (
+            await session.exec(
+                select(Contact)
+                .where(col(Contact.organization_id) == run.org_id, col(Contact.phone) == phone)
+                .order_by(col(Contact.id))
+                .limit(1)
+                .with_for_update()
+            )
+        ).first()
+    lead = None
+    created = contact is None
+    if contact is None:
+        contact = Contact(organization_id=run.org_id, name=name, phone=phone, status="lead")
+        session.add(contact)
+        await session.flush()
+        if make_lead:
+            lead = Lead(
+                organization_id=run.org_id,
+                contact_id=contact.id,
+                name=name or phone or sender_id,
+                phone=phone,
+                source=kind,
+            )
+            session.add(lead)
+    assert contact.id is not None
+    identity = ContactIdentity(
+        organization_id=run.org_id,
+        contact_id=contact.id,
+        kind=kind,
+        external_id=sender_id,
+        profile_name=name,
+        user_id=user_id if user_id != sender_id else None,
+    )
+    session.add(identity)
+    # The identity's unique key is what fails when another arrival from the same
+    # sender got here first: only after it holds are there events to tell.
+    await session.flush()
+    if lead is not None:
+        run.tell(EventType.LEAD_CREATED, lead_data(lead))
+    if created:
+        run.tell(EventType.CONTACT_CREATED, contact_data(contact))
+    return ContactState(contact.id, contact.name, identity.profile_name, identity.user_id)
+
+
 async def note_identity(
-    delivery: Delivery,
-    contact: Contact,
-    identity: ContactIdentity,
+    run: ArrivalRun,
+    known: ContactState,
+    kind: str,
+    sender_id: str,
     name: str | None,
     user_id: str | None,
     at: datetime,
 ) -> None:
-    """Record a new profile name or user id on ``identity``; rename the contact when its
-    name is still the one the platform gave."""
-    if not has_news(identity.profile_name, identity.user_id, name, user_id):
+    """Record a new profile name or user id on the sender's identity; rename the
+    contact when its name is still the one the platform gave."""
+    if not known.has_news(name, user_id):
         return
+    session = run.session
+    identity = await _identity(session, run.org_id, kind, sender_id)
+    contact = await session.get(Contact, known.id)
+    assert identity is not None and contact is not None
     renamed = False
     if name and name != identity.profile_name:
         previous = identity.profile_name
         if previous:
-            until = at.isoformat().replace("+00:00", "Z")
+            until = utc_text(at)
             identity.former_names = [*identity.former_names, {"name": previous, "until": until}]
         # An identity recorded before names were kept has none: the contact's name may
         # be an agent's, so only an empty one is filled then.
@@ -63,24 +148,31 @@ async def note_identity(
         identity.profile_name = name
     if user_id and user_id != identity.user_id:
         identity.user_id = user_id
-    delivery.session.add(identity)
+    session.add(identity)
     if renamed:
         contact.updated_at = utcnow()
-        delivery.session.add(contact)
-    await delivery.session.flush()
+        session.add(contact)
+    await session.flush()
+    known.name, known.profile_name, known.user_id = (
+        contact.name,
+        identity.profile_name,
+        identity.user_id,
+    )
     if renamed:
-        delivery.tx.emit(EventType.CONTACT_UPDATED, contact_data(contact))
+        run.tell(EventType.CONTACT_UPDATED, contact_data(contact))
 
 
-async def by_user_id(delivery: Delivery, kind: str, user_ids: list[str]) -> ContactIdentity | None:
+async def by_user_id(
+    session: AsyncSession, org_id: int, kind: str, user_ids: list[str]
+) -> ContactIdentity | None:
     """The identity that records one of ``user_ids`` as its person's second id."""
     if not user_ids:
         return None
     return (
-        await delivery.session.exec(
+        await session.exec(
             select(ContactIdentity)
             .where(
-                col(ContactIdentity.organization_id) == delivery.org_id,
+                col(ContactIdentity.organization_id) == org_id,
                 col(ContactIdentity.kind) == kind,
                 col(ContactIdentity.user_id).in_(user_ids),
             )
@@ -90,36 +182,40 @@ async def by_user_id(delivery: Delivery, kind: str, user_ids: list[str]) -> Cont
     ).first()
 
 
-async def move_identity(delivery: Delivery, event: IdentityChange) -> None:
+async def move_identity(run: ArrivalRun, event: IdentityChange) -> None:
     if event.id_kind == "user_id":
-        await _move_user_id(delivery, event)
+        await _move_user_id(run, event)
     else:
-        await _move_number(delivery, event)
+        await _move_number(run, event)
 
 
-async def _move_user_id(delivery: Delivery, event: IdentityChange) -> None:
-    identity = await by_user_id(delivery, event.platform, [event.old_id, event.new_id])
+async def _move_user_id(run: ArrivalRun, event: IdentityChange) -> None:
+    identity = await by_user_id(
+        run.session, run.org_id, event.platform, [event.old_id, event.new_id]
+    )
     if identity is None:
         # Nobody here was known by that user id: there is nothing to move.
-        delivery.result.ignored += 1
+        run.result.ignored += 1
         return
     if identity.user_id == event.new_id:
-        delivery.result.duplicates += 1
+        run.result.duplicates += 1
         return
     identity.user_id = event.new_id
-    delivery.session.add(identity)
-    await delivery.session.flush()
-    delivery.result.updated += 1
-    contact = await delivery.session.get(Contact, identity.contact_id)
+    run.session.add(identity)
+    await run.session.flush()
+    run.result.updated += 1
+    contact = await run.session.get(Contact, identity.contact_id)
     if contact is not None:
-        delivery.tx.emit(EventType.CONTACT_UPDATED, contact_data(contact))
+        run.tell(EventType.CONTACT_UPDATED, contact_data(contact))
 
 
-async def _identity(delivery: Delivery, kind: str, external_id: str) -> ContactIdentity | None:
+async def _identity(
+    session: AsyncSession, org_id: int, kind: str, external_id: str
+) -> ContactIdentity | None:
     return (
-        await delivery.session.exec(
+        await session.exec(
             select(ContactIdentity).where(
-                col(ContactIdentity.organization_id) == delivery.org_id,
+                col(ContactIdentity.organization_id) == org_id,
                 col(ContactIdentity.kind) == kind,
                 col(ContactIdentity.external_id) == external_id,
             )
@@ -127,14 +223,15 @@ async def _identity(delivery: Delivery, kind: str, external_id: str) -> ContactI
     ).first()
 
 
-async def _move_number(delivery: Delivery, event: IdentityChange) -> None:
-    old = await _identity(delivery, event.platform, event.old_id)
+async def _move_number(run: ArrivalRun, event: IdentityChange) -> None:
+    session = run.session
+    old = await _identity(session, run.org_id, event.platform, event.old_id)
     if old is None:
-        delivery.result.ignored += 1
+        run.result.ignored += 1
         return
-    contact = await delivery.session.get(Contact, old.contact_id, with_for_update=True)
+    contact = await session.get(Contact, old.contact_id, with_for_update=True)
     assert contact is not None
-    new = await _identity(delivery, event.platform, event.new_id)
+    new = await _identity(session, run.org_id, event.platform, event.new_id)
     if new is not None:
         if new.contact_id != old.contact_id:
             # The new number wrote to us before the notice came and is a contact of its
@@ -144,30 +241,30 @@ async def _move_number(delivery: Delivery, event: IdentityChange) -> None:
                 old.contact_id,
                 new.contact_id,
             )
-        delivery.result.duplicates += 1
+        run.result.duplicates += 1
         return
     try:
-        async with delivery.session.begin_nested():
-            delivery.session.add(
+        async with session.begin_nested():
+            session.add(
                 ContactIdentity(
-                    organization_id=delivery.org_id,
+                    organization_id=run.org_id,
                     contact_id=old.contact_id,
                     kind=event.platform,
                     external_id=event.new_id,
                     profile_name=old.profile_name,
                 )
             )
-            await delivery.session.flush()
+            await session.flush()
     except IntegrityError:
         # A first message from the new number made its own contact meanwhile.
-        delivery.result.duplicates += 1
+        run.result.duplicates += 1
         return
     old.replaced_at = event.timestamp
-    delivery.session.add(old)
+    session.add(old)
     if event.new_phone and contact.phone in (None, to_e164(event.old_id)):
         contact.phone = event.new_phone
     contact.updated_at = utcnow()
-    delivery.session.add(contact)
-    await delivery.session.flush()
-    delivery.result.updated += 1
-    delivery.tx.emit(EventType.CONTACT_UPDATED, contact_data(contact))
+    session.add(contact)
+    await session.flush()
+    run.result.updated += 1
+    run.tell(EventType.CONTACT_UPDATED, contact_data(contact))

@@ -1,4 +1,4 @@
-"""Inbound events that are not messages, applied in their delivery's transaction.
+"""Inbound events that are not messages, applied in their arrival's transaction.
 
 The platform's news about a channel's account (ChannelHealth) is recorded on the
 channel itself, told as ``channel.updated``: a disabled channel's replies then fail
@@ -16,16 +16,14 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-from sqlmodel import col, select
-
 from connectors.types import Activity, ChannelHealth
 
 from ..events import EventType
-from ..models import Channel, Contact, Conversation, utcnow
+from ..models import Channel, utcnow
 from ..views import channel_data
 
 if TYPE_CHECKING:
-    from .inbound import Delivery
+    from .inbound_batch import ArrivalRun, InboundBatch
 
 log = logging.getLogger("inbox.ingest")
 
@@ -36,76 +34,64 @@ ACTIVITY = "activity"
 REACHING_OUT = frozenset({"call.incoming", "call.missed", "call.ended", "chat.opened"})
 
 
-async def store_activity(delivery: Delivery, event: Activity) -> None:
-    if await delivery.stored(event.external_id):
-        delivery.result.duplicates += 1
+async def store_activity(batch: InboundBatch, run: ArrivalRun, event: Activity) -> None:
+    if await batch.stored(run, event.external_id):
+        run.result.duplicates += 1
         return
-    contact = await delivery.contact_for(
-        event.platform, event.sender_id, event.sender_name, event.sender_phone, at=event.timestamp
+    contact = await batch.contact_for(
+        run,
+        event.platform,
+        event.sender_id,
+        event.sender_name,
+        event.sender_phone,
+        at=event.timestamp,
     )
     reaching_out = event.kind in REACHING_OUT
-    conversation = None if reaching_out else await _latest_conversation(delivery, contact)
-    await delivery._store_inbound(
+    conversation = None if reaching_out else await batch.latest_conversation(run, contact)
+    batch.store_inbound(
+        run,
         contact,
+        conversation or await batch.conversation_for(run, contact),
         external_id=event.external_id,
         content=event.summary,
         content_type=ACTIVITY,
         attachments=[],
         timestamp=event.timestamp,
         platform_data={"activity": event.kind, **event.data},
-        conversation=conversation,
         unread=False,
         opens=reaching_out,
     )
 
 
-async def _latest_conversation(delivery: Delivery, contact: Contact) -> Conversation | None:
-    """The contact's newest conversation on the channel, whatever its status."""
-    return (
-        await delivery.session.exec(
-            select(Conversation)
-            .where(
-                col(Conversation.contact_id) == contact.id,
-                col(Conversation.channel_id) == delivery.channel.id,
-            )
-            .order_by(col(Conversation.id).desc())
-            .limit(1)
-            .with_for_update()
-        )
-    ).first()
-
-
-async def apply_health(delivery: Delivery, event: ChannelHealth) -> None:
+async def apply_health(run: ArrivalRun, event: ChannelHealth) -> None:
     if event.health is None:
         # Worth knowing, changes nothing about sending.
-        log.info(
-            "channel %s: %s %s: %s", delivery.channel.id, event.field, event.event, event.reason
-        )
-        delivery.result.ignored += 1
+        log.info("channel %s: %s %s: %s", run.channel_id, event.field, event.event, event.reason)
+        run.result.ignored += 1
         return
-    # The delivery's channel may be a shared cached copy: the row is read and locked here.
-    channel = await delivery.session.get(
-        Channel, delivery.channel.id, with_for_update=True, populate_existing=True
+    # The arrival's channel may be a shared cached copy: the row is read and locked here.
+    channel = await run.session.get(
+        Channel, run.channel_id, with_for_update=True, populate_existing=True
     )
     assert channel is not None
     reason = event.reason if event.health != "ok" else None
     if (channel.health, channel.health_reason) == (event.health, reason):
         # Told already (a retry), or nothing new: a verified account that was fine.
-        delivery.result.ignored += 1
+        run.result.ignored += 1
         return
     if event.field == "phone_number_quality_update" and channel.health == "disabled":
         # A number's quality says nothing about an account that is disabled.
-        delivery.result.ignored += 1
+        run.result.ignored += 1
         return
     now = utcnow()
     channel.health = event.health
     channel.health_reason = reason
     channel.health_changed_at = event.timestamp or now
     channel.updated_at = now
-    delivery.session.add(channel)
-    await delivery.session.flush()
+    run.session.add(channel)
+    await run.session.flush()
     log.warning(
         "channel %s is now %s (%s: %s)", channel.id, channel.health, event.event, event.reason
     )
-    delivery.result.updated += 1
-    delivery.tx.emit(EventType.CHANNEL_UPDATED, channel_data(channel))
+    run.result.updated += 1
+    run.tell(EventType.CHANNEL_UPDATED, channel_data(channel))

@@ -1,42 +1,89 @@
-"""Inbound: normalized platform events become contacts, conversations and messages.
+"""Ingest: an arrival (one webhook delivery's normalized events) becomes contacts,
+conversations and messages.
 
-One delivery is one unit of work, committed (possibly together with other
-deliveries: ``group_commit``) before the route answers 200. Deliveries of plain
-messages may also share their statements (``inbound_batch``); every other kind of
-event is applied one delivery at a time (``inbound``).
+An arrival is one unit of work of the group commit, committed (possibly together
+with other arrivals) before the route answers 200. Every arrival is stored by the
+ingest core (`inbound_batch`), alone or in a batch of the arrivals queued with it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
+from dataclasses import dataclass
+from typing import Any
 
-from connectors.types import InboundEvent
+from connectors.types import InboundEvent, InboundMessage
 
 from ..models import Channel
-from .group_commit import GroupCommit
-from .inbound import PREVIEW_LENGTH, IngestResult, StoreDelivery
-from .inbound_batch import runs_together, store_together, writes_under
+from .group_commit import GroupCommit, Work
+from .inbound_batch import ArrivalRun, InboundBatch, IngestResult
+from .outbox import Transaction
 from .text import storable_events
 
-__all__ = ["PREVIEW_LENGTH", "IngestResult", "ingest"]
+__all__ = ["Arrival", "IngestResult", "ingest", "store_arrivals", "writes_under"]
 
 
 async def ingest(
     writer: GroupCommit, channel: Channel, events: Sequence[InboundEvent]
 ) -> IngestResult:
-    """Store one delivery's events as one unit of work and record what changed.
+    """Store one arrival's events as one unit of work and record what changed.
 
-    ``channel`` is read, never written: it may be a cached copy shared by deliveries.
+    ``channel`` is read, never written: it may be a cached copy shared by arrivals.
     Every string PostgreSQL cannot hold (NUL, a lone surrogate) becomes U+FFFD here,
-    once for both storing paths and the same on SQLite (``text``).
+    the same on SQLite (``text``).
     """
     events = storable_events(events)
-    work = StoreDelivery(channel, events)
-    if not runs_together(events):
-        return await writer.run(channel.organization_id, work)
     return await writer.run(
         channel.organization_id,
-        work,
-        together=store_together,
+        Arrival(channel, events),
+        together=store_arrivals,
         keys=writes_under(channel.organization_id, events),
     )
+
+
+@dataclass(frozen=True)
+class Arrival:
+    """The unit of work of one arrival to ``channel``: a batch of one."""
+
+    channel: Channel
+    events: Sequence[InboundEvent]
+
+    async def __call__(self, tx: Transaction) -> IngestResult:
+        [result] = await store_arrivals([(tx, self)])
+        return result
+
+
+async def store_arrivals(units: Sequence[tuple[Transaction, Work[Any]]]) -> list[IngestResult]:
+    """`group_commit.Together` for `Arrival` units: one run of the ingest core.
+
+    Each arrival gets the result and the events, in the same order, that it would
+    have got alone after the arrivals queued before it."""
+    runs = []
+    for tx, work in units:
+        assert isinstance(work, Arrival)
+        runs.append(ArrivalRun(tx, work.channel, work.events))
+    connection = await units[0][0].session.connection()
+    return await InboundBatch(connection, runs).run()
+
+
+def writes_under(
+    organization_id: int, events: Sequence[InboundEvent]
+) -> frozenset[Hashable] | None:
+    """The keys an arrival writes under, for `GroupCommit.run`, when it holds only
+    messages with platform ids: its senders (by each of their ids), whose contacts and
+    conversations it may make or change, and their phone numbers, by which a new
+    sender may join a contact made on another channel. None for any other arrival:
+    it may write anything."""
+    if not events:
+        return None
+    keys: set[Hashable] = set()
+    for event in events:
+        if not isinstance(event, InboundMessage) or event.external_id is None:
+            return None
+        keys.add((organization_id, event.platform, event.sender_id))
+        if event.sender_user_id:
+            # The same person, named by their other id in a message that hides the number.
+            keys.add((organization_id, event.platform, event.sender_user_id))
+        if event.sender_phone:
+            keys.add((organization_id, "phone", event.sender_phone))
+    return frozenset(keys)

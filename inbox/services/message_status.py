@@ -12,6 +12,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from ..events import EventType
 from ..models import Message, PendingStatus, utcnow
 from .outbox import Transaction
+from .timestamps import utc_text
 
 # How long a status naming no message of ours is kept for its message to be recorded:
 # the platform's answer to a send comes within seconds, or the send failed.
@@ -58,7 +59,7 @@ def status_data(message: Message) -> dict[str, Any]:
         "status": message.status,
         "error_code": message.error_code,
         "error": message.error,
-        "updated_at": message.updated_at.isoformat().replace("+00:00", "Z"),
+        "updated_at": utc_text(message.updated_at),
     }
 
 

@@ -17,7 +17,7 @@ from ..errors import IdempotencyKeyReused, NotFound
 from ..events import EventType
 from ..models import Conversation, Message, utcnow
 from ..views import conversation_data, message_data
-from .inbound import PREVIEW_LENGTH
+from .activity import message_row, record_outbound
 from .outbox import EventSink, Transaction, transaction
 
 
@@ -102,31 +102,37 @@ async def post_reply(
             conv = await tx.session.get(Conversation, conversation_id, with_for_update=True)
             if conv is None or conv.organization_id != org_id:
                 raise NotFound(f"Conversation {conversation_id} not found")
-            message = Message(
+            content_type = "text" if not attachments else "attachment"
+            row = message_row(
                 organization_id=org_id,
                 conversation_id=conversation_id,
                 channel_id=conv.channel_id,
                 direction="outbound",
-                sender_user_id=user_id,
-                content=content,
-                content_type="text" if not attachments else "attachment",
-                attachments=attachments,
-                private=private,
                 # A note is done once stored; a reply waits for the delivery worker.
                 status="sent" if private else "queued",
-                next_attempt_at=None if private else now,
-                idempotency_key=idempotency.key if idempotency else None,
-                idempotency_scope=idempotency.scope if idempotency else None,
-                idempotency_digest=digest if idempotency else None,
+                content=content,
+                content_type=content_type,
+                attachments=attachments,
                 ordered_at=now,
+                now=now,
+            )
+            message = Message(
+                **{
+                    **row,
+                    "sender_user_id": user_id,
+                    "private": private,
+                    "next_attempt_at": None if private else now,
+                    "idempotency_key": idempotency.key if idempotency else None,
+                    "idempotency_scope": idempotency.scope if idempotency else None,
+                    "idempotency_digest": digest if idempotency else None,
+                }
             )
             tx.session.add(message)
             await tx.session.flush()
             tx.emit(EventType.MESSAGE_SENT, message_data(message))
             if not private:
                 # Not a first response yet: that waits for the send (record_first_response).
-                conv.last_message_at = now
-                conv.last_message_preview = (content or "[attachment]")[:PREVIEW_LENGTH]
+                record_outbound(conv, now, content, content_type, written_here=True)
                 conv.updated_at = now
                 tx.session.add(conv)
                 await tx.session.flush()

@@ -1,6 +1,6 @@
-"""Deliveries of plain messages stored together: with fewer statements, yet the same
-results, rows and events, in the same order, as the one-delivery path (`Delivery`,
-which every kind of event goes through) gives each delivery alone."""
+"""Arrivals of plain messages stored together: with fewer statements, yet the same
+results, rows and events, in the same order, as each arrival stored alone (a batch
+of one)."""
 
 from __future__ import annotations
 
@@ -20,8 +20,7 @@ from inbox.db import Database
 from inbox.models import Channel, Contact, Conversation, Message
 from inbox.services import accounts
 from inbox.services.group_commit import GroupCommit
-from inbox.services.inbound import StoreDelivery
-from inbox.services.ingest import IngestResult, ingest
+from inbox.services.ingest import Arrival, IngestResult, ingest
 from inbox.services.outbox import OutboxEvent
 from tests.inbox.platforms import unique_digits
 
@@ -128,11 +127,11 @@ class Inbox:
             await session.commit()
 
     async def alone(self, events: Sequence[InboundEvent]) -> IngestResult:
-        """Through the one-delivery path."""
+        """As a unit of its own: a batch of one."""
         channel = self.wa if events[0].platform == "whatsapp" else self.sms
         writer = GroupCommit(self.db, self.sink)
         try:
-            return await writer.run(self.org_id, StoreDelivery(channel, events))
+            return await writer.run(self.org_id, Arrival(channel, events))
         finally:
             await writer.close()
 
@@ -250,7 +249,7 @@ def normalized(events: Sequence[OutboxEvent]) -> list[tuple[str, Any]]:
     return [(e.type, walk(e.data, e.type.split(".")[0])) for e in events]
 
 
-async def test_deliveries_stored_together_match_each_stored_alone(db: Database):
+async def test_arrivals_stored_together_match_each_stored_alone(db: Database):
     alone, together = await Inbox(db).setup(), await Inbox(db).setup()
     inserts: list[str] = []
 
@@ -291,9 +290,10 @@ async def test_deliveries_stored_together_match_each_stored_alone(db: Database):
     ]
     assert await together.state() == await alone.state()
     assert normalized(together.sink.events) == normalized(alone.sink.events)
-    # Every new message of the batch went in with one statement (the new contacts and
+    # Alone, each arrival with a message not known as stored before inserts once; the
+    # batch puts every message in with one statement (the new contacts and
     # conversations come first, as they would alone).
-    assert alone_inserts == 8
+    assert alone_inserts == 9
     assert len(inserts) == 1
 
 
