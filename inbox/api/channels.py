@@ -1,42 +1,19 @@
 from __future__ import annotations
 
-from typing import Any
-
-from pydantic import ValidationError
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 
-from connectors.settings import ChannelSettings, settings_model
-
-from ..errors import Conflict, validation_failed
+from ..errors import Conflict
 from ..models import Channel, Conversation
 from ..schemas.channels import ChannelCreate, ChannelPatch, ChannelPublic
 from ..schemas.common import Page, PageQuery
-from ..views import channel_public as channel_public  # the CLI prints channels as the API does
+from ..services.channels import create_channel as connect_channel
+from ..services.channels import parse_settings, routing_conflict
+from ..views import channel_public
 from ..web.endpoint import Context, Endpoints
-from .common import apply_changes, count, get_owned
+from .common import apply_changes, count, get_owned, omit_nulls
 
 api = Endpoints("channels")
-
-
-def parse_settings(kind: str, values: dict[str, Any]) -> ChannelSettings:
-    try:
-        return settings_model(kind).model_validate(values)
-    except ValidationError as exc:
-        raise validation_failed(exc, prefix=("settings",)) from None
-
-
-def _routing_conflict(kind: str) -> Conflict:
-    # A routing key routes one channel in the whole service: the answer is the same
-    # whichever organization has the channel that holds it, and names nothing of it,
-    # nor the key.
-    routing_field = settings_model(kind).routing_field
-    field = f"settings.{routing_field}" if routing_field else "settings"
-    message = f"is already connected to a {kind} channel"
-    return Conflict(
-        f"{field}: {message}",
-        {"fields": [{"field": field, "message": message, "type": "conflict"}]},
-    )
 
 
 @api.get(
@@ -67,21 +44,15 @@ async def list_channels(ctx: Context[PageQuery, None]) -> Page[ChannelPublic]:
 )
 async def create_channel(ctx: Context[None, ChannelCreate]) -> ChannelPublic:
     body = ctx.body
-    parsed = parse_settings(body.kind, body.settings)
-    channel = Channel(
-        organization_id=ctx.org_id,
+    channel = await connect_channel(
+        ctx.state.db,
+        ctx.state.secrets,
+        ctx.org_id,
         kind=body.kind,
         name=body.name,
-        routing_key=parsed.routing_key(),
-        settings=ctx.state.secrets.seal(parsed),
+        settings=parse_settings(body.kind, body.settings),
         is_active=body.is_active,
     )
-    async with ctx.state.db.session() as session:
-        session.add(channel)
-        try:
-            await session.commit()
-        except IntegrityError:
-            raise _routing_conflict(channel.kind) from None
     ctx.state.channels.invalidate()
     return channel_public(channel)
 
@@ -117,10 +88,10 @@ async def update_channel(ctx: Context[None, ChannelPatch]) -> ChannelPublic:
                 # Every secret encrypted anew, under the newest key.
                 changes["settings"] = ctx.state.secrets.seal(parsed)
             changes["routing_key"] = parsed.routing_key()
-        changes = {k: v for k, v in changes.items() if v is not None}
+        changes = omit_nulls(changes)
         if apply_changes(channel, changes):
             # Read now: after a failed commit the row's attributes can no longer be loaded.
-            conflict = _routing_conflict(channel.kind)
+            conflict = routing_conflict(channel.kind)
             session.add(channel)
             try:
                 await session.commit()

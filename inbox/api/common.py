@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any, TypeVar
 
 from sqlalchemy import ColumnElement, Select, exists, func, literal_column, or_, select
@@ -38,6 +39,13 @@ def apply_changes(row: SQLModel, changes: dict[str, Any]) -> bool:
     if changed and hasattr(row, "updated_at"):
         row.updated_at = utcnow()
     return changed
+
+
+def omit_nulls(changes: dict[str, Any], names: Collection[str] | None = None) -> dict[str, Any]:
+    """A PATCH's changes where a null means "leave as is": in ``names``, or in every field."""
+    return {
+        k: v for k, v in changes.items() if v is not None or (names is not None and k not in names)
+    }
 
 
 def like_pattern(text: str) -> str:

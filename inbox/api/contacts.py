@@ -19,7 +19,15 @@ from ..schemas.contacts import (
 from ..schemas.leads import LeadPublic
 from ..views import contact_data
 from ..web.endpoint import Context, Endpoints
-from .common import apply_changes, count, dialect_of, get_owned, json_array_contains, search_any
+from .common import (
+    apply_changes,
+    count,
+    dialect_of,
+    get_owned,
+    json_array_contains,
+    omit_nulls,
+    search_any,
+)
 
 api = Endpoints("contacts")
 
@@ -145,11 +153,8 @@ async def replace_contact(ctx: Context[None, ContactCreate]) -> ContactPublic:
 )
 async def update_contact(ctx: Context[None, ContactPatch]) -> ContactPublic:
     changes = ctx.body.model_dump(include=ctx.body_fields)
-    # Lists and maps cannot be null; a null there means "leave as is".
-    for name in ("tags", "custom_fields", "status"):
-        if changes.get(name, ...) is None:
-            changes.pop(name)
-    return await _update(ctx, changes)
+    # Lists and maps cannot be null, nor can a status.
+    return await _update(ctx, omit_nulls(changes, ("tags", "custom_fields", "status")))
 
 
 @api.delete(

@@ -9,10 +9,11 @@ from ..events import EventType
 from ..models import Contact, Lead, utcnow
 from ..schemas.common import Page
 from ..schemas.leads import LeadCreate, LeadPatch, LeadPublic, LeadQuery, LeadReplace
+from ..services.leads import add_lead
 from ..services.outbox import Transaction
 from ..views import contact_data, lead_data
 from ..web.endpoint import Context, Endpoints
-from .common import apply_changes, count, get_owned, search_any
+from .common import apply_changes, count, get_owned, omit_nulls, search_any
 
 api = Endpoints("leads")
 
@@ -54,10 +55,7 @@ async def list_leads(ctx: Context[LeadQuery, None]) -> Page[LeadPublic]:
 async def create_lead(ctx: Context[None, LeadCreate]) -> LeadPublic:
     async with ctx.tx() as tx:
         await _check_contact(tx, ctx.body.contact_id)
-        lead = Lead(organization_id=ctx.org_id, **ctx.body.model_dump())
-        tx.session.add(lead)
-        await tx.session.flush()
-        tx.emit(EventType.LEAD_CREATED, lead_data(lead))
+        lead = await add_lead(tx, **ctx.body.model_dump())
     return LeadPublic.model_validate(lead)
 
 
@@ -94,10 +92,8 @@ async def replace_lead(ctx: Context[None, LeadReplace]) -> LeadPublic:
 @api.patch("/api/leads/{lead_id:int}", summary="Update a lead", body=LeadPatch, response=LeadPublic)
 async def update_lead(ctx: Context[None, LeadPatch]) -> LeadPublic:
     changes = ctx.body.model_dump(include=ctx.body_fields)
-    # A lead always has a status; a null there means "leave as is", as for contacts.
-    if changes.get("status", ...) is None:
-        changes.pop("status")
-    return await _update(ctx, changes)
+    # A lead always has a status, as a contact does.
+    return await _update(ctx, omit_nulls(changes, ("status",)))
 
 
 @api.delete("/api/leads/{lead_id:int}", summary="Delete a lead")

@@ -12,7 +12,7 @@ from ..schemas.users import UserCreate, UserPatch, UserPublic, UserQuery
 from ..security import hash_password
 from ..services import accounts
 from ..web.endpoint import Context, Endpoints
-from .common import apply_changes, count, get_owned
+from .common import apply_changes, count, get_owned, omit_nulls
 
 api = Endpoints("users")
 
@@ -72,9 +72,7 @@ async def get_user(ctx: Context[None, None]) -> UserPublic:
 
 def _require_owner_for(principal: Principal, user: User, changes: dict[str, Any]) -> None:
     # Only an owner may touch an owner or make one.
-    if (user.role == "owner" or changes.get("role") == "owner") and not principal.has_role(
-        "owner"
-    ):
+    if (user.role == "owner" or changes.get("role") == "owner") and not principal.has_role("owner"):
         raise AuthorizationFailed("Only an owner can change an owner or grant ownership")
 
 
@@ -107,7 +105,7 @@ async def _change_user(ctx: Context[Any, Any], changes: dict[str, Any]) -> UserP
             )
             if owners.one() <= 1:
                 raise Conflict("The organization must keep at least one active owner")
-        changes = {k: v for k, v in changes.items() if v is not None}
+        changes = omit_nulls(changes)
         deactivating = changes.get("is_active") is False
         # A reset password or a deactivation ends every session the user has: their
         # tokens are refused from this commit on, reactivated or not.

@@ -6,28 +6,20 @@ stored, stored in one transaction, and acknowledged only after the commit.
 
 from __future__ import annotations
 
-import functools
 import logging
 from collections import defaultdict
-from collections.abc import Awaitable, Callable
 from typing import Any
 
-import orjson
-from sqlalchemy.exc import InterfaceError, OperationalError
-from sqlalchemy.exc import TimeoutError as PoolTimeout
-from sqlmodel import col, select
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
-from connectors.leads import parse_lead
 from connectors.phones import to_e164
 from connectors.registry import AccountRouting, Adapter, MessageRouting, adapter_for
 from connectors.settings import ChannelSettings, SmsSettings
 from connectors.signatures import verify_meta, verify_twilio
 from connectors.twilio import TWIML_EMPTY_RESPONSE, TWIML_MEDIA_TYPE
 from connectors.types import (
-    Headers,
     InboundEvent,
     InboundMessage,
     PayloadError,
@@ -37,61 +29,23 @@ from connectors.types import (
     WebhookRequest,
 )
 
-from ..auth import credentials_from_headers
-from ..errors import (
-    AuthenticationFailed,
-    MalformedRequest,
-    NotFound,
-    ServiceUnavailable,
-    error_response,
-)
-from ..events import EventType
-from ..models import Channel, Contact, Lead, Organization
+from ..errors import AuthenticationFailed, error_response
 from ..services.channel_cache import KnownChannel
+from ..services.channels import active_settings
 from ..services.ingest import IngestResult, ingest
-from ..services.outbox import transaction
 from ..state import AppState
-from ..views import lead_data
+from . import intake
+from .webhook_common import (
+    WEBHOOK_ERRORS,
+    acknowledged,
+    app_state,
+    payload_error,
+    stored_or_503,
+    webhook_doc,
+    webhook_request,
+)
 
 log = logging.getLogger("inbox.webhooks")
-
-
-def _state(request: Request) -> AppState:
-    return request.app.state.inbox  # type: ignore[no-any-return]
-
-
-def public_url(request: Request, settings_url: str | None) -> str:
-    """The URL the platform called: behind a proxy, rebuilt from INBOX_PUBLIC_URL."""
-    if settings_url is None:
-        return str(request.url)
-    query = request.url.query
-    return f"{settings_url}{request.url.path}" + (f"?{query}" if query else "")
-
-
-async def webhook_request(request: Request, state: AppState) -> WebhookRequest:
-    return WebhookRequest(
-        method=request.method,
-        url=public_url(request, state.settings.public_url),
-        # Straight from the ASGI pairs: one mapping built instead of three.
-        headers=Headers(
-            (k.decode("latin-1"), v.decode("latin-1")) for k, v in request.scope["headers"]
-        ),
-        query=dict(request.query_params),
-        body=await request.body(),
-    )
-
-
-def _payload_error(exc: PayloadError) -> MalformedRequest:
-    details: dict[str, object] = {}
-    if exc.where:
-        details["where"] = exc.where
-    if exc.details:
-        # The same shape as every other validation error, so one form handler reads both.
-        details["fields"] = [
-            {"field": field, "message": message, "type": "value_error"}
-            for field, message in exc.details.items()
-        ]
-    return MalformedRequest(str(exc), details)
 
 
 def _vouches(adapter: Adapter, req: WebhookRequest, settings: ChannelSettings) -> bool:
@@ -112,14 +66,14 @@ _APP_SIGNED = frozenset({"whatsapp", "instagram"})
 
 async def receive(request: Request, kind: str) -> IngestResult:
     """Verify, parse and store one platform delivery; raise ApiError on any refusal."""
-    state = _state(request)
+    state = app_state(request)
     adapter = adapter_for(kind)
     req = await webhook_request(request, state)
     try:
         keys = adapter.routing_keys(req)
         accounts = adapter.account_keys(req) if isinstance(adapter, AccountRouting) else []
     except PayloadError as exc:
-        raise _payload_error(exc) from None
+        raise payload_error(exc) from None
     route = {
         key: known
         for key, known in (await state.channels.lookup(kind, keys)).items()
@@ -143,7 +97,7 @@ async def receive(request: Request, kind: str) -> IngestResult:
     try:
         events = adapter.parse(req)
     except PayloadError as exc:
-        raise _payload_error(exc) from None
+        raise payload_error(exc) from None
     total = IngestResult()
     # A value without a phone number id belongs to the one channel named, if only one is.
     only = next(iter(route)) if len(route) == 1 else None
@@ -195,7 +149,7 @@ async def _route_by_message(
         sent = adapter.message_keys(req)
         accounts = adapter.message_accounts(req)
     except PayloadError as exc:
-        raise _payload_error(exc) from None
+        raise payload_error(exc) from None
     if not sent:
         return {}
     await _check_signed_here(state, kind, req)
@@ -269,7 +223,7 @@ async def _acknowledge_unrouted(
     try:
         events = adapter.parse(req)
     except PayloadError as exc:
-        raise _payload_error(exc) from None
+        raise payload_error(exc) from None
     for event in events:
         _acknowledged_only(kind, event)
     log.info(
@@ -281,30 +235,10 @@ async def _acknowledge_unrouted(
     return IngestResult(ignored=len(events))
 
 
-def _ack(result: IngestResult) -> Response:
-    return Response(
-        orjson.dumps(
-            {
-                "stored": result.stored,
-                "duplicates": result.duplicates,
-                "updated": result.updated,
-                "ignored": result.ignored,
-            }
-        ),
-        media_type="application/json",
-    )
-
-
 async def meta_challenge(request: Request, kind: str) -> Response:
-    state = _state(request)
+    state = app_state(request)
     req = await webhook_request(request, state)
-    async with state.db.session() as session:
-        rows = await session.exec(
-            select(Channel).where(col(Channel.kind) == kind, col(Channel.is_active))
-        )
-        # Read afresh (a channel made a moment ago through another process is
-        # verified at once), decrypted no more than the cache does.
-        settings = [state.channels.settings_of(c) for c in rows]
+    settings = await active_settings(state.db, kind, state.channels.settings_of)
     answer = adapter_for(kind).challenge(req, settings)
     if answer is None:
         return error_response(403, "AUTHORIZATION_FAILED", "Verification token does not match")
@@ -314,13 +248,13 @@ async def meta_challenge(request: Request, kind: str) -> Response:
 async def whatsapp(request: Request) -> Response:
     if request.method == "GET":
         return await meta_challenge(request, "whatsapp")
-    return _ack(await receive(request, "whatsapp"))
+    return acknowledged(await receive(request, "whatsapp"))
 
 
 async def instagram(request: Request) -> Response:
     if request.method == "GET":
         return await meta_challenge(request, "instagram")
-    return _ack(await receive(request, "instagram"))
+    return acknowledged(await receive(request, "instagram"))
 
 
 async def twilio(request: Request) -> Response:
@@ -328,256 +262,76 @@ async def twilio(request: Request) -> Response:
     return Response(TWIML_EMPTY_RESPONSE, media_type=TWIML_MEDIA_TYPE)
 
 
-async def generic_message(request: Request) -> Response:
-    """A normalized message from any source, authenticated by an organization API key made
-    for ingest: a user's token or a key without the scope could post as a customer."""
-    state = _state(request)
-    credential = credentials_from_headers(
-        request.headers.get("authorization"), request.headers.get("x-api-key")
-    )
-    principal = await state.auth.authenticate(credential, scope="ingest")
-    req = await webhook_request(request, state)
-    try:
-        events = adapter_for("generic").parse(req)
-    except PayloadError as exc:
-        raise _payload_error(exc) from None
-    channel = await _generic_channel(state, principal.organization_id)
-    return _ack(await ingest(state.writer, channel, events))
+# Platform deliveries: signed ones are acknowledged even for an unknown channel.
+_SIGNED = (400, 401, 413, 503)
 
 
-async def _generic_channel(state: AppState, org_id: int) -> Channel:
-    channel = await state.channels.generic(org_id)
-    if channel is None:
-        async with state.db.session() as session:
-            channel = Channel(organization_id=org_id, kind="generic", name="API", settings={})
-            session.add(channel)
-            await session.commit()
-    if not channel.is_active:
-        raise NotFound("The organization's generic channel is deactivated")
-    return channel
-
-
-_FORM_CORS = {
-    "Access-Control-Allow-Origin": "*",
-    "Access-Control-Allow-Methods": "POST, OPTIONS",
-    "Access-Control-Allow-Headers": "Content-Type, X-Form-Key",
-    "Access-Control-Max-Age": "600",
-}
-
-
-async def lead_form(request: Request) -> Response:
-    """A web form's lead, authenticated by the organization's publishable form key."""
-    if request.method == "OPTIONS":
-        return Response(status_code=204, headers=_FORM_CORS)
-    state = _state(request)
-    key = request.headers.get("x-form-key") or request.query_params.get("key")
-    if not key:
-        raise AuthenticationFailed("Missing form key: add ?key=<form key> to the form's action")
-    async with state.db.session() as session:
-        org = (
-            await session.exec(select(Organization).where(col(Organization.lead_form_key) == key))
-        ).first()
-    if org is None or org.id is None:
-        raise AuthenticationFailed("Unknown form key")
-    req = await webhook_request(request, state)
-    try:
-        submission = parse_lead(req)
-    except PayloadError as exc:
-        raise _payload_error(exc) from None
-    async with transaction(state.db, org.id, state.events) as tx:
-        match = None
-        for column, value in ((Contact.email, submission.email), (Contact.phone, submission.phone)):
-            if value and match is None:
-                match = (
-                    await tx.session.exec(
-                        select(Contact.id).where(
-                            col(Contact.organization_id) == org.id, col(column) == value
-                        )
-                    )
-                ).first()
-        notes = submission.message
-        if submission.extra:
-            extra = "\n".join(f"{k}: {v}" for k, v in submission.extra.items())
-            notes = f"{notes}\n\n{extra}" if notes else extra
-        lead = Lead(
-            organization_id=org.id,
-            contact_id=match,
-            name=submission.name,
-            email=submission.email,
-            phone=submission.phone,
-            company=submission.company,
-            source="web_form",
-            notes=notes,
-        )
-        tx.session.add(lead)
-        await tx.session.flush()
-        tx.emit(EventType.LEAD_CREATED, lead_data(lead))
-    return Response(
-        orjson.dumps({"id": lead.id, "status": "received"}),
-        status_code=201,
-        media_type="application/json",
-        headers=_FORM_CORS,
-    )
-
-
-# The database is down, unreachable or out of connections: the platform must retry.
-_UNAVAILABLE = (OSError, OperationalError, InterfaceError, PoolTimeout)
-
-
-def _stored_or_503(
-    handler: Callable[[Request], Awaitable[Response]],
-) -> Callable[[Request], Awaitable[Response]]:
-    """A delivery that could not be stored is answered 503 (platforms retry those),
-    never a 200 and never a bare 500."""
-
-    @functools.wraps(handler)
-    async def guarded(request: Request) -> Response:
-        try:
-            return await handler(request)
-        except _UNAVAILABLE as exc:
-            log.warning("%s %s: database unavailable (%s)", request.method, request.url.path, exc)
-            raise ServiceUnavailable("The service cannot store this now; retry later") from None
-
-    return guarded
-
-
-routes = [
-    Route("/webhooks/whatsapp", _stored_or_503(whatsapp), methods=["GET", "POST"]),
-    Route("/webhooks/instagram", _stored_or_503(instagram), methods=["GET", "POST"]),
-    Route("/webhooks/twilio/sms", _stored_or_503(twilio), methods=["POST"]),
-    Route("/webhooks/twilio/status", _stored_or_503(twilio), methods=["POST"]),
-    Route("/webhooks/messages/incoming", _stored_or_503(generic_message), methods=["POST"]),
-    Route("/webhooks/leads/incoming", _stored_or_503(lead_form), methods=["POST", "OPTIONS"]),
-]
-
-
-def _doc(summary: str, *, body: str, ok: str, errors: tuple[int, ...], security: list[Any]) -> Any:
+def _meta_challenge(operation_id: str) -> dict[str, Any]:
     return {
-        "summary": summary,
+        "summary": "Meta's verification handshake: answers hub.challenge as text/plain",
         "tags": ["webhooks"],
-        "security": security,
-        "requestBody": {
-            "required": True,
-            "content": {body: {"schema": {"type": "object", "additionalProperties": True}}},
-        },
+        "security": [],
+        "parameters": [
+            {"name": name, "in": "query", "required": True, "schema": {"type": "string"}}
+            for name in ("hub.mode", "hub.verify_token", "hub.challenge")
+        ],
         "responses": {
-            "200": {"description": ok},
-            **{str(code): {"description": _WEBHOOK_ERRORS[code]} for code in errors},
+            "200": {"description": "The challenge", "content": {"text/plain": {}}},
+            "403": {"description": WEBHOOK_ERRORS[403]},
         },
+        "operationId": operation_id,
     }
 
 
-_WEBHOOK_ERRORS = {
-    400: "Malformed body (error envelope)",
-    401: "Missing or wrong signature / key (or a delivery naming no active channel that no "
-    "configured app secret or Twilio auth token signed); nothing stored",
-    403: "Verification token does not match",
-    404: "No active channel for the routing key",
-    413: "Body over 1 MiB",
-    503: "Database unavailable; the platform should retry",
-}
-# Platform deliveries: signed ones are acknowledged even for an unknown channel.
-_SIGNED = (400, 401, 413, 503)
-_GENERIC_MESSAGE = _doc(
-    "A normalized message from any source: {from, content, platform, name?, external_id?}, "
-    'posted with an API key made for ingest ("scopes": ["ingest"])',
-    body="application/json",
-    ok="Stored",
-    errors=(400, 401, 404, 413, 503),
-    security=[{"bearerAuth": []}, {"apiKeyHeader": []}],
-)
-_GENERIC_MESSAGE["responses"]["403"] = {
-    "description": "A user's access token, or an API key without the ingest scope; nothing stored"
-}
-_META_CHALLENGE = {
-    "summary": "Meta's verification handshake: answers hub.challenge as text/plain",
-    "tags": ["webhooks"],
-    "security": [],
-    "parameters": [
-        {"name": name, "in": "query", "required": True, "schema": {"type": "string"}}
-        for name in ("hub.mode", "hub.verify_token", "hub.challenge")
-    ],
-    "responses": {
-        "200": {"description": "The challenge", "content": {"text/plain": {}}},
-        "403": {"description": _WEBHOOK_ERRORS[403]},
-    },
-}
+def _delivery(operation_id: str, summary: str, *, body: str, ok: str) -> dict[str, Any]:
+    return webhook_doc(operation_id, summary, body=body, ok=ok, errors=_SIGNED)
+
+
+_META_OK = "Stored, or acknowledged (counted as ignored)"
+_FORM = "application/x-www-form-urlencoded"
+
+routes = [
+    Route("/webhooks/whatsapp", stored_or_503(whatsapp), methods=["GET", "POST"]),
+    Route("/webhooks/instagram", stored_or_503(instagram), methods=["GET", "POST"]),
+    Route("/webhooks/twilio/sms", stored_or_503(twilio), methods=["POST"]),
+    Route("/webhooks/twilio/status", stored_or_503(twilio), methods=["POST"]),
+    *intake.routes,
+]
 
 OPENAPI_PATHS: dict[str, Any] = {
     "/webhooks/whatsapp": {
-        "get": {**_META_CHALLENGE, "operationId": "whatsapp_challenge"},
-        "post": {
-            **_doc(
-                "WhatsApp Cloud API deliveries, signed with X-Hub-Signature-256",
-                body="application/json",
-                ok="Stored, or acknowledged (counted as ignored)",
-                errors=_SIGNED,
-                security=[],
-            ),
-            "operationId": "whatsapp_webhook",
-        },
+        "get": _meta_challenge("whatsapp_challenge"),
+        "post": _delivery(
+            "whatsapp_webhook",
+            "WhatsApp Cloud API deliveries, signed with X-Hub-Signature-256",
+            body="application/json",
+            ok=_META_OK,
+        ),
     },
     "/webhooks/instagram": {
-        "get": {**_META_CHALLENGE, "operationId": "instagram_challenge"},
-        "post": {
-            **_doc(
-                "Instagram Messaging deliveries, signed with X-Hub-Signature-256",
-                body="application/json",
-                ok="Stored, or acknowledged (counted as ignored)",
-                errors=_SIGNED,
-                security=[],
-            ),
-            "operationId": "instagram_webhook",
-        },
+        "get": _meta_challenge("instagram_challenge"),
+        "post": _delivery(
+            "instagram_webhook",
+            "Instagram Messaging deliveries, signed with X-Hub-Signature-256",
+            body="application/json",
+            ok=_META_OK,
+        ),
     },
     "/webhooks/twilio/sms": {
-        "post": {
-            **_doc(
-                "Twilio incoming SMS/MMS, signed with X-Twilio-Signature",
-                body="application/x-www-form-urlencoded",
-                ok="Stored, or acknowledged (empty TwiML)",
-                errors=_SIGNED,
-                security=[],
-            ),
-            "operationId": "twilio_sms_webhook",
-        },
+        "post": _delivery(
+            "twilio_sms_webhook",
+            "Twilio incoming SMS/MMS, signed with X-Twilio-Signature",
+            body=_FORM,
+            ok="Stored, or acknowledged (empty TwiML)",
+        ),
     },
     "/webhooks/twilio/status": {
-        "post": {
-            **_doc(
-                "Twilio message status callbacks, signed with X-Twilio-Signature",
-                body="application/x-www-form-urlencoded",
-                ok="Applied, or acknowledged (empty TwiML)",
-                errors=_SIGNED,
-                security=[],
-            ),
-            "operationId": "twilio_status_webhook",
-        },
+        "post": _delivery(
+            "twilio_status_webhook",
+            "Twilio message status callbacks, signed with X-Twilio-Signature",
+            body=_FORM,
+            ok="Applied, or acknowledged (empty TwiML)",
+        ),
     },
-    "/webhooks/messages/incoming": {
-        "post": {**_GENERIC_MESSAGE, "operationId": "generic_message_webhook"},
-    },
-    "/webhooks/leads/incoming": {
-        "post": {
-            **_doc(
-                "A web form's lead (JSON or form post), with ?key=<lead form key>",
-                body="application/x-www-form-urlencoded",
-                ok="Created",
-                errors=(400, 401, 413, 503),
-                security=[],
-            ),
-            "operationId": "lead_form_webhook",
-            "responses": {
-                "201": {"description": "Lead created"},
-                **{str(c): {"description": _WEBHOOK_ERRORS[c]} for c in (400, 401, 413, 503)},
-            },
-        },
-        "options": {
-            "operationId": "lead_form_preflight",
-            "summary": "CORS preflight: any origin may post a lead",
-            "tags": ["webhooks"],
-            "security": [],
-            "responses": {"204": {"description": "Allowed"}},
-        },
-    },
+    **intake.OPENAPI_PATHS,
 }

@@ -1,0 +1,63 @@
+"""Leads: creating one, from the API or a web form, with the event that tells of it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlmodel import col, select
+
+from connectors.types import LeadSubmission
+
+from ..db import Database
+from ..events import EventType
+from ..models import Contact, Lead, Organization
+from ..views import lead_data
+from .outbox import Transaction
+
+
+async def add_lead(tx: Transaction, **fields: Any) -> Lead:
+    """A new lead of the transaction's organization, with its ``lead.created`` event."""
+    lead = Lead(organization_id=tx.organization_id, **fields)
+    tx.session.add(lead)
+    await tx.session.flush()
+    tx.emit(EventType.LEAD_CREATED, lead_data(lead))
+    return lead
+
+
+async def form_organization(db: Database, form_key: str) -> int | None:
+    """The organization whose publishable lead form key this is."""
+    async with db.session() as session:
+        org = (
+            await session.exec(
+                select(Organization).where(col(Organization.lead_form_key) == form_key)
+            )
+        ).first()
+    return None if org is None else org.id
+
+
+async def add_form_lead(tx: Transaction, submission: LeadSubmission) -> Lead:
+    """A web form's lead, tied to the contact with its email, else its phone, if any."""
+    match = None
+    for column, value in ((Contact.email, submission.email), (Contact.phone, submission.phone)):
+        if value and match is None:
+            match = (
+                await tx.session.exec(
+                    select(Contact.id).where(
+                        col(Contact.organization_id) == tx.organization_id, col(column) == value
+                    )
+                )
+            ).first()
+    notes = submission.message
+    if submission.extra:
+        extra = "\n".join(f"{k}: {v}" for k, v in submission.extra.items())
+        notes = f"{notes}\n\n{extra}" if notes else extra
+    return await add_lead(
+        tx,
+        contact_id=match,
+        name=submission.name,
+        email=submission.email,
+        phone=submission.phone,
+        company=submission.company,
+        source="web_form",
+        notes=notes,
+    )
