@@ -28,7 +28,7 @@ from ..views import contact_data, lead_data
 from .timestamps import utc_text
 
 if TYPE_CHECKING:
-    from .inbound_batch import ArrivalRun
+    from .arrival import ArrivalRun
 
 log = logging.getLogger("inbox.ingest")
 

@@ -35,7 +35,8 @@ from .message_status import keep_pending, move_status
 from .timestamps import utc_text
 
 if TYPE_CHECKING:
-    from .inbound_batch import ArrivalRun, InboundBatch
+    from .arrival import ArrivalRun
+    from .inbound_batch import InboundBatch
 
 # Platforms whose sender ids are phone numbers.
 PHONE_PLATFORMS = frozenset({"whatsapp", "sms"})

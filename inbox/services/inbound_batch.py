@@ -16,109 +16,32 @@ that stores them.
 
 from __future__ import annotations
 
-import functools
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, bindparam, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
-from sqlmodel.ext.asyncio.session import AsyncSession
 
-from connectors.types import InboundEvent, InboundMessage
+from connectors.types import InboundMessage
 
 from ..events import EventType
-from ..models import Channel, Contact, ContactIdentity, Conversation, Message, utcnow
-from .activity import (
-    ConversationState,
-    attachments_of,
-    conversation_payload,
-    message_payload,
-    message_row,
-    record_inbound,
-    record_outbound,
-)
+from ..models import Conversation, utcnow
+from .activity import ConversationState, attachments_of, conversation_payload, message_row
+from .arrival import ArrivalRun, IngestResult, Placed
 from .identities import ContactState, new_sender, note_identity
 from .inbound import apply
-from .outbox import Transaction
-
-_MESSAGES: Table = Message.__table__  # type: ignore[attr-defined]  # SQLModel declares no __table__
-_CONVERSATIONS: Table = Conversation.__table__  # type: ignore[attr-defined]  # as above
-_CONTACTS: Table = Contact.__table__  # type: ignore[attr-defined]  # as above
-_IDENTITIES: Table = ContactIdentity.__table__  # type: ignore[attr-defined]  # as above
-
-# Locked in id order, so that two transactions locking some of the same contacts
-# take them in the same order and cannot deadlock.
-_CONTACTS_OF = (
-    select(
-        _IDENTITIES.c.external_id,
-        _CONTACTS.c.id,
-        _CONTACTS.c.name,
-        _IDENTITIES.c.profile_name,
-        _IDENTITIES.c.user_id,
-    )
-    .join_from(_IDENTITIES, _CONTACTS, _CONTACTS.c.id == _IDENTITIES.c.contact_id)
-    .where(
-        _IDENTITIES.c.organization_id == bindparam("org_id"),
-        _IDENTITIES.c.kind == bindparam("kind"),
-        _IDENTITIES.c.external_id.in_(bindparam("sender_ids", expanding=True)),
-    )
-    .order_by(_CONTACTS.c.id)
-    .with_for_update(of=_CONTACTS)
-)
-# Ascending, so that the last row of a contact is its newest open conversation.
-# Locked until commit, so what the batch holds in memory is what gets committed.
-_OPEN_CONVERSATIONS = (
-    select(_CONVERSATIONS)
-    .where(
-        _CONVERSATIONS.c.channel_id == bindparam("channel_id"),
-        _CONVERSATIONS.c.contact_id.in_(bindparam("contact_ids", expanding=True)),
-        _CONVERSATIONS.c.status != "closed",
-    )
-    .order_by(_CONVERSATIONS.c.id)
-    .with_for_update()
-)
-_LATEST_CONVERSATION = (
-    select(_CONVERSATIONS)
-    .where(
-        _CONVERSATIONS.c.channel_id == bindparam("channel_id"),
-        _CONVERSATIONS.c.contact_id == bindparam("contact_id"),
-    )
-    .order_by(_CONVERSATIONS.c.id.desc())
-    .limit(1)
-    .with_for_update()
-)
-_STORED = select(_MESSAGES.c.id).where(
-    _MESSAGES.c.channel_id == bindparam("channel_id"),
-    _MESSAGES.c.external_id == bindparam("external_id"),
-)
-_UPDATE_CONVERSATION = (
-    update(_CONVERSATIONS)
-    .where(_CONVERSATIONS.c.id == bindparam("b_id"))
-    .values(
-        status=bindparam("b_status"),
-        unread_count=bindparam("b_unread_count"),
-        last_message_at=bindparam("b_last_message_at"),
-        last_message_preview=bindparam("b_last_message_preview"),
-        updated_at=bindparam("b_updated_at"),
-    )
+from .ingest_statements import (
+    CONTACTS_OF,
+    LATEST_CONVERSATION,
+    OPEN_CONVERSATIONS,
+    STORED,
+    UPDATE_CONVERSATION,
+    insert_message,
 )
 
-
-@functools.cache
-def insert_message(dialect: str, *returning: str) -> Any:
-    """INSERT of messages that does nothing for a platform id stored already: the
-    unique key decides, and only the rows stored answer their ``returning`` columns."""
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    return (
-        insert(_MESSAGES)
-        .on_conflict_do_nothing(index_elements=["channel_id", "external_id"])
-        .returning(*(_MESSAGES.c[name] for name in returning))
-    )
+__all__ = ["ArrivalRun", "InboundBatch", "IngestResult", "record_side_writes"]
 
 
 async def record_side_writes(connection: AsyncConnection, stored: Sequence[dict[str, Any]]) -> None:
@@ -128,49 +51,6 @@ async def record_side_writes(connection: AsyncConnection, stored: Sequence[dict[
     message the flush stored (``id`` included), in the order they were told. Writes
     added here go in one statement per table for all of ``stored``.
     """
-
-
-@dataclass
-class IngestResult:
-    stored: int = 0
-    duplicates: int = 0
-    updated: int = 0
-    ignored: int = 0
-
-
-@dataclass(eq=False, slots=True)
-class Placed:
-    """A message row waiting for the insert, and what storing it records."""
-
-    row: dict[str, Any]
-    conversation: ConversationState
-    contact: ContactState
-    unread: bool = True
-    opens: bool = True
-    id: int | None = None
-
-
-class ArrivalRun:
-    """One arrival's part in a batch: its transaction, result and what it tells."""
-
-    def __init__(self, tx: Transaction, channel: Channel, events: Sequence[InboundEvent]) -> None:
-        assert channel.id is not None
-        self.tx = tx
-        self.session: AsyncSession = tx.session
-        # Read, never written: it may be a cached copy shared by arrivals.
-        self.channel = channel
-        self.channel_id: int = channel.id
-        self.org_id = channel.organization_id
-        self.events = events
-        self.result = IngestResult()
-        self.told: list[tuple[EventType, dict[str, Any]] | Placed] = []
-        # One conversation.updated each, once the arrival is finished.
-        self.touched: dict[int, tuple[ConversationState, ContactState]] = {}
-        self.repeats: set[int] = set()
-        self.finished = False
-
-    def tell(self, type: EventType, data: dict[str, Any]) -> None:
-        self.told.append((type, data))
 
 
 class InboundBatch:
@@ -231,7 +111,7 @@ class InboundBatch:
 
     async def _lookup_contacts(self, org_id: int, kind: str, sender_ids: set[str]) -> None:
         rows = await self.connection.execute(
-            _CONTACTS_OF, {"org_id": org_id, "kind": kind, "sender_ids": sorted(sender_ids)}
+            CONTACTS_OF, {"org_id": org_id, "kind": kind, "sender_ids": sorted(sender_ids)}
         )
         for sender_id, contact_id, name, profile_name, user_id in rows:
             self.contacts[(org_id, kind, sender_id)] = ContactState(
@@ -249,7 +129,7 @@ class InboundBatch:
 
     async def _lookup_open(self, channel_id: int, contact_ids: set[int]) -> None:
         rows = await self.connection.execute(
-            _OPEN_CONVERSATIONS, {"channel_id": channel_id, "contact_ids": sorted(contact_ids)}
+            OPEN_CONVERSATIONS, {"channel_id": channel_id, "contact_ids": sorted(contact_ids)}
         )
         for row in rows.mappings():
             self.open[(row["contact_id"], channel_id)] = self._adopt(row)
@@ -304,7 +184,7 @@ class InboundBatch:
         if external_id is None:
             return False
         params = {"channel_id": run.channel_id, "external_id": external_id}
-        return (await self.connection.execute(_STORED, params)).first() is not None
+        return (await self.connection.execute(STORED, params)).first() is not None
 
     async def known_contact(
         self, run: ArrivalRun, kind: str, sender_id: str
@@ -371,7 +251,7 @@ class InboundBatch:
     ) -> ConversationState | None:
         """The contact's newest conversation on the channel, whatever its status."""
         params = {"channel_id": run.channel_id, "contact_id": contact.id}
-        row = (await self.connection.execute(_LATEST_CONVERSATION, params)).mappings().first()
+        row = (await self.connection.execute(LATEST_CONVERSATION, params)).mappings().first()
         return None if row is None else self._adopt(row)
 
     def store_inbound(
@@ -448,7 +328,7 @@ class InboundBatch:
             await self._insert(placed)
         stored: list[dict[str, Any]] = []
         for run in self.runs:
-            stored.extend(self._tell(run))
+            stored.extend(run.tell_stored())
         if stored:
             await record_side_writes(self.connection, stored)
 
@@ -469,49 +349,12 @@ class InboundBatch:
                     await self.connection.execute(insert_message(dialect, "id"), p.row)
                 ).scalar()
 
-    def _tell(self, run: ArrivalRun) -> list[dict[str, Any]]:
-        stored = []
-        for entry in run.told:
-            if not isinstance(entry, Placed):
-                run.tx.emit(*entry)
-                continue
-            if entry.id is None:
-                run.result.duplicates += 1
-                continue
-            row = entry.row
-            row["id"] = entry.id
-            run.result.stored += 1
-            stored.append(row)
-            at, content, content_type = row["ordered_at"], row["content"], row["content_type"]
-            conversation = entry.conversation
-            if row["direction"] == "inbound":
-                run.tx.emit(EventType.MESSAGE_RECEIVED, message_payload(row))
-                record_inbound(
-                    conversation, at, content, content_type, unread=entry.unread, opens=entry.opens
-                )
-            else:
-                run.tx.emit(EventType.MESSAGE_SENT, message_payload(row))
-                if not record_outbound(conversation, at, content, content_type):
-                    continue
-            run.touched[conversation.id] = (conversation, entry.contact)
-        run.told.clear()
-        if run.finished:
-            for conversation, contact in run.touched.values():
-                conversation.updated_at = utcnow()
-                conversation.changed = True
-                run.tx.emit(
-                    EventType.CONVERSATION_UPDATED,
-                    conversation_payload(conversation, contact.name, run.channel),
-                )
-            run.touched.clear()
-        return stored
-
     async def _write_conversations(self) -> None:
         changed = [c for c in self.conversations.values() if c.changed]
         if not changed:
             return
         await self.connection.execute(
-            _UPDATE_CONVERSATION,
+            UPDATE_CONVERSATION,
             [
                 {
                     "b_id": c.id,

@@ -23,7 +23,8 @@ from ..models import Channel, utcnow
 from ..views import channel_data
 
 if TYPE_CHECKING:
-    from .inbound_batch import ArrivalRun, InboundBatch
+    from .arrival import ArrivalRun
+    from .inbound_batch import InboundBatch
 
 log = logging.getLogger("inbox.ingest")
 

@@ -15,8 +15,9 @@ from typing import Any
 from connectors.types import InboundEvent, InboundMessage
 
 from ..models import Channel
+from .arrival import ArrivalRun, IngestResult
 from .group_commit import GroupCommit, Work
-from .inbound_batch import ArrivalRun, InboundBatch, IngestResult
+from .inbound_batch import InboundBatch
 from .outbox import Transaction
 from .text import storable_events
 
