@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 import httpx
@@ -34,20 +33,20 @@ from .services.sandbox import SandboxReports
 from .settings import Settings, load_settings
 from .state import AppState
 from .web import health, webhooks
-from .web.drain import delay_exit_signals
 from .web.endpoint import as_route
 from .web.middleware import AccessLogMiddleware, ApiCORSMiddleware, BodyLimitMiddleware
 from .web.openapi import DOCS_HTML, HEALTH_PATHS, build_openapi
-from .web.redaction import redact_server_logs
 from .web.redirects import redirect_slashes
 from .web.unavailable import DATABASE_UNAVAILABLE, database_unavailable
 
 log = logging.getLogger("inbox.app")
 
 
-def create_app(settings: Settings | None = None) -> Starlette:
+def create_app(
+    settings: Settings | None = None, *, started: Callable[[AppState], None] | None = None
+) -> Starlette:
+    """The service as one app; ``started`` runs once its start-up is done."""
     settings = settings or load_settings()
-    redact_server_logs()
     db = Database(
         settings.database_url,
         connect_timeout=settings.database_connect_timeout,
@@ -90,7 +89,6 @@ def create_app(settings: Settings | None = None) -> Starlette:
 
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
-        settings.signing_key  # noqa: B018 - resolve (and warn about) the key before serving
         state.writer.start()
         http = httpx.AsyncClient(timeout=settings.delivery_timeout)
         sandbox_reports = SandboxReports(state.writer)
@@ -113,14 +111,10 @@ def create_app(settings: Settings | None = None) -> Starlette:
             state.db, state.events, http, base_url=settings.graph_api_url
         )
         await live.start()
-        # What start-up built (modules, models, the app) lives as long as the process:
-        # frozen, it is no longer walked by every full collection, whose pauses held
-        # up every socket for 100 ms and more.
-        gc.collect()
-        gc.freeze()
-        delay_exit_signals(lambda: setattr(state, "draining", True), settings.drain_period)
         delivery = asyncio.create_task(state.delivery.run(), name="delivery")
         profiles.start()
+        if started is not None:
+            started(state)
         try:
             yield
         finally:

@@ -265,18 +265,16 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     _prepare(args, settings, creates=True)
     _hint_first_user(settings)
     _check_secrets_key(settings)
-    key = settings.signing_key
-    if settings.secret_key is None:
-        # The server reads the settings anew (here, and in each --workers process):
-        # handed the key resolved here, it neither repeats the development-key warning
-        # nor races other workers to create the key file.
-        os.environ["INBOX_SECRET_KEY"] = key
+    # The server reads the settings anew (here, and in each --workers process): handed
+    # the key resolved here, it neither repeats the development-key warning nor races
+    # other workers to create the key file.
+    os.environ.setdefault("INBOX_SECRET_KEY", settings.signing_key)
     # uvicorn stops gracefully on SIGTERM and then raises it again, so that a stop asked
     # for ends as "killed by SIGTERM" (`make run` then reports Error 143). A stop asked
     # for is a clean exit: the signal's second raise lands here and exits with 0.
     signal.signal(signal.SIGTERM, _exit_cleanly)
     uvicorn.run(
-        "inbox.app:create_app",
+        "inbox.process:create_served_app",
         factory=True,
         host=host,
         port=port,

@@ -177,24 +177,12 @@ class Settings(BaseSettings):
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
 
-    @cached_property
+    @property
     def signing_key(self) -> str:
-        """The JWT key: configured, or in development a generated one kept on disk."""
-        if self.secret_key:
-            return self.secret_key
-        path = Path(DEV_SECRET_FILE)
-        if path.exists():
-            key = path.read_text().strip()
-        else:
-            key = secrets.token_urlsafe(48)
-            path.write_text(key + "\n")
-            path.chmod(0o600)
-        log.warning(
-            "INBOX_SECRET_KEY is not set: using the development key in %s. "
-            "Set INBOX_SECRET_KEY in production.",
-            path.resolve(),
-        )
-        return key
+        """The JWT key; ``load_settings`` supplies a development one when none is set."""
+        if self.secret_key is None:
+            raise ConfigError("INBOX_SECRET_KEY is not set")
+        return self.secret_key
 
     @cached_property
     def channel_secrets_keys(self) -> list[bytes]:
@@ -229,10 +217,33 @@ def _variable_name(loc: str) -> str:
     return loc
 
 
+def with_development_key(settings: Settings) -> Settings:
+    """The settings with a signing key: the configured one, or one generated once and
+    kept on disk, so tokens outlive the process that issued them."""
+    if settings.secret_key:
+        return settings
+    path = Path(DEV_SECRET_FILE)
+    if path.exists():
+        key = path.read_text().strip()
+    else:
+        key = secrets.token_urlsafe(48)
+        path.write_text(key + "\n")
+        path.chmod(0o600)
+    log.warning(
+        "INBOX_SECRET_KEY is not set: using the development key in %s. "
+        "Set INBOX_SECRET_KEY in production.",
+        path.resolve(),
+    )
+    return settings.model_copy(update={"secret_key": key})
+
+
 def load_settings() -> Settings:
-    """Read the environment; raise ConfigError with one line naming the variable."""
+    """Read the environment; raise ConfigError with one line naming the variable.
+
+    Outside production, with no INBOX_SECRET_KEY, this is where the development key is
+    made or read (see ``with_development_key``)."""
     try:
-        return Settings()
+        return with_development_key(Settings())
     except ValidationError as exc:
         error = exc.errors()[0]
         loc = error["loc"][0] if error["loc"] else ""

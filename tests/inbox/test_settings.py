@@ -8,7 +8,14 @@ import stat
 
 import pytest
 
-from inbox.settings import ConfigError, Settings, async_database_url, load_settings
+from inbox.settings import (
+    DEV_SECRET_FILE,
+    ConfigError,
+    Settings,
+    async_database_url,
+    load_settings,
+    with_development_key,
+)
 
 KEY = "a-configured-signing-key"
 SECRETS_KEY = "pT9qzcXqG7QyqkS7ZP0ZqvLo7Wb0mE4o9c2sWlYk3Ew="
@@ -35,8 +42,10 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
         ("postgresql://u:p@db.example/inbox", "postgresql+asyncpg://u:p@db.example/inbox"),
         ("postgresql+asyncpg://u@h/inbox", "postgresql+asyncpg://u@h/inbox"),
         ("postgres://u:p@h/inbox?sslmode=require", "postgresql+asyncpg://u:p@h/inbox?ssl=require"),
-        ("postgresql://h/inbox?sslmode=verify-full&application_name=inbox",
-         "postgresql+asyncpg://h/inbox?ssl=verify-full&application_name=inbox"),
+        (
+            "postgresql://h/inbox?sslmode=verify-full&application_name=inbox",
+            "postgresql+asyncpg://h/inbox?ssl=verify-full&application_name=inbox",
+        ),
     ],
 )
 def test_database_urls_map_to_async_drivers(given: str, expected: str) -> None:
@@ -97,7 +106,8 @@ def test_allowed_origins_are_a_comma_separated_list(monkeypatch: pytest.MonkeyPa
         "INBOX_ALLOWED_ORIGINS", "https://app.example.com, https://admin.example.com/ ,,"
     )
     assert load_settings().allowed_origins == [
-        "https://app.example.com", "https://admin.example.com",
+        "https://app.example.com",
+        "https://admin.example.com",
     ]
 
 
@@ -213,6 +223,18 @@ def test_development_generates_a_key_once_keeps_it_and_warns(
     assert any("INBOX_SECRET_KEY" in r.getMessage() for r in caplog.records)
     # A restart reuses it, so tokens issued before still verify.
     assert load_settings().signing_key == key
+
+
+def test_reading_the_key_writes_no_file(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
+    """Only loading the settings makes the development key; a property read does not."""
+    settings = Settings(env="development")
+    with pytest.raises(ConfigError, match="INBOX_SECRET_KEY"):
+        settings.signing_key  # noqa: B018 - the read is the test
+    assert list(tmp_path.iterdir()) == []
+    assert (
+        with_development_key(settings).signing_key
+        == (tmp_path / DEV_SECRET_FILE).read_text().strip()
+    )
 
 
 def test_a_configured_key_wins_in_development_and_writes_no_file(
