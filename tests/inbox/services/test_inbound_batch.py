@@ -15,7 +15,7 @@ from sqlalchemy import event as sa_event
 from sqlalchemy import update
 from sqlmodel import col, select
 
-from connectors.types import InboundEvent, InboundMessage
+from connectors.types import InboundEvent, InboundMessage, Reaction
 from inbox.db import Database
 from inbox.models import Channel, Contact, Conversation, Message
 from inbox.services import accounts
@@ -363,3 +363,43 @@ async def test_a_stream_of_deliveries_from_shared_senders_is_stored_once_and_in_
     for _, sender, _ in senders:
         mine = [x for x in received if x.rsplit("-", 1)[0] == sender]
         assert mine == [f"{sender}-{n}" for n in range(per_sender)]
+
+
+async def test_an_arrival_of_several_kinds_tells_in_the_order_its_events_came(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+):
+    """Any other event runs once the messages before it are stored: a reaction finds
+    the message it answers, and side writes see each flush's stored rows once."""
+    inbox = await Inbox(db).setup()
+    flushed: list[list[str]] = []
+
+    async def side_writes(_connection: Any, stored: Sequence[dict[str, Any]]) -> None:
+        flushed.append([row["external_id"] for row in stored])
+
+    monkeypatch.setattr("inbox.services.inbound_batch.record_side_writes", side_writes)
+    wa = inbox.wa
+    first = message(wa, "666", "x1", minute=20, name="Hex")
+    reaction = Reaction(
+        platform="whatsapp",
+        channel_key=wa.routing_key,
+        sender_id="666",
+        target_id="x1",
+        emoji="👍",
+        timestamp=T0 + timedelta(minutes=21),
+        external_id="r1",
+    )
+    second = message(wa, "666", "x2", minute=22)
+    result = await inbox.alone([first, reaction, second])
+    assert (result.stored, result.duplicates) == (3, 0)
+    assert [(e.type, e.data.get("external_id")) for e in inbox.sink.events] == [
+        ("lead.created", None),
+        ("contact.created", None),
+        ("conversation.created", None),
+        ("message.received", "x1"),
+        ("message.received", "r1"),
+        ("message.received", "x2"),
+        ("conversation.updated", None),
+    ]
+    assert flushed == [["x1"], ["r1", "x2"]]
+    [conversation] = [c for c in (await inbox.state())["conversations"] if c[0] == "Hex"]
+    assert conversation[3:5] == (3, "text of x2")
