@@ -67,10 +67,10 @@ def storable(value: T, depth: int = 0) -> T:
 def _may_hold_unstorable(events: Sequence[InboundEvent]) -> bool:
     """False only when no string anywhere in ``events`` needs replacing.
 
-    One serialization in C instead of a walk in Python, several times cheaper on
-    the clean deliveries that are nearly all of them: orjson refuses a lone
-    surrogate and writes NUL as ``\\u0000``. Anything it cannot serialize, and a
-    text that spells out ``\\u0000`` itself, just take the careful path.
+    One serialization in C instead of a walk in Python, for the clean arrivals that
+    are nearly all of them: orjson refuses a lone surrogate and writes NUL as
+    ``\\u0000``. Anything it cannot serialize, and a text that spells out
+    ``\\u0000`` itself, just take the careful path.
     """
     try:
         # Wrapped as deep as an envelope will wrap it: data too deep to send fails here.
