@@ -43,8 +43,8 @@ def encode_data(data: Mapping[str, Any]) -> bytes:
 
 def format_timestamp(moment: datetime) -> str:
     """UTC to the millisecond with a ``Z``; naive means UTC."""
-    # isoformat, not strftime: about half the cost, paid for every event. In UTC its
-    # text ends in "+00:00", which the Z replaces.
+    # isoformat, not strftime: it is paid for every event. In UTC its text ends in
+    # "+00:00", which the Z replaces.
     if moment.tzinfo is None:
         return moment.isoformat("T", "milliseconds") + "Z"
     return moment.astimezone(UTC).isoformat("T", "milliseconds")[:-6] + "Z"
@@ -103,16 +103,7 @@ class Envelope:
         except orjson.JSONEncodeError as exc:
             # The rest of the body is ours and always encodes.
             raise DataNotEncodable(str(exc)) from None
-        return cls(
-            id=id,
-            type=type,
-            organization_id=organization_id,
-            conversation_id=_conversation_id(type, data),
-            source=_source(id, data),
-            frame=frame,
-            text=frame.decode(),
-            wire=text_frame(frame),
-        )
+        return cls.framed(frame, id, type, organization_id, data)
 
     @classmethod
     def parse(cls, frame: bytes) -> Envelope:
@@ -135,12 +126,24 @@ class Envelope:
             raise EnvelopeError("'organization_id' must be an integer")
         if not isinstance(data, dict):
             raise EnvelopeError("'data' must be an object")
+        return cls.framed(frame, id_, type_, organization_id, data)
+
+    @classmethod
+    def framed(
+        cls,
+        frame: bytes,
+        id: int | None,
+        type: str,
+        organization_id: int,
+        data: Mapping[str, Any],
+    ) -> Envelope:
+        """The envelope around an encoded `frame` whose fields are the others given."""
         return cls(
-            id=id_,
-            type=type_,
+            id=id,
+            type=type,
             organization_id=organization_id,
-            conversation_id=_conversation_id(type_, data),
-            source=_source(id_, data),
+            conversation_id=_conversation_id(type, data),
+            source=_source(id, data),
             frame=frame,
             text=frame.decode(),
             wire=text_frame(frame),
@@ -155,17 +158,8 @@ def control(type: str, fields: Mapping[str, Any] | None = None) -> Envelope:
     body: dict[str, Any] = {"type": type}
     if fields:
         body.update(fields)
-    frame = orjson.dumps(body, option=_DUMPS_OPTIONS)
-    return Envelope(
-        id=None,
-        type=type,
-        organization_id=0,
-        conversation_id=None,
-        source=None,
-        frame=frame,
-        text=frame.decode(),
-        wire=text_frame(frame),
-    )
+    # No data: a control frame names no conversation and no source connection.
+    return Envelope.framed(orjson.dumps(body, option=_DUMPS_OPTIONS), None, type, 0, {})
 
 
 def text_frame(payload: bytes) -> bytes:

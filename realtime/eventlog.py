@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Protocol
 
@@ -46,7 +46,11 @@ async def reading(
     try:
         yield events
     finally:
-        # An EventLog may return any async iterator; only generators have aclose().
-        aclose = getattr(events, "aclose", None)
-        if aclose is not None:
-            await aclose()
+        await close_iterator(events)
+
+
+async def close_iterator(events: AsyncIterator[object]) -> None:
+    """Close `events` if it can be closed: an EventLog may return any async iterator,
+    and only generators have `aclose()`."""
+    if isinstance(events, AsyncGenerator):
+        await events.aclose()

@@ -8,7 +8,7 @@ from typing import Any, TypeGuard, TypeVar
 
 import orjson
 
-from .envelope import Envelope, control, text_frame
+from .envelope import Envelope, control
 
 MAX_FILTER_ITEMS = 1000
 MAX_EVENT_TYPE_LENGTH = 64
@@ -142,16 +142,8 @@ def event_unreadable(id: int, type: str, organization_id: int) -> Envelope:
             "event_type": type,
         }
     )
-    return Envelope(
-        id=id,
-        type=type,
-        organization_id=organization_id,
-        conversation_id=None,
-        source=None,
-        frame=frame,
-        text=frame.decode(),
-        wire=text_frame(frame),
-    )
+    # Given no data: the frame names no conversation and no source connection.
+    return Envelope.framed(frame, id, type, organization_id, {})
 
 
 def unknown_event_types(unknown: Collection[str], known: Collection[str]) -> FrameError:

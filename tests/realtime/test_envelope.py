@@ -8,7 +8,7 @@ from websockets.frames import Frame, Opcode
 from websockets.streams import StreamReader
 
 from realtime import Envelope, EnvelopeError
-from realtime.envelope import control, format_timestamp
+from realtime.envelope import control, format_timestamp, text_frame
 
 
 def test_an_event_is_serialized_once_into_the_documented_envelope() -> None:
@@ -56,6 +56,21 @@ def test_control_frames_carry_a_type_and_no_id() -> None:
     pong = control("pong")
     assert orjson.loads(pong.frame) == {"type": "pong"}
     assert pong.id is None
+
+
+def test_control_frames_name_no_conversation_whatever_their_fields() -> None:
+    frame = control("subscribed", {"conversation_id": 7, "connection_id": "abc"})
+    assert (frame.conversation_id, frame.source, frame.organization_id) == (None, None, 0)
+
+
+def test_every_envelope_carries_its_frame_as_text_and_as_wire_bytes() -> None:
+    for envelope in (
+        Envelope.build("message.sent", 1, {"conversation_id": 7}, id=5),
+        Envelope.parse(b'{"id":5,"type":"message.sent","organization_id":1,"data":{}}'),
+        control("pong"),
+    ):
+        assert envelope.text == envelope.frame.decode()
+        assert envelope.wire == text_frame(envelope.frame)
 
 
 def test_parsing_keeps_the_received_bytes_as_the_frame() -> None:
