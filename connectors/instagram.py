@@ -33,8 +33,7 @@ from .payload import (
     type_name,
     unix_time,
 )
-from .settings import ChannelSettings, InstagramSettings
-from .signatures import verify_meta
+from .settings import ChannelSettings, InstagramSettings, expect
 from .types import (
     Deletion,
     Echo,
@@ -73,12 +72,10 @@ class InstagramAdapter:
         return keys
 
     def verify(self, req: WebhookRequest, settings: ChannelSettings) -> None:
-        s = _settings(settings)
-        secrets = [s.app_secret, *s.previous_app_secrets]
-        verify_meta(req, [secret.get_secret_value() for secret in secrets])
+        meta.verify(req, expect(InstagramSettings, settings))
 
     def challenge(self, req: WebhookRequest, settings: Sequence[ChannelSettings]) -> str | None:
-        return meta.challenge(req, [_settings(s).verify_token.get_secret_value() for s in settings])
+        return meta.challenge(req, [expect(InstagramSettings, s) for s in settings])
 
     def parse(self, req: WebhookRequest) -> list[InboundEvent]:
         body = load_json_object(req.body)
@@ -100,7 +97,7 @@ class InstagramAdapter:
         settings: ChannelSettings,
         message: OutboundMessage,
     ) -> SendResult:
-        s = _settings(settings)
+        s = expect(InstagramSettings, settings)
         answer = await sending.post(
             client,
             f"{base_url.rstrip('/')}/{s.account_id}/messages",
@@ -116,12 +113,6 @@ class InstagramAdapter:
                 code="bad_response",
             )
         return SendResult(external_id=external_id)
-
-
-def _settings(settings: ChannelSettings) -> InstagramSettings:
-    if not isinstance(settings, InstagramSettings):
-        raise TypeError(f"expected InstagramSettings, got {type(settings).__name__}")
-    return settings
 
 
 def _entry(raw: Any, i: int) -> list[InboundEvent]:

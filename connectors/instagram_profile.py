@@ -18,7 +18,7 @@ import httpx
 
 from . import meta, sending
 from .errors import PlatformCallError
-from .settings import ChannelSettings, InstagramSettings
+from .settings import ChannelSettings, InstagramSettings, expect
 
 __all__ = ["FIELDS", "Profile", "ProfileError", "fetch_profile"]
 
@@ -57,39 +57,25 @@ async def fetch_profile(
     Timeouts belong to ``client``. Raises ProfileError; settings of another kind
     are a TypeError.
     """
-    if not isinstance(settings, InstagramSettings):
-        raise TypeError(f"expected InstagramSettings, got {type(settings).__name__}")
+    settings = expect(InstagramSettings, settings)
     if not user_id:
         raise ProfileError("no user id to look up", retryable=False, code="bad_request")
     # Quoted whole: an id is one path segment, whatever it holds.
     url = f"{base_url.rstrip('/')}/{quote(user_id, safe='')}"
-    try:
+    with sending.transport_errors(url, ProfileError):
         response = await client.get(
             url,
             params={"fields": FIELDS},
             # In a header rather than ?access_token=: URLs end up in logs.
             headers={"Authorization": f"Bearer {settings.access_token.get_secret_value()}"},
         )
-    except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
-        raise ProfileError(
-            f"cannot connect to {_host(url)}: {exc!r}", retryable=True, code="connect_error"
-        ) from None
-    except httpx.HTTPError as exc:
-        raise ProfileError(
-            f"request to {_host(url)} failed: {exc!r}", retryable=True, code="timeout"
-        ) from None
-
-    status = response.status_code
     if response.is_success:
         return _profile(response)
-    code, message, platform_retryable = meta.read_graph_error(response)
-    raise ProfileError(
-        message or f"{_host(url)} answered HTTP {status}",
-        retryable=platform_retryable or status in _RETRYABLE_STATUSES or status >= 500,
-        code=code or f"http_{status}",
-        retry_after=sending.retry_after(response.headers.get("retry-after")),
-        status_code=status,
-    )
+    raise sending.refusal(ProfileError, url, response, meta.read_graph_error, _retryable)
+
+
+def _retryable(status: int) -> bool:
+    return status in _RETRYABLE_STATUSES or status >= 500
 
 
 def _profile(response: httpx.Response) -> Profile:

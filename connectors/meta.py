@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import hmac
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any, ParamSpec
+from typing import Any, ParamSpec, Protocol
 
 import httpx
+from pydantic import SecretStr
 
 from .errors import PayloadError
 from .sending import json_body
+from .signatures import verify_meta
 from .types import InboundEvent, Unreadable, WebhookRequest
 
 P = ParamSpec("P")
@@ -24,9 +26,28 @@ _RETRYABLE_CODES = frozenset(
 )
 
 
-def challenge(req: WebhookRequest, verify_tokens: Iterable[str]) -> str | None:
+class MetaApp(Protocol):
+    """The settings of a channel that a Meta app's webhooks reach."""
+
+    @property
+    def app_secret(self) -> SecretStr: ...
+
+    @property
+    def previous_app_secrets(self) -> list[SecretStr]: ...
+
+    @property
+    def verify_token(self) -> SecretStr: ...
+
+
+def verify(req: WebhookRequest, app: MetaApp) -> None:
+    """Raise SignatureError unless the app's secret, or one still accepted, signed it."""
+    secrets = [app.app_secret, *app.previous_app_secrets]
+    verify_meta(req, [secret.get_secret_value() for secret in secrets])
+
+
+def challenge(req: WebhookRequest, apps: Iterable[MetaApp]) -> str | None:
     """``hub.challenge`` when the request is a subscription handshake whose
-    ``hub.verify_token`` equals one of ``verify_tokens``; None otherwise (403)."""
+    ``hub.verify_token`` is one of the apps'; None otherwise (403)."""
     if req.query.get("hub.mode") != "subscribe":
         return None
     received = req.query.get("hub.verify_token", "")
@@ -35,7 +56,8 @@ def challenge(req: WebhookRequest, verify_tokens: Iterable[str]) -> str | None:
         return None
     received_bytes = received.encode("utf-8")
     matched = False
-    for token in verify_tokens:
+    for app in apps:
+        token = app.verify_token.get_secret_value()
         if token:
             matched |= hmac.compare_digest(received_bytes, token.encode("utf-8"))
     return answer if matched else None

@@ -6,7 +6,7 @@ and the fields that are secrets (write-only: accepted, stored, never shown).
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
@@ -129,6 +129,16 @@ SETTINGS_BY_KIND: dict[str, type[ChannelSettings]] = {
 }
 
 KINDS: tuple[str, ...] = tuple(SETTINGS_BY_KIND)
+
+
+S = TypeVar("S", bound=ChannelSettings)
+
+
+def expect(model: type[S], settings: ChannelSettings) -> S:
+    """``settings`` as the model its adapter takes; TypeError for another kind's."""
+    if not isinstance(settings, model):
+        raise TypeError(f"expected {model.__name__}, got {type(settings).__name__}")
+    return settings
 
 
 def settings_model(kind: str) -> type[ChannelSettings]:

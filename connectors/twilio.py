@@ -24,7 +24,7 @@ from . import sending
 from .errors import PayloadError, SendError
 from .payload import load_form
 from .phones import to_e164
-from .settings import ChannelSettings, SmsSettings
+from .settings import ChannelSettings, SmsSettings, expect
 from .signatures import verify_twilio
 from .twilio_errors import error_text
 from .types import (
@@ -85,7 +85,7 @@ class TwilioAdapter:
         return [account] if account else []
 
     def verify(self, req: WebhookRequest, settings: ChannelSettings) -> None:
-        s = _settings(settings)
+        s = expect(SmsSettings, settings)
         tokens = [s.auth_token, *s.previous_auth_tokens]
         verify_twilio(req, [token.get_secret_value() for token in tokens])
 
@@ -107,7 +107,7 @@ class TwilioAdapter:
         settings: ChannelSettings,
         message: OutboundMessage,
     ) -> SendResult:
-        s = _settings(settings)
+        s = expect(SmsSettings, settings)
         media = [a.get("url") for a in message.attachments]
         if not all(isinstance(url, str) and url for url in media):
             raise SendError("attachment has no url", retryable=False, code="unsupported")
@@ -131,12 +131,6 @@ class TwilioAdapter:
                 "Twilio accepted the message but sent no sid", retryable=False, code="bad_response"
             )
         return SendResult(external_id=sid)
-
-
-def _settings(settings: ChannelSettings) -> SmsSettings:
-    if not isinstance(settings, SmsSettings):
-        raise TypeError(f"expected SmsSettings, got {type(settings).__name__}")
-    return settings
 
 
 def _fields(req: WebhookRequest) -> dict[str, str]:

@@ -10,8 +10,7 @@ import httpx
 from . import meta, sending
 from .errors import SendError
 from .payload import load_json_object
-from .settings import ChannelSettings, WhatsAppSettings
-from .signatures import verify_meta
+from .settings import ChannelSettings, WhatsAppSettings, expect
 from .types import InboundEvent, OutboundMessage, SendResult, WebhookRequest
 from .whatsapp_content import MEDIA_TYPES
 from .whatsapp_inbound import OBJECT, PLATFORM, account_ids, parse_delivery, phone_number_ids
@@ -35,12 +34,10 @@ class WhatsAppAdapter:
         return account_ids(load_json_object(req.body))
 
     def verify(self, req: WebhookRequest, settings: ChannelSettings) -> None:
-        s = _settings(settings)
-        secrets = [s.app_secret, *s.previous_app_secrets]
-        verify_meta(req, [secret.get_secret_value() for secret in secrets])
+        meta.verify(req, expect(WhatsAppSettings, settings))
 
     def challenge(self, req: WebhookRequest, settings: Sequence[ChannelSettings]) -> str | None:
-        return meta.challenge(req, [_settings(s).verify_token.get_secret_value() for s in settings])
+        return meta.challenge(req, [expect(WhatsAppSettings, s) for s in settings])
 
     def parse(self, req: WebhookRequest) -> list[InboundEvent]:
         return parse_delivery(load_json_object(req.body))
@@ -52,7 +49,7 @@ class WhatsAppAdapter:
         settings: ChannelSettings,
         message: OutboundMessage,
     ) -> SendResult:
-        s = _settings(settings)
+        s = expect(WhatsAppSettings, settings)
         answer = await sending.post(
             client,
             f"{base_url.rstrip('/')}/{s.phone_number_id}/messages",
@@ -70,12 +67,6 @@ class WhatsAppAdapter:
                 code="bad_response",
             )
         return SendResult(external_id=external_id)
-
-
-def _settings(settings: ChannelSettings) -> WhatsAppSettings:
-    if not isinstance(settings, WhatsAppSettings):
-        raise TypeError(f"expected WhatsAppSettings, got {type(settings).__name__}")
-    return settings
 
 
 def _send_payload(message: OutboundMessage) -> dict[str, Any]:
