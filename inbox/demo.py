@@ -13,10 +13,11 @@ from sqlmodel import col, select
 from connectors.settings import SmsSettings, WhatsAppSettings
 
 from .db import Database
-from .models import Channel, Contact, ContactIdentity, Conversation, Lead, Message, User, utcnow
+from .models import Contact, ContactIdentity, Conversation, Lead, Message, User, utcnow
 from .security import hash_password
 from .services.accounts import create_organization, create_user
 from .services.channel_secrets import ChannelSecrets
+from .services.channels import create_channel
 
 DEMO_OWNER = "owner@demo.example"
 DEMO_AGENT = "agent@demo.example"
@@ -43,41 +44,29 @@ async def seed_demo(db: Database, channel_secrets: ChannelSecrets) -> dict[str, 
         db, org.id, email=DEMO_AGENT, password=password, role="agent", name="Alex Agent"
     )
     now = utcnow()
+    whatsapp = WhatsAppSettings(
+        phone_number_id=f"9{org.id:011d}",
+        access_token=SecretStr("demo"),
+        app_secret=SecretStr(secrets.token_hex(16)),
+        verify_token=SecretStr(secrets.token_hex(8)),
+        # Demo credentials open no account: the built-in sandbox answers.
+        sandbox=True,
+    )
+    sms = SmsSettings(
+        phone_number=f"+1555{org.id:07d}",
+        account_sid="AC" + secrets.token_hex(16),
+        auth_token=SecretStr(secrets.token_hex(16)),
+        sandbox=True,
+    )
+    channels = {
+        "whatsapp": await create_channel(
+            db, channel_secrets, org.id, kind="whatsapp", name="WhatsApp (demo)", settings=whatsapp
+        ),
+        "sms": await create_channel(
+            db, channel_secrets, org.id, kind="sms", name="SMS (demo)", settings=sms
+        ),
+    }
     async with db.session() as session:
-        channels = {
-            "whatsapp": Channel(
-                organization_id=org.id,
-                kind="whatsapp",
-                name="WhatsApp (demo)",
-                routing_key=f"9{org.id:011d}",
-                settings=channel_secrets.seal(
-                    WhatsAppSettings(
-                        phone_number_id=f"9{org.id:011d}",
-                        access_token=SecretStr("demo"),
-                        app_secret=SecretStr(secrets.token_hex(16)),
-                        verify_token=SecretStr(secrets.token_hex(8)),
-                        # Demo credentials open no account: the built-in sandbox answers.
-                        sandbox=True,
-                    )
-                ),
-            ),
-            "sms": Channel(
-                organization_id=org.id,
-                kind="sms",
-                name="SMS (demo)",
-                routing_key=f"+1555{org.id:07d}",
-                settings=channel_secrets.seal(
-                    SmsSettings(
-                        phone_number=f"+1555{org.id:07d}",
-                        account_sid="AC" + secrets.token_hex(16),
-                        auth_token=SecretStr(secrets.token_hex(16)),
-                        sandbox=True,
-                    )
-                ),
-            ),
-        }
-        session.add_all(channels.values())
-        await session.flush()
         for i, (name, phone, kind, text) in enumerate(_PEOPLE):
             at = now - timedelta(minutes=15 * (len(_PEOPLE) - i))
             contact = Contact(

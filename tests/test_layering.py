@@ -82,3 +82,21 @@ def test_the_scan_sees_every_form_of_import() -> None:
     ])
     nested = [m for _, m in imported_modules("from ..hub import Hub\n", "realtime.backends")]
     assert nested == ["realtime.hub"]
+
+
+# The command line calls services; the one piece of the web edge it needs is the
+# server's head limits, handed to uvicorn.
+CLI_FORBIDDEN = ("inbox.api", "inbox.web")
+CLI_ALLOWED = {"inbox.web.http_limits"}
+
+
+def test_the_command_line_imports_nothing_from_the_routes() -> None:
+    files = [ROOT / "inbox" / "cli.py", *sorted((ROOT / "inbox" / "commands").rglob("*.py"))]
+    violations = []
+    for path in files:
+        for line, module in imported_modules(path.read_text(), package_of(path)):
+            if module in CLI_ALLOWED:
+                continue
+            if any(module == f or module.startswith(f + ".") for f in CLI_FORBIDDEN):
+                violations.append(f"{path.relative_to(ROOT)}:{line} imports {module}")
+    assert violations == []

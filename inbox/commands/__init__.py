@@ -1,0 +1,1 @@
+"""The sub-commands of ``inbox``, by what they work on."""
