@@ -10,6 +10,31 @@ import phonenumbers
 _MAX_INPUT = 64
 
 
+class NotAPhoneNumber(ValueError):
+    """The text does not parse as a phone number."""
+
+
+class ImpossibleNumber(ValueError):
+    """A phone number of no possible length for its country."""
+
+
+def parse_e164(text: str, region: str | None = None) -> str:
+    """``text`` as E.164, read as written: national numbers only with ``region``.
+
+    Numbers are accepted when *possible* (right length for the country), not only
+    when *valid* in the current numbering plan: platforms already checked them, the
+    plan metadata lags behind real allocations, and fictional test ranges such as
+    +1 555 must still match. NotAPhoneNumber or ImpossibleNumber otherwise.
+    """
+    try:
+        number = phonenumbers.parse(text, region)
+    except phonenumbers.NumberParseException:
+        raise NotAPhoneNumber(text) from None
+    if not phonenumbers.is_possible_number(number):
+        raise ImpossibleNumber(text)
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
 # Parsing costs tens of microseconds, and the same senders write again and again.
 @functools.lru_cache(maxsize=4096)
 def to_e164(value: str | None, default_region: str | None = None) -> str | None:
@@ -17,10 +42,7 @@ def to_e164(value: str | None, default_region: str | None = None) -> str | None:
 
     A string of bare digits is read as international (WhatsApp ``wa_id`` has no
     ``+``) unless ``default_region`` (ISO 3166 code, e.g. ``"US"``) says how to
-    read national numbers. Numbers are accepted when *possible* (right length
-    for the country), not only when *valid* in the current numbering plan:
-    platforms already checked them, the plan metadata lags behind real
-    allocations, and fictional test ranges such as +1 555 must still match.
+    read national numbers; a ``00`` prefix is read as ``+``.
     """
     if not value:
         return None
@@ -32,9 +54,6 @@ def to_e164(value: str | None, default_region: str | None = None) -> str | None:
     elif default_region is None and text.isdigit():
         text = "+" + text
     try:
-        number = phonenumbers.parse(text, default_region)
-    except phonenumbers.NumberParseException:
+        return parse_e164(text, default_region)
+    except ValueError:
         return None
-    if not phonenumbers.is_possible_number(number):
-        return None
-    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)

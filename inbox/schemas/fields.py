@@ -6,23 +6,23 @@ from decimal import Decimal
 from typing import Annotated, Any, TypeVar
 
 import orjson
-import phonenumbers
 from pydantic import AfterValidator, BeforeValidator, EmailStr, Field, PlainSerializer
 from pydantic_core import PydanticCustomError
+
+from connectors.phones import ImpossibleNumber, NotAPhoneNumber, parse_e164
 
 T = TypeVar("T")
 
 
 def _e164(value: str) -> str:
     try:
-        number = phonenumbers.parse(value, None)
-    except phonenumbers.NumberParseException:
+        return parse_e164(value)
+    except NotAPhoneNumber:
         raise ValueError(
             "must be a phone number in international format, e.g. +15550123456"
         ) from None
-    if not phonenumbers.is_possible_number(number):
-        raise ValueError("is not a possible phone number")
-    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    except ImpossibleNumber:
+        raise ValueError("is not a possible phone number") from None
 
 
 def _blank_to_none(value: object) -> object:

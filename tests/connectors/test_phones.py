@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from connectors.phones import to_e164
+from connectors.phones import ImpossibleNumber, NotAPhoneNumber, parse_e164, to_e164
 
 
 @pytest.mark.parametrize(
@@ -25,3 +25,11 @@ from connectors.phones import to_e164
 )
 def test_to_e164(value: str | None, region: str | None, expected: str | None) -> None:
     assert to_e164(value, region) == expected
+
+
+def test_read_as_written_a_number_without_its_country_is_refused_with_the_reason() -> None:
+    assert parse_e164("+1 (650) 555-1234") == "+16505551234"
+    with pytest.raises(NotAPhoneNumber):
+        parse_e164("16505551234")  # bare digits are national without a region
+    with pytest.raises(ImpossibleNumber):
+        parse_e164("+44 12")
