@@ -60,7 +60,8 @@ def _listen_problem(host: str, port: int) -> str | None:
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
-    from .web.http_limits import HeadLimits, uvicorn_options
+    from .web.head_meter import HeadLimits
+    from .web.http_limits import uvicorn_options
 
     if args.workers > 1 and not settings.redis_url:
         # Each worker is a process with its own in-memory broker: WebSockets held by one
