@@ -48,12 +48,14 @@ async def record_side_writes(connection: AsyncConnection, stored: Sequence[dict[
     """The place for work that follows from stored messages (rollups, an archive).
 
     Called once per flush, in the messages' own transaction, with the row of every
-    message the flush stored (``id`` included), in the order they were told. Writes
-    added here go in one statement per table for all of ``stored``.
+    message the flush stored (``id`` included), in the order they were told. This is
+    the ingest hot path: one statement per table for all of ``stored``, none per row.
     """
 
 
 class InboundBatch:
+    """One run of the ingest core over the arrivals of a batch, in their order."""
+
     def __init__(self, connection: AsyncConnection, runs: list[ArrivalRun]) -> None:
         self.connection = connection
         self.runs = runs
