@@ -100,3 +100,14 @@ def test_the_command_line_imports_nothing_from_the_routes() -> None:
             if any(module == f or module.startswith(f + ".") for f in CLI_FORBIDDEN):
                 violations.append(f"{path.relative_to(ROOT)}:{line} imports {module}")
     assert violations == []
+
+
+# What changes the whole process is set up by the server's own start (inbox/process.py):
+# building an app, as every test does, leaves the collector, signals and loggers alone.
+PROCESS_WIDE = {"gc", "signal", "inbox.web.drain", "inbox.web.redaction"}
+
+
+def test_building_the_app_touches_nothing_process_wide() -> None:
+    path = ROOT / "inbox" / "app.py"
+    found = {module for _, module in imported_modules(path.read_text(), package_of(path))}
+    assert found & PROCESS_WIDE == set()
