@@ -1,6 +1,8 @@
-"""The broker front: publish envelopes, and feed each received one to the local hub.
+"""The broker front: publish envelopes and instructions, and feed each received one to
+its handler.
 
-One process holds one subscription; `on_event` (the hub's dispatch) fans out locally.
+One process holds one subscription; `on_event` (the hub's dispatch) fans out locally,
+`on_control` carries out instructions (a revocation), which no client ever sees.
 """
 
 from __future__ import annotations
@@ -13,9 +15,10 @@ from urllib.parse import urlsplit
 from .backends.base import BrokerBackend, BrokerUnavailable
 from .backends.memory import MemoryBackend
 from .backends.redis import RedisBackend
+from .control import Control
 from .envelope import Envelope
 
-__all__ = ["Broker", "BrokerBackend", "BrokerUnavailable", "create_backend"]
+__all__ = ["Broker", "BrokerBackend", "BrokerUnavailable", "Control", "create_backend"]
 
 logger = logging.getLogger(__name__)
 
@@ -39,9 +42,12 @@ class Broker:
         backend: BrokerBackend,
         *,
         on_event: Callable[[Envelope], object] | None = None,
+        on_control: Callable[[Control], object] | None = None,
         on_reconnected: Callable[[], Awaitable[object]] | None = None,
     ) -> None:
         """`on_event` None: publish only (a worker that holds no WebSockets).
+
+        `on_control` None: instructions received are dropped.
 
         `on_reconnected` runs after the subscription came back from a loss, before any
         event received after it is handed to `on_event`: the place to catch up from the
@@ -49,6 +55,7 @@ class Broker:
         """
         self.backend = backend
         self._on_event = on_event
+        self._on_control = on_control
         self._on_reconnected = on_reconnected
         self._pump: asyncio.Task[None] | None = None
         self.reconnects = 0
@@ -74,6 +81,10 @@ class Broker:
         if envelopes:
             await self.backend.publish(envelopes)
 
+    async def publish_control(self, control: Control) -> None:
+        """Say an instruction to every process, this one included."""
+        await self.backend.publish_control(control)
+
     async def ping(self) -> bool:
         return await self.backend.ping()
 
@@ -87,6 +98,9 @@ class Broker:
                 # then, or a burst would pile up in every connection's queue at once.
                 await asyncio.sleep(0)
             envelope = await next_message()
+            if isinstance(envelope, Control):
+                self._instructed(envelope)
+                continue
             if envelope is None:
                 self.reconnects += 1
                 if self._on_reconnected is not None:
@@ -99,3 +113,11 @@ class Broker:
                 on_event(envelope)
             except Exception:
                 logger.exception("handling event %s failed", envelope.id)
+
+    def _instructed(self, control: Control) -> None:
+        if self._on_control is None:
+            return
+        try:
+            self._on_control(control)
+        except Exception:
+            logger.exception("carrying out instruction %s failed", control.kind)

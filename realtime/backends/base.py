@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
+from ..control import Control
 from ..envelope import Envelope
 
 
@@ -29,9 +30,14 @@ class BrokerBackend(Protocol):
         allows it; raise BrokerUnavailable quickly on failure."""
         ...
 
-    async def next_message(self) -> Envelope | None:
-        """The next event, or None right after the subscription came back from a loss:
-        events published in between were missed and must be caught up."""
+    async def publish_control(self, control: Control) -> None:
+        """Send an instruction to every subscribed process, on a channel of its own;
+        raise BrokerUnavailable quickly on failure."""
+        ...
+
+    async def next_message(self) -> Envelope | Control | None:
+        """The next event or instruction, or None right after the subscription came back
+        from a loss: events published in between were missed and must be caught up."""
         ...
 
     async def ping(self) -> bool:
@@ -45,3 +51,8 @@ def channel(prefix: str, organization_id: int) -> str:
 
 def all_channels(prefix: str) -> str:
     return f"{prefix}:org:*"
+
+
+def control_channel(prefix: str) -> str:
+    # Outside the events' pattern: no subscriber to events can take it for one.
+    return f"{prefix}:control"

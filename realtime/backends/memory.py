@@ -5,13 +5,14 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 
+from ..control import Control
 from ..envelope import Envelope
 
 
 class MemoryBackend:
     def __init__(self, *, queue_size: int = 10_000) -> None:
         self._queue_size = queue_size
-        self._queue: asyncio.Queue[Envelope | None] | None = None
+        self._queue: asyncio.Queue[Envelope | Control | None] | None = None
         self._subscribed = False
 
     async def connect(self) -> None:
@@ -31,13 +32,17 @@ class MemoryBackend:
             for envelope in envelopes:
                 await queue.put(envelope)
 
-    async def next_message(self) -> Envelope | None:
+    async def publish_control(self, control: Control) -> None:
+        if self._subscribed:
+            await self._ready().put(control)
+
+    async def next_message(self) -> Envelope | Control | None:
         return await self._ready().get()
 
     async def ping(self) -> bool:
         return True
 
-    def _ready(self) -> asyncio.Queue[Envelope | None]:
+    def _ready(self) -> asyncio.Queue[Envelope | Control | None]:
         if self._queue is None:
             raise RuntimeError("MemoryBackend.connect() has not been called")
         return self._queue

@@ -5,6 +5,9 @@ A message holds one or more envelopes, one per line: the events one call publish
 for an organization travel together. Receiving a message costs far more than parsing
 an envelope, and a group commit publishes dozens at once. A frame never holds a
 newline of its own: JSON escapes it inside strings, and orjson writes no other.
+
+Instructions travel on one channel of their own, outside the events' pattern, one
+per message.
 """
 
 from __future__ import annotations
@@ -21,8 +24,9 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
+from ..control import Control, ControlError
 from ..envelope import Envelope, EnvelopeError
-from .base import BrokerUnavailable, all_channels, channel
+from .base import BrokerUnavailable, all_channels, channel, control_channel
 
 logger = logging.getLogger(__name__)
 
@@ -51,7 +55,8 @@ class RedisBackend:
         self._backoff_cap = backoff_cap
         self._client: Redis | None = None
         self._subscriber: Redis | None = None
-        self._queue: asyncio.Queue[Envelope | None] | None = None
+        self._queue: asyncio.Queue[Envelope | Control | None] | None = None
+        self._control = control_channel(prefix)
         self._listener: asyncio.Task[None] | None = None
         self.subscribed = False
 
@@ -104,10 +109,20 @@ class RedisBackend:
         except _FAILURES as exc:
             raise BrokerUnavailable(f"publishing to Redis failed: {exc!r}") from exc
 
+    async def publish_control(self, control: Control) -> None:
+        client = self._client
+        if client is None:
+            raise BrokerUnavailable("not connected")
+        try:
+            async with asyncio.timeout(self._timeout):
+                await client.publish(self._control, control.encode())
+        except _FAILURES as exc:
+            raise BrokerUnavailable(f"publishing to Redis failed: {exc!r}") from exc
+
     def _channel(self, envelope: Envelope) -> str:
         return channel(self._prefix, envelope.organization_id)
 
-    async def next_message(self) -> Envelope | None:
+    async def next_message(self) -> Envelope | Control | None:
         if self._queue is None:
             raise RuntimeError("RedisBackend.connect() has not been called")
         return await self._queue.get()
@@ -158,12 +173,14 @@ class RedisBackend:
     async def _subscribe(self, pubsub: PubSub) -> None:
         async with asyncio.timeout(self._timeout):
             await pubsub.psubscribe(all_channels(self._prefix))
+            await pubsub.subscribe(self._control)
             # Only once Redis confirms is every later publish sure to reach us; catching up
             # before that point could miss an event published in between.
-            while True:
+            confirmed: set[str] = set()
+            while confirmed != {"psubscribe", "subscribe"}:
                 message = await pubsub.get_message(timeout=self._timeout)
-                if message is not None and message["type"] == "psubscribe":
-                    return
+                if message is not None and message["type"] in ("psubscribe", "subscribe"):
+                    confirmed.add(message["type"])
 
     async def _read(self, pubsub: PubSub) -> None:
         assert self._queue is not None
@@ -180,6 +197,9 @@ class RedisBackend:
                 awaiting_pong = True
                 continue
             awaiting_pong = False
+            if message["type"] == "message":
+                await self._instructed(message["data"])
+                continue
             if message["type"] != "pmessage":
                 continue
             for frame in message["data"].split(_LINE):
@@ -189,6 +209,15 @@ class RedisBackend:
                     logger.warning("dropping a malformed broker message: %s", exc)
                     continue
                 await self._queue.put(envelope)
+
+    async def _instructed(self, raw: bytes) -> None:
+        assert self._queue is not None
+        try:
+            control = Control.parse(raw)
+        except ControlError as exc:
+            logger.warning("dropping a malformed broker instruction: %s", exc)
+            return
+        await self._queue.put(control)
 
     async def _close(self, pubsub: PubSub) -> None:
         try:
