@@ -41,6 +41,7 @@ ENDED_SESSION = (
 )
 INVALID_API_KEY = "Invalid API key"
 EXPIRED_API_KEY = "API key expired"
+DELETED_API_KEY = "API key revoked: it was deleted"
 SUSPENDED_API_KEY = (
     "API key revoked: the user who owns it is deactivated; an admin can transfer it to an "
     "active admin (PATCH /api/api-keys/{id} with owner_id)"
@@ -265,12 +266,14 @@ def key_principal(row: Row[Any]) -> Principal:
     )
 
 
-async def api_key_by_id(db: Database, api_key_id: int) -> Principal | None:
-    """A key's principal as it stands now, None when the key is gone; AuthenticationFailed
-    when it expired or its owner is deactivated."""
+async def api_key_principal(db: Database, api_key_id: int, organization_id: int) -> Principal:
+    """The principal of a genuine credential naming this key; AuthenticationFailed when the
+    key was deleted, moved, expired or its owner deactivated since it was issued."""
     async with db.engine.connect() as connection:
         row = (await connection.execute(_READ_KEY_BY_ID, {"key_id": api_key_id})).first()
-    return None if row is None else key_principal(row)
+    if row is None or row.organization_id != organization_id:
+        raise authentication_failed("revoked", DELETED_API_KEY)
+    return key_principal(row)
 
 
 def _not_a_key(credential: str) -> AuthenticationFailed:

@@ -26,7 +26,7 @@ from .connection import CLOSE_UNAUTHORIZED, Connection
 from .envelope import Envelope
 from .eventlog import EventLog
 from .hub import Hub
-from .origins import same_origin
+from .origins import OriginPolicy
 from .prelude import send_prelude
 from .presence import Presence
 from .protocol import (
@@ -112,8 +112,8 @@ OriginCheck = Callable[[str, str], bool]
 TypingHook = Callable[[Session, int, str], Awaitable[object]]
 
 
-def same_origin_as_request(origin: str, addressed_to: str) -> bool:
-    return same_origin(origin, [addressed_to])
+# No list: only the origin the handshake was addressed to.
+same_origin_as_request: OriginCheck = OriginPolicy()
 
 
 class RealtimeEndpoint:

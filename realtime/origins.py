@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 Origin = tuple[str, str, int]
@@ -35,3 +36,18 @@ def same_origin(origin: str, allowed: Iterable[str]) -> bool:
     """Whether ``origin`` is one of ``allowed`` (URLs or origins), by scheme, host and port."""
     mine = origin_of(origin)
     return mine is not None and any(mine == origin_of(other) for other in allowed)
+
+
+@dataclass(frozen=True, slots=True)
+class OriginPolicy:
+    """Which pages may open a socket: ``"*"`` any; else the ``allowed`` ones; none
+    listed, the service's own origin: ``own_url`` when set, else the one the handshake
+    was addressed to."""
+
+    allowed: tuple[str, ...] = ()
+    own_url: str | None = None
+
+    def __call__(self, origin: str, addressed_to: str) -> bool:
+        if "*" in self.allowed:
+            return True
+        return same_origin(origin, self.allowed or [self.own_url or addressed_to])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
@@ -21,6 +22,7 @@ from ..services.outbox import OutboxEvent
 log = logging.getLogger("inbox.live")
 
 REPLAY_PAGE = 1000
+PRUNE_EVERY_SECONDS = 3600
 # Unreadable events already logged by this process: each is logged once, not at every
 # replay that meets it. Forgotten all at once when full; a repeat line costs little.
 MAX_REPORTED = 1024
@@ -127,6 +129,14 @@ class OutboxLog:
         if result.rowcount:
             log.info("pruned %d events older than %s", result.rowcount, cutoff.isoformat())
         return int(result.rowcount or 0)
+
+    async def prune_forever(self) -> None:
+        while True:
+            try:
+                await self.prune()
+            except Exception:
+                log.exception("pruning the outbox failed")
+            await asyncio.sleep(PRUNE_EVERY_SECONDS)
 
 
 def _kind(value: object) -> str:

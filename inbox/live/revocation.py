@@ -15,6 +15,7 @@ from typing import Any, Literal, TypeVar
 from sqlalchemy import Select, bindparam, select
 from sqlmodel import col
 
+from ..auth import Principal
 from ..db import Database
 from ..models import ApiKey, User
 
@@ -51,6 +52,15 @@ def parse_subject(text: str) -> Subject:
     return Subject("user" if kind == "user" else "key", int(id_text), int(epoch_text or 0))
 
 
+def subject_of(principal: Principal) -> str:
+    """What a socket is held by, as revocations name it: the user and the session epoch
+    of its credential, or the API key."""
+    if principal.user_id is not None:
+        return Subject("user", principal.user_id, principal.session_epoch or 0).text
+    assert principal.api_key_id is not None
+    return Subject("key", principal.api_key_id).text
+
+
 _USERS = select(
     col(User.id), col(User.organization_id), col(User.is_active), col(User.session_epoch)
 ).where(col(User.id).in_(bindparam("ids", expanding=True)))
@@ -71,9 +81,7 @@ class CredentialCheck:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    async def revoked(
-        self, held: Sequence[tuple[int, Subject]]
-    ) -> set[tuple[int, Subject]]:
+    async def revoked(self, held: Sequence[tuple[int, Subject]]) -> set[tuple[int, Subject]]:
         """Of (organization, subject) pairs, those whose credential no longer stands: a
         user deactivated, moved or with a newer session epoch; a key deleted, expired or
         whose owner is deactivated."""

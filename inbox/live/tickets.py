@@ -100,9 +100,7 @@ class UsedTickets:
 
 
 # Built once: one runs for every ticket redeemed.
-_RECORD_USE = insert(UsedTicket).values(
-    id=bindparam("id"), expires_at=bindparam("expires_at")
-)
+_RECORD_USE = insert(UsedTicket).values(id=bindparam("id"), expires_at=bindparam("expires_at"))
 _PRUNE = delete(UsedTicket).where(col(UsedTicket.expires_at) < bindparam("now"))
 
 
