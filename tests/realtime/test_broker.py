@@ -12,6 +12,7 @@ from servers import RedisServer
 from realtime import Broker, BrokerUnavailable, Envelope, create_backend
 from realtime.backends.memory import MemoryBackend
 from realtime.backends.redis import RedisBackend
+from realtime.control import Control, ControlError
 from tests.realtime.rt_harness import (
     RealtimeApp,
     ServerThread,
@@ -84,6 +85,64 @@ async def test_a_publishing_process_reaches_a_subscribed_one(redis_url: str, pre
     finally:
         await publisher.stop()
         await subscriber.stop()
+
+
+async def test_an_instruction_reaches_the_control_handler_and_never_the_events_one(
+    backend_url: str, prefix: str
+) -> None:
+    events: list[Envelope] = []
+    instructions: list[Control] = []
+    broker = Broker(
+        create_backend(backend_url, prefix=prefix),
+        on_event=events.append,
+        on_control=instructions.append,
+    )
+    await broker.start()
+    try:
+        said = Control("session.revoked", 3, {"subject": "key:7"})
+        await broker.publish_control(said)
+        envelope = Envelope.build("lead.created", 3, {"id": 1}, id=1)
+        await broker.publish(envelope)
+        await eventually(lambda: instructions == [said] and events == [envelope])
+    finally:
+        await broker.stop()
+
+
+@pytest.mark.redis
+async def test_an_instruction_published_by_one_process_reaches_another(
+    redis_url: str, prefix: str
+) -> None:
+    events: list[Envelope] = []
+    instructions: list[Control] = []
+    subscriber = Broker(
+        create_backend(redis_url, prefix=prefix),
+        on_event=events.append,
+        on_control=instructions.append,
+    )
+    publisher = Broker(create_backend(redis_url, prefix=prefix))
+    await subscriber.start()
+    await publisher.start()
+    raw = Redis.from_url(redis_url)
+    try:
+        # Malformed instructions cost only themselves.
+        await raw.publish(f"{prefix}:control", b"{not json")
+        await raw.publish(f"{prefix}:control", b'{"kind": 1, "organization_id": 2, "data": {}}')
+        said = Control("session.revoked", 2, {"subject": "user:4", "epoch": 3, "keys": [9]})
+        await publisher.publish_control(said)
+        await eventually(lambda: instructions == [said])
+        assert events == []
+    finally:
+        await raw.aclose()
+        await publisher.stop()
+        await subscriber.stop()
+
+
+def test_an_instruction_reads_back_as_it_was_written() -> None:
+    said = Control("session.revoked", 2, {"subject": "key:5"})
+    assert Control.parse(said.encode()) == said
+    for raw in (b"{", b"[]", b'{"kind": "x", "organization_id": "2", "data": {}}'):
+        with pytest.raises(ControlError):
+            Control.parse(raw)
 
 
 @pytest.mark.redis

@@ -15,6 +15,7 @@ from inbox.services import accounts
 from tests.inbox.live.wsclient import (
     closed_with,
     drain,
+    frames_until,
     live_of,
     on_loop,
     open_ws,
@@ -117,6 +118,23 @@ async def test_deactivating_a_user_closes_the_sockets_of_the_keys_they_own(servi
         await still_open(owners)
     status, error = await refusal(service.url, owned)
     assert (status, error["details"]) == (403, {"reason": "revoked"})
+
+
+async def test_a_revocation_never_reaches_a_client_as_an_event(service, tenant):
+    created = tenant.api.post("/api/api-keys", json={"name": "Doomed"}).json()
+    async with (
+        await open_ws(service.url, created["key"]) as doomed,
+        await open_ws(service.url, service.token_for(tenant.owner)) as bystander,
+    ):
+        await ready(doomed)
+        await ready(bystander)
+        assert tenant.api.delete(f"/api/api-keys/{created['id']}").status_code == 204
+        assert await closed_with(doomed) == 4401
+        lead = tenant.api.post("/api/leads", json={"name": "After"}).json()
+        frames = await frames_until(
+            bystander, lambda f: f["type"] == "lead.created" and f["data"]["id"] == lead["id"]
+        )
+    assert "session.revoked" not in {frame["type"] for frame in frames}
 
 
 async def test_a_transfer_leaves_the_keys_sockets_open(service, tenant):
