@@ -20,6 +20,7 @@ from sqlmodel import col
 from ..db import Database
 from ..events import EventType
 from ..models import Conversation, Lead, Message
+from .timers import Timers
 
 log = logging.getLogger("inbox.metrics")
 
@@ -112,18 +113,16 @@ class LiveMetrics:
         self.agents_online = agents_online
         self.interval = interval
         self._last: dict[int, float] = {}
+        self._timers = Timers()
         self._pending: dict[int, asyncio.TimerHandle | asyncio.Task[None]] = {}
         # Touched while their snapshot was being computed: it may predate the change.
         self._again: set[int] = set()
         self._tasks: set[asyncio.Task[None]] = set()
-        self._closed = False
 
     async def current(self, org_id: int) -> dict[str, Any]:
         return await snapshot(self.db, org_id, await self.agents_online(org_id))
 
     def touch(self, org_id: int) -> None:
-        if self._closed:
-            return
         pending = self._pending.get(org_id)
         if isinstance(pending, asyncio.Task):
             # Its queries may have run before this change committed: compute once more
@@ -132,9 +131,10 @@ class LiveMetrics:
             return
         if pending is not None:
             return
-        loop = asyncio.get_running_loop()
         wait = self._last.get(org_id, 0.0) + self.interval - time.monotonic()
-        self._pending[org_id] = loop.call_later(max(wait, 0.0), self._fire, org_id)
+        timer = self._timers.later(wait, lambda: self._fire(org_id))
+        if timer is not None:
+            self._pending[org_id] = timer
 
     def _fire(self, org_id: int) -> None:
         task = asyncio.get_running_loop().create_task(self._emit(org_id))
@@ -155,9 +155,7 @@ class LiveMetrics:
                 self.touch(org_id)
 
     async def close(self) -> None:
-        self._closed = True
-        for pending in self._pending.values():
-            pending.cancel()
+        self._timers.close()
         for task in list(self._tasks):
             task.cancel()
         self._pending.clear()

@@ -44,6 +44,7 @@ from ..models import Channel, Contact, ContactIdentity, Lead, utcnow
 from ..views import contact_data, lead_data
 from .outbox import EventSink, transaction
 from .text import storable_text
+from .timers import Timers
 
 log = logging.getLogger("inbox.profiles")
 
@@ -142,7 +143,7 @@ class ProfileFetcher:
         # (channel id, sender id) -> until when it is not asked for again (monotonic).
         self._seen: OrderedDict[tuple[int, str], float] = OrderedDict()
         self._tasks: list[asyncio.Task[None]] = []
-        self._timers: set[asyncio.TimerHandle] = set()
+        self._timers = Timers()
         self._closed = False
         self.dropped = 0
         self._dropped_unlogged = 0
@@ -235,9 +236,7 @@ class ProfileFetcher:
     async def close(self) -> None:
         """Stop the workers and the retry timers; what is still queued is dropped."""
         self._closed = True
-        for timer in self._timers:
-            timer.cancel()
-        self._timers.clear()
+        self._timers.close()
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -317,19 +316,12 @@ class ProfileFetcher:
         self._retry_in(delay, replace(want, attempt=want.attempt + 1))
 
     def _retry_in(self, delay: float, want: _Want) -> None:
-        loop = asyncio.get_running_loop()
-        timer: asyncio.TimerHandle
-
         def due() -> None:
-            self._timers.discard(timer)
-            if self._closed:
-                return
             if not self._put(want):
                 self._forget(want.key)
 
         # A timer, not a sleep: a worker stays free for other senders meanwhile.
-        timer = loop.call_later(delay, due)
-        self._timers.add(timer)
+        self._timers.later(delay, due)
 
     async def _apply(self, want: _Want, profile: Profile) -> None:
         """Write what the profile tells where nothing better is known, in one
