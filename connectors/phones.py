@@ -35,7 +35,7 @@ def parse_e164(text: str, region: str | None = None) -> str:
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
-# Parsing costs tens of microseconds, and the same senders write again and again.
+# The same senders write again and again: each is parsed once.
 @functools.lru_cache(maxsize=4096)
 def to_e164(value: str | None, default_region: str | None = None) -> str | None:
     """``value`` as E.164 (``+15550123456``), or None when it is not a phone number.

@@ -123,13 +123,7 @@ def _exit_cleanly(signum: int, frame: FrameType | None) -> None:
 
 
 def _hint_first_user(settings: Settings) -> None:
-    from sqlmodel import func, select
-
-    from .models import User
-
-    async def count_users(db: Any) -> int:
-        async with db.session() as session:
-            return int((await session.exec(select(func.count()).select_from(User))).one())
+    from .services.logins import count_users
 
     if run(settings, count_users) == 0:
         inbox = command_name()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Collection
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from sqlalchemy import ColumnElement, Select, exists, func, literal_column, or_, select
 from sqlalchemy.dialects.postgresql import JSONB
@@ -61,7 +61,7 @@ def search_any(text: str, *columns: Any) -> ColumnElement[bool]:
 def json_array_contains(dialect: str, column: Any, value: str) -> ColumnElement[bool]:
     """True where a JSON array column holds ``value``, in each database's own terms."""
     if dialect == "postgresql":
-        return column.cast(JSONB).contains([value])  # type: ignore[no-any-return]
+        return cast(ColumnElement[bool], column.cast(JSONB).contains([value]))
     elements = func.json_each(column).table_valued("value")
     return exists(
         select(literal_column("1")).select_from(elements).where(elements.c.value == value)

@@ -134,7 +134,7 @@ async def _cursor(
     ).first()
     if row is None:
         raise field_error(field, f"no message {message_id} in this conversation")
-    return row[0], int(row[1])  # type: ignore[arg-type]
+    return row[0], message_id
 
 
 @api.get(
@@ -150,17 +150,18 @@ async def list_messages(ctx: Context[MessageQuery, None]) -> MessagePage:
     order_key = tuple_(col(Message.ordered_at), col(Message.id))
     async with ctx.state.db.session() as session:
         conv = await get_owned(session, Conversation, ctx.path["conversation_id"], ctx.org_id)
+        assert conv.id is not None
         base = select(Message).where(col(Message.conversation_id) == conv.id)
         total = await count(session, base)
         if q.after is not None:
             stmt = base.order_by(col(Message.ordered_at).asc(), col(Message.id).asc())
             if q.after > 0:
-                anchor = await _cursor(session, conv.id, "after", q.after)  # type: ignore[arg-type]
+                anchor = await _cursor(session, conv.id, "after", q.after)
                 stmt = stmt.where(order_key > tuple_(*anchor))
         else:
             stmt = base.order_by(col(Message.ordered_at).desc(), col(Message.id).desc())
             if q.before is not None:
-                anchor = await _cursor(session, conv.id, "before", q.before)  # type: ignore[arg-type]
+                anchor = await _cursor(session, conv.id, "before", q.before)
                 stmt = stmt.where(order_key < tuple_(*anchor))
         rows = list(await session.exec(stmt.limit(q.limit + 1)))
     has_more = len(rows) > q.limit

@@ -92,18 +92,15 @@ def parse_scopes(value: str) -> list[str]:
 
 
 def cmd_token(args: argparse.Namespace, settings: Settings) -> int:
-    from sqlmodel import func, select
-
-    from ..models import User
     from ..security import issue_token
+    from ..services.logins import user_by_email
 
     async def work(db: Any) -> int:
-        async with db.session() as session:
-            email = args.email.strip().lower()
-            user = (await session.exec(select(User).where(func.lower(User.email) == email))).first()
+        user = await user_by_email(db, args.email.strip())
         if user is None or not user.is_active:
             print(f"error: no active user with email {args.email}", file=sys.stderr)
             return 1
+        assert user.id is not None
         ttl = args.ttl or settings.access_token_ttl
         token = issue_token(
             user_id=user.id,
@@ -155,32 +152,18 @@ def cmd_create_channel(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_reset_password(args: argparse.Namespace, settings: Settings) -> int:
-    from sqlmodel import func, select
-
-    from ..models import User, utcnow
-    from ..security import hash_password
-    from ..services.accounts import end_sessions
+    from ..services.logins import set_password
 
     if args.password is not None and len(args.password) < MIN_PASSWORD_LENGTH:
         # The API's rule for a new password: the command line is no back door around it.
         raise CliError(f"--password must have at least {MIN_PASSWORD_LENGTH} characters", 2)
     generated = args.password is None
     password = secrets.token_urlsafe(12) if generated else args.password
-    email = args.email.strip().lower()
 
     async def work(db: Any) -> int:
-        password_hash = await hash_password(password)
-        async with db.session(write=True) as session:
-            user = (await session.exec(select(User).where(func.lower(User.email) == email))).first()
-            if user is None:
-                raise CliError(f"no user with email {args.email.strip()}")
-            user.password_hash = password_hash
-            user.updated_at = utcnow()
-            session.add(user)
-            # Every session of the user ends: servers close their sockets within seconds.
-            assert user.id is not None
-            await end_sessions(session, user.id)
-            await session.commit()
+        user = await set_password(db, args.email.strip(), password)
+        if user is None:
+            raise CliError(f"no user with email {args.email.strip()}")
         if not user.is_active:
             print(
                 f"note: {user.email} is deactivated: they cannot log in until an admin "

@@ -201,7 +201,7 @@ else:
 
         def _parse(self, data: bytes | memoryview) -> None:
             try:
-                super().data_received(data)  # type: ignore[arg-type]
+                super().data_received(data)  # type: ignore[arg-type]  # httptools reads a memoryview too
             finally:
                 self._ended = False
 

@@ -6,7 +6,7 @@ import re
 from typing import Any
 
 from pydantic import BaseModel
-from pydantic.json_schema import models_json_schema
+from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
 from ..schemas.common import ErrorResponse, PageNumbers, PageQuery
 from ..schemas.fields import MAX_ID
@@ -79,8 +79,9 @@ def build_openapi(
 ) -> dict[str, Any]:
     inputs = {op.body for op in operations if op.body is not None}
     outputs = {op.response for op in operations if op.response is not None} | {ErrorResponse}
-    pairs = [(m, "validation") for m in inputs] + [(m, "serialization") for m in outputs]
-    refs, defs = models_json_schema(pairs, ref_template=REF)  # type: ignore[arg-type]
+    pairs: list[tuple[type[BaseModel], JsonSchemaMode]] = [(m, "validation") for m in inputs]
+    pairs += [(m, "serialization") for m in outputs]
+    refs, defs = models_json_schema(pairs, ref_template=REF)
 
     paths: dict[str, Any] = {}
     for op in operations:
