@@ -37,6 +37,7 @@ from .handshake import Handshake
 from .outbox_log import OutboxLog, envelope_of
 from .revocation import CredentialCheck
 from .revoker import Revoker
+from .sender import Sender
 from .typists import Typists
 
 log = logging.getLogger("inbox.live")
@@ -58,10 +59,11 @@ class Live:
         self.presence = create_presence(
             settings.redis_url, self._presence_changed, prefix=CHANNEL_PREFIX
         )
+        self.sender = Sender(self.broker)
         self.metrics = LiveMetrics(db, self._publish_metrics, self._agents_online)
-        self.revoker = Revoker(self.hub, auth, CredentialCheck(db), self._instruct)
+        self.revoker = Revoker(self.hub, auth, CredentialCheck(db), self.sender.instruct)
         self.handshake = Handshake(settings, db, auth, admitted=self.revoker.watch)
-        self.typists = Typists(db, self._send)
+        self.typists = Typists(db, self.sender.send)
         self.endpoint = RealtimeEndpoint(
             hub=self.hub,
             event_log=self.outbox,
@@ -73,7 +75,6 @@ class Live:
             direct_frames=settings.ws_direct_frames,
         )
         self._tasks: list[asyncio.Task[None]] = []
-        self._broker_down_logged = False
 
     async def start(self) -> None:
         await self.broker.start()
@@ -135,32 +136,11 @@ class Live:
                 # it costs that event alone: the others go out, and the hub reads it from
                 # the outbox when the next one shows the gap.
                 log.exception("event %d (%s) cannot be published", event.id, event.type)
-        await self._send(*envelopes)
+        await self.sender.send(*envelopes)
         for org_id in {e.organization_id for e in events if e.type in METRIC_EVENTS}:
             self.metrics.touch(org_id)
 
-    # -- both ends of the broker ---------------------------------------------------
-
-    async def _send(self, *envelopes: Envelope) -> None:
-        try:
-            await self.broker.publish(*envelopes)
-            self._broker_down_logged = False
-        except BrokerUnavailable:
-            # Stored events reach everyone after the broker's reconnect catch-up.
-            self._broker_down()
-
-    async def _instruct(self, control: Control) -> None:
-        try:
-            await self.broker.publish_control(control)
-            self._broker_down_logged = False
-        except BrokerUnavailable:
-            # Every process's recheck finds the revocation in the database.
-            self._broker_down()
-
-    def _broker_down(self) -> None:
-        if not self._broker_down_logged:
-            log.warning("broker unavailable: live events wait for its return")
-            self._broker_down_logged = True
+    # -- the receiving end of the broker ---------------------------------------------
 
     def _received(self, envelope: Envelope) -> None:
         if envelope.type == EventType.CONTACT_DELETED:
@@ -181,14 +161,14 @@ class Live:
     # -- presence and live figures ---------------------------------------------------
 
     async def _publish_metrics(self, org_id: int, snapshot: dict[str, Any]) -> None:
-        await self._send(Envelope.build(EventType.METRICS_UPDATE, org_id, snapshot))
+        await self.sender.send(Envelope.build(EventType.METRICS_UPDATE, org_id, snapshot))
 
     async def _agents_online(self, org_id: int) -> int:
         return len(await self.presence.online(org_id))
 
     async def _presence_changed(self, org_id: int, user_id: int, online: bool) -> None:
         status = "online" if online else "offline"
-        await self._send(
+        await self.sender.send(
             Envelope.build(EventType.AGENT_STATUS, org_id, {"user_id": user_id, "status": status})
         )
         self.metrics.touch(org_id)
