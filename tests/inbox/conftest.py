@@ -23,6 +23,7 @@ from inbox.models import Channel, Contact, Conversation, Message, utcnow
 from inbox.security import issue_token
 from inbox.services import accounts
 from inbox.settings import Settings, async_database_url
+from inbox.web.redaction import redact_server_logs
 from tests.connectors.fake_platform import FakePlatform
 
 SECRET = "test-signing-key-that-is-long-enough"
@@ -249,6 +250,12 @@ async def seed_conversation(
             )
         await session.commit()
     return conv
+
+
+@pytest.fixture(scope="session", autouse=True)
+def server_logs_redacted() -> None:
+    """uvicorn's own log lines redacted, as `inbox serve` sets up its process."""
+    redact_server_logs()
 
 
 @pytest.fixture(scope="session")

@@ -48,28 +48,23 @@ def while_running(app: Starlette, probe: Callable[[], int]) -> int:
     return asyncio.run(run())
 
 
-def without_filters() -> None:
-    for name in ("uvicorn.error", "uvicorn.access"):
-        logger = logging.getLogger(name)
-        for f in [f for f in logger.filters if isinstance(f, RedactQueryFilter)]:
-            logger.removeFilter(f)
+def server_log_filters() -> list[logging.Filterer]:
+    return [
+        f for name in ("uvicorn.error", "uvicorn.access") for f in logging.getLogger(name).filters
+    ]
 
 
 def test_an_app_alone_leaves_the_process_as_it_was(tmp_path: Path) -> None:
-    without_filters()
-    gc.unfreeze()
-    settings = settings_for(tmp_path)
-    assert while_running(create_app(settings), gc.get_freeze_count) == 0
-    assert not redacting("uvicorn.error") and not redacting("uvicorn.access")
+    filters, frozen = server_log_filters(), gc.get_freeze_count()
+    assert while_running(create_app(settings_for(tmp_path)), gc.get_freeze_count) == frozen
+    assert server_log_filters() == filters
 
 
 def test_a_served_app_redacts_server_logs_and_freezes_what_start_up_built(tmp_path: Path) -> None:
-    without_filters()
-    settings = settings_for(tmp_path)
+    gc.unfreeze()
     try:
-        app = create_served_app(settings)
+        app = create_served_app(settings_for(tmp_path))
         assert redacting("uvicorn.error") and redacting("uvicorn.access")
         assert while_running(app, gc.get_freeze_count) > 0
     finally:
         gc.unfreeze()
-        without_filters()

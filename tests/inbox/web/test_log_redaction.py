@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from inbox.web.redaction import redact_query, redact_server_logs
+from inbox.web.redaction import redact_query
 from tests.inbox.live.wsclient import open_ws, ready, refusal, rest
 
 JWT = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJl"
@@ -18,7 +18,6 @@ JWT = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJl"
 @pytest.fixture()
 def logs(caplog: pytest.LogCaptureFixture) -> Iterator[pytest.LogCaptureFixture]:
     """Every record of the service at INFO, uvicorn's own handshake lines included."""
-    redact_server_logs()  # as `inbox serve` sets up its process
     uvicorn_log = logging.getLogger("uvicorn.error")
     uvicorn_log.addHandler(caplog.handler)
     caplog.set_level(logging.INFO, logger="inbox.access")
