@@ -1,4 +1,5 @@
-"""The ``inbox`` command: serve, migrate, and set up organizations, users and keys."""
+"""The ``inbox`` command: its parser, `serve`, and the entry point; the other commands
+live in inbox/commands/, by what they work on."""
 
 from __future__ import annotations
 
