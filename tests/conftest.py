@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 import pytest
@@ -11,6 +12,10 @@ from servers import (
     postgres_url_from_env,
     redis_url_from_env,
 )
+
+# Every group commit on PostgreSQL, in this process and in the servers it starts,
+# fails a run that writes a contact or conversation outside its declared keys.
+os.environ.setdefault("INBOX_CHECK_WRITE_KEYS", "1")
 
 
 @pytest.fixture(scope="session")
