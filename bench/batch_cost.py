@@ -48,7 +48,6 @@ async def measure(url: str) -> None:
     async with db.session() as session:
         session.add(channel)
         await session.commit()
-    writer = GroupCommit(db, NullSink())
     sent = 0
 
     def message(sender: int) -> InboundMessage:
@@ -66,26 +65,26 @@ async def measure(url: str) -> None:
         )
 
     async def commit(size: int, first: int) -> None:
-        # Queued together before the writer runs: one group commit.
-        await asyncio.gather(*(ingest(writer, channel, [message(first + n)]) for n in range(size)))
+        # Queued together before the group commit runs: one commit.
+        await asyncio.gather(*(ingest(commits, channel, [message(first + n)]) for n in range(size)))
 
     try:
-        # Every sender known and every conversation open: the steady state.
-        for first in range(0, SENDERS, 32):
-            await commit(32, first)
-        for size in SIZES:
-            rounds = DELIVERIES_PER_SIZE // size
-            wall, cpu = time.perf_counter(), time.process_time()
-            for n in range(rounds):
-                await commit(size, (n * size) % (SENDERS - size))
-            wall_ms = (time.perf_counter() - wall) / rounds * 1e3
-            cpu_ms = (time.process_time() - cpu) / rounds * 1e3
-            print(
-                f"{db.dialect:<10} {size:>2} deliveries: {wall_ms:6.2f} ms wall, "
-                f"{cpu_ms:6.2f} ms CPU per commit ({cpu_ms / size * 1e3:5.0f} µs per delivery)"
-            )
+        async with GroupCommit(db, NullSink()) as commits:
+            # Every sender known and every conversation open: the steady state.
+            for first in range(0, SENDERS, 32):
+                await commit(32, first)
+            for size in SIZES:
+                rounds = DELIVERIES_PER_SIZE // size
+                wall, cpu = time.perf_counter(), time.process_time()
+                for n in range(rounds):
+                    await commit(size, (n * size) % (SENDERS - size))
+                wall_ms = (time.perf_counter() - wall) / rounds * 1e3
+                cpu_ms = (time.process_time() - cpu) / rounds * 1e3
+                print(
+                    f"{db.dialect:<10} {size:>2} deliveries: {wall_ms:6.2f} ms wall, "
+                    f"{cpu_ms:6.2f} ms CPU per commit ({cpu_ms / size * 1e3:5.0f} µs per delivery)"
+                )
     finally:
-        await writer.close()
         await db.dispose()
 
 

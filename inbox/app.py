@@ -59,7 +59,7 @@ def create_app(
         settings=settings,
         db=db,
         auth=auth,
-        writer=GroupCommit(db, live),
+        group_commit=GroupCommit(db, live),
         channels=ChannelCache(db, secrets),
         secrets=secrets,
         events=live,
@@ -89,9 +89,9 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
-        state.writer.start()
+        state.group_commit.start()
         http = httpx.AsyncClient(timeout=settings.delivery_timeout)
-        sandbox_reports = SandboxReports(state.writer)
+        sandbox_reports = SandboxReports(state.group_commit)
         state.delivery = DeliveryWorker(
             state.db,
             state.events,
@@ -127,10 +127,10 @@ def create_app(
             with contextlib.suppress(asyncio.CancelledError):
                 await delivery
             # After the worker, which may schedule reports until it stops, and before
-            # the writer that applies them.
+            # the group commit that applies them.
             await sandbox_reports.close()
             await http.aclose()
-            await state.writer.close()
+            await state.group_commit.close()
             await state.db.dispose()
 
     middleware = [

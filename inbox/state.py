@@ -24,7 +24,7 @@ class AppState:
     # Access tokens and API keys; remembers keys for a few seconds.
     auth: Authenticator
     # Webhook deliveries commit through it, several to a transaction.
-    writer: GroupCommit
+    group_commit: GroupCommit
     # Webhooks' channel lookups; the channel API clears it on every change.
     channels: ChannelCache
     # Encrypts channel secrets for storage and decrypts them for use.

@@ -25,7 +25,7 @@ __all__ = ["Arrival", "IngestResult", "ingest", "store_arrivals", "writes_under"
 
 
 async def ingest(
-    writer: GroupCommit, channel: Channel, events: Sequence[InboundEvent]
+    commits: GroupCommit, channel: Channel, events: Sequence[InboundEvent]
 ) -> IngestResult:
     """Store one arrival's events as one unit of work and record what changed.
 
@@ -34,7 +34,7 @@ async def ingest(
     the same on SQLite (``text``).
     """
     events = storable_events(events)
-    return await writer.run(
+    return await commits.run(
         channel.organization_id,
         Arrival(channel, events),
         together=store_arrivals,

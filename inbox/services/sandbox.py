@@ -33,8 +33,8 @@ MAX_PENDING = 1000
 class SandboxReports:
     """Plays back the sandbox's delivery reports; owned by the app's lifespan."""
 
-    def __init__(self, writer: GroupCommit, *, max_pending: int = MAX_PENDING) -> None:
-        self.writer = writer
+    def __init__(self, commits: GroupCommit, *, max_pending: int = MAX_PENDING) -> None:
+        self.commits = commits
         self.max_pending = max_pending
         self._tasks: set[asyncio.Task[None]] = set()
         self._closed = False
@@ -67,7 +67,7 @@ class SandboxReports:
         for report in reports:
             await asyncio.sleep(max(0.0, start + report.after - loop.time()))
             try:
-                await ingest(self.writer, channel, [report.event])
+                await ingest(self.commits, channel, [report.event])
             except Exception:
                 # The next report may still apply: status only moves forward, and a
                 # later one (read) covers an earlier one that was lost (delivered).

@@ -45,7 +45,7 @@ async def generic_message(request: Request) -> Response:
     except PayloadError as exc:
         raise payload_error(exc) from None
     channel = await generic_channel(state.db, state.channels, principal.organization_id)
-    return acknowledged(await ingest(state.writer, channel, events))
+    return acknowledged(await ingest(state.group_commit, channel, events))
 
 
 _FORM_CORS = {

@@ -125,7 +125,7 @@ async def receive(request: Request, kind: str) -> IngestResult:
             continue
         by_channel[key].append(event)
     for key, channel_events in by_channel.items():
-        result = await ingest(state.writer, route[key].channel, channel_events)
+        result = await ingest(state.group_commit, route[key].channel, channel_events)
         if state.profiles is not None:
             # Stored: the senders' names are looked up in the background, not waited for.
             state.profiles.want(route[key].channel, route[key].settings, channel_events)

@@ -5,7 +5,7 @@ writes under (`lock_order`). This finds, after each run of units, the contact an
 conversation rows the transaction has written so far (on PostgreSQL a row's ``xmin``
 is the transaction, or savepoint, that wrote it) and fails the run when one of them
 belongs to a contact none of whose keys the run named. A contact's keys are those
-`inbound_batch.writes_under` names: ``(organization, kind, sender id)`` of each of
+`ingest.writes_under` names: ``(organization, kind, sender id)`` of each of
 its identities (and of the user id it also goes by), and ``(organization, "phone",
 number)``. A contact with none (made by hand, by a unit's own test) cannot be reached
 through a key and is not checked.

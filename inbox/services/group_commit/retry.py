@@ -1,4 +1,4 @@
-"""What the writer does with an attempt's outcome, until every unit has its answer.
+"""What the group commit does with an attempt's outcome, until every unit has its answer.
 
 A unit of work that fails takes the shared transaction down with it: its caller gets
 its error, and the others run again without it. When a together call fails, whose

@@ -63,8 +63,9 @@ async def test_custom_fields_252_deep_are_refused_and_the_stream_goes_on(service
     async with rest(service.url, token) as api, await open_ws(service.url, token) as ws:
         assert (await ready(ws))["last_event_id"] == 0
         for levels in (252, 17):
-            r = await api.post("/api/contacts", json={"name": "Deep",
-                                                      "custom_fields": nested(levels)})
+            r = await api.post(
+                "/api/contacts", json={"name": "Deep", "custom_fields": nested(levels)}
+            )
             assert r.status_code == 422, r.text
             assert r.json()["error"]["details"]["fields"][0]["field"] == "custom_fields"
         assert (await api.get("/api/contacts")).json()["pagination"]["total"] == 0
@@ -150,16 +151,13 @@ async def test_a_unit_of_work_emitting_an_unsendable_event_commits_nothing(db, d
 async def test_in_a_group_commit_only_the_unit_with_the_unsendable_event_fails(db):
     org_id = await _org(db)
     sink = Recorder()
-    writer = GroupCommit(db, sink)
-    try:
+    async with GroupCommit(db, sink) as commits:
         results = await asyncio.gather(
-            writer.run(org_id, _add_contact("First", {"n": 1})),
-            writer.run(org_id, _add_contact("Poison", nested(300))),
-            writer.run(org_id, _add_contact("Last", {"n": 3})),
+            commits.run(org_id, _add_contact("First", {"n": 1})),
+            commits.run(org_id, _add_contact("Poison", nested(300))),
+            commits.run(org_id, _add_contact("Last", {"n": 3})),
             return_exceptions=True,
         )
-    finally:
-        await writer.close()
     assert results[0] == "First" and results[2] == "Last"
     assert isinstance(results[1], UnencodableEvent)
     assert await _state(db, org_id) == (["First", "Last"], [1, 2], 2)
@@ -178,12 +176,20 @@ async def _store_raw(service: Any, org_id: int, event_type: str, data: str) -> i
 async def _insert_raw(service: Any, org_id: int, event_type: str, data: str) -> int:
     value = "CAST(:data AS jsonb)" if service.dialect == "postgresql" else ":data"
     async with service.db.engine.begin() as connection:
-        event_id = (await connection.execute(
-            text("UPDATE organizations SET last_event_id = last_event_id + 1 WHERE id = :org"
-                 " RETURNING last_event_id"), {"org": org_id})).scalar_one()
+        event_id = (
+            await connection.execute(
+                text(
+                    "UPDATE organizations SET last_event_id = last_event_id + 1 WHERE id = :org"
+                    " RETURNING last_event_id"
+                ),
+                {"org": org_id},
+            )
+        ).scalar_one()
         await connection.execute(
-            text("INSERT INTO events (organization_id, id, type, data, created_at)"
-                 f" VALUES (:org, :id, :type, {value}, CURRENT_TIMESTAMP)"),
+            text(
+                "INSERT INTO events (organization_id, id, type, data, created_at)"
+                f" VALUES (:org, :id, :type, {value}, CURRENT_TIMESTAMP)"
+            ),
             {"org": org_id, "id": event_id, "type": event_type, "data": data},
         )
     return int(event_id)
@@ -240,9 +246,7 @@ async def test_a_client_narrowed_to_other_types_is_not_told(service, tenant):
         assert [f.get("id") for f in await events_until(ws, 3)] == [1, 3]
 
 
-async def test_a_live_client_is_told_in_order_when_the_next_event_shows_the_gap(
-    service, tenant
-):
+async def test_a_live_client_is_told_in_order_when_the_next_event_shows_the_gap(service, tenant):
     token = service.token_for(tenant.owner)
     async with rest(service.url, token) as api, await open_ws(service.url, token) as ws:
         await ready(ws)

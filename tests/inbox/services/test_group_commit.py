@@ -74,15 +74,12 @@ async def stored_events(db: Database, org_id: int) -> list[Event]:
 async def test_a_failing_unit_fails_alone_and_the_rest_commit_together(db: Database):
     org = await new_org(db)
     sink = Recorder()
-    writer = GroupCommit(db, sink)
     units = [add_contact("a"), add_contact("b", fail=True), add_contact("c")]
-    try:
-        # Queued together before the writer runs: one batch.
+    async with GroupCommit(db, sink) as commits:
+        # Queued together before the group commit runs: one batch.
         answers = await asyncio.gather(
-            *(writer.run(org, unit) for unit in units), return_exceptions=True
+            *(commits.run(org, unit) for unit in units), return_exceptions=True
         )
-    finally:
-        await writer.close()
 
     assert answers[0] == "a" and answers[2] == "c"
     assert isinstance(answers[1], ValueError) and str(answers[1]) == "b fails"
@@ -95,17 +92,14 @@ async def test_a_failing_unit_fails_alone_and_the_rest_commit_together(db: Datab
 
 async def test_a_caller_is_answered_only_once_its_unit_is_committed(db: Database):
     org = await new_org(db)
-    writer = GroupCommit(db, Recorder())
 
     async def caller(name: str) -> set[str | None]:
-        await writer.run(org, add_contact(name))
+        await commits.run(org, add_contact(name))
         # Another connection already sees it: the answer came after the commit.
         return await names_stored(db, org)
 
-    try:
+    async with GroupCommit(db, Recorder()) as commits:
         seen = await asyncio.gather(*(caller(name) for name in "xyz"))
-    finally:
-        await writer.close()
     for name, names in zip("xyz", seen, strict=True):
         assert name in names
 
@@ -113,16 +107,13 @@ async def test_a_caller_is_answered_only_once_its_unit_is_committed(db: Database
 async def test_event_ids_are_dense_and_in_unit_order_per_organization(db: Database):
     first, second = await new_org(db), await new_org(db)
     sink = Recorder()
-    writer = GroupCommit(db, sink)
     plan = [(first, "f1", 2), (second, "s1", 1), (first, "f2", 1), (second, "s2", 3)]
-    try:
+    async with GroupCommit(db, sink) as commits:
         await asyncio.gather(
-            *(writer.run(org, add_contact(name, events=n)) for org, name, n in plan)
+            *(commits.run(org, add_contact(name, events=n)) for org, name, n in plan)
         )
         # A later batch goes on from where the first one stopped.
-        await writer.run(first, add_contact("f3"))
-    finally:
-        await writer.close()
+        await commits.run(first, add_contact("f3"))
 
     expected = {
         first: [("f1", 0), ("f1", 1), ("f2", 0), ("f3", 0)],
@@ -141,32 +132,26 @@ async def test_event_ids_are_dense_and_in_unit_order_per_organization(db: Databa
 async def test_units_queued_a_few_turns_after_the_first_share_its_commit(db: Database):
     org = await new_org(db)
     sink = Recorder()
-    writer = GroupCommit(db, sink)
 
     async def arriving(name: str, turns: int) -> str:
         # As a webhook's route: its unit is queued a few turns of the loop after the
-        # request began, while the writer already holds the first one.
+        # request began, while the group commit already holds the first one.
         for _ in range(turns):
             await asyncio.sleep(0)
-        return await writer.run(org, add_contact(name))
+        return await commits.run(org, add_contact(name))
 
-    try:
+    async with GroupCommit(db, sink) as commits:
         await asyncio.gather(arriving("first", 0), arriving("second", 1), arriving("third", 2))
-    finally:
-        await writer.close()
     assert [[e.data["name"] for e in call] for call in sink.calls] == [["first", "second", "third"]]
 
 
 async def test_a_unit_whose_caller_has_gone_is_not_run(db: Database):
     org = await new_org(db)
-    writer = GroupCommit(db, Recorder())
-    try:
-        gone = asyncio.ensure_future(writer.run(org, add_contact("gone")))
+    async with GroupCommit(db, Recorder()) as commits:
+        gone = asyncio.ensure_future(commits.run(org, add_contact("gone")))
         await asyncio.sleep(0)  # queued
         gone.cancel()
-        assert await writer.run(org, add_contact("kept")) == "kept"
-    finally:
-        await writer.close()
+        assert await commits.run(org, add_contact("kept")) == "kept"
     assert await names_stored(db, org) == {"kept"}
 
 
@@ -178,16 +163,13 @@ async def test_units_queued_side_by_side_run_together_in_one_call(db: Database):
         calls.append(len(units))
         return [await work(tx) for tx, work in units]
 
-    writer = GroupCommit(db, Recorder())
-    try:
+    async with GroupCommit(db, Recorder()) as commits:
         answers = await asyncio.gather(
-            writer.run(org, add_contact("a"), together=together),
-            writer.run(org, add_contact("b"), together=together),
-            writer.run(org, add_contact("alone")),
-            writer.run(org, add_contact("c"), together=together),
+            commits.run(org, add_contact("a"), together=together),
+            commits.run(org, add_contact("b"), together=together),
+            commits.run(org, add_contact("alone")),
+            commits.run(org, add_contact("c"), together=together),
         )
-    finally:
-        await writer.close()
     assert answers == ["a", "b", "alone", "c"]
     # Only consecutive units share a call; one with none of its kind beside it has its own.
     assert calls == [2, 1]
@@ -204,14 +186,11 @@ async def test_a_failed_together_call_is_run_again_one_by_one(db: Database):
         raise RuntimeError("cannot tell whose fault")
 
     units = [add_contact("a"), add_contact("b", fail=True), add_contact("c")]
-    writer = GroupCommit(db, sink)
-    try:
+    async with GroupCommit(db, sink) as commits:
         answers = await asyncio.gather(
-            *(writer.run(org, unit, together=together) for unit in units),
+            *(commits.run(org, unit, together=together) for unit in units),
             return_exceptions=True,
         )
-    finally:
-        await writer.close()
     assert answers[0] == "a" and answers[2] == "c"
     assert isinstance(answers[1], ValueError)
     assert await names_stored(db, org) == {"a", "c"}
@@ -223,10 +202,9 @@ async def test_a_batch_whose_connection_died_while_idle_runs_again_on_a_new_one(
     db: Database, caplog: pytest.LogCaptureFixture
 ):
     org = await new_org(db)
-    writer = GroupCommit(db, Recorder())
-    try:
-        assert await writer.run(org, add_contact("before")) == "before"
-        # The writer keeps one connection between batches: end it, as a restart would.
+    async with GroupCommit(db, Recorder()) as commits:
+        assert await commits.run(org, add_contact("before")) == "before"
+        # The writer connection stays open between batches: end it, as a restart would.
         async with db.writer_engine.connect() as connection:
             pid = await connection.scalar(text("SELECT pg_backend_pid()"))
         async with db.engine.connect() as connection:
@@ -234,9 +212,7 @@ async def test_a_batch_whose_connection_died_while_idle_runs_again_on_a_new_one(
                 text("SELECT pg_terminate_backend(:pid, 5000)"), {"pid": pid}
             )
         assert ended is True
-        assert await writer.run(org, add_contact("after")) == "after"
-    finally:
-        await writer.close()
+        assert await commits.run(org, add_contact("after")) == "after"
     assert await names_stored(db, org) == {"before", "after"}
     assert "connection was lost" in caplog.text
 
@@ -246,7 +222,6 @@ async def test_a_unit_that_keeps_losing_the_connection_fails_alone_after_one_ret
     db: Database,
 ):
     org = await new_org(db)
-    writer = GroupCommit(db, Recorder())
     attempts = 0
 
     async def ends_its_connection(tx: Transaction) -> str:
@@ -256,18 +231,16 @@ async def test_a_unit_that_keeps_losing_the_connection_fails_alone_after_one_ret
         await connection.execute(text("SELECT pg_terminate_backend(pg_backend_pid())"))
         return "never"
 
-    try:
+    async with GroupCommit(db, Recorder()) as commits:
         results = await asyncio.wait_for(
             asyncio.gather(
-                writer.run(org, add_contact("first")),
-                writer.run(org, ends_its_connection),
-                writer.run(org, add_contact("last")),
+                commits.run(org, add_contact("first")),
+                commits.run(org, ends_its_connection),
+                commits.run(org, add_contact("last")),
                 return_exceptions=True,
             ),
             timeout=30,
         )
-    finally:
-        await writer.close()
     assert results[0] == "first" and results[2] == "last"
     assert isinstance(results[1], DBAPIError)
     # Once as the connection lost while idle would be, once more to find the culprit.
@@ -284,9 +257,9 @@ class Held:
         self.started = asyncio.Event()
         self.release = asyncio.Event()
 
-    async def in_flight(self, writer: GroupCommit, org: int, *, key: str) -> asyncio.Future[str]:
+    async def in_flight(self, commits: GroupCommit, org: int, *, key: str) -> asyncio.Future[str]:
         """Queue it under ``key``; return its answer once its batch holds it open."""
-        answer = asyncio.ensure_future(writer.run(org, self, keys=frozenset({key})))
+        answer = asyncio.ensure_future(commits.run(org, self, keys=frozenset({key})))
         await self.started.wait()
         return answer
 
@@ -310,18 +283,15 @@ async def settled(task: asyncio.Future[Any]) -> bool:
 async def test_units_of_other_keys_commit_while_a_batch_is_in_flight(db: Database):
     org = await new_org(db)
     sink = Recorder()
-    writer = GroupCommit(db, sink)
     held = Held("held")
-    try:
-        first = await held.in_flight(writer, org, key="a")
-        # Beside the open transaction, on the writer's second connection.
-        beside = writer.run(org, add_contact("beside"), keys=frozenset({"b"}))
+    async with GroupCommit(db, sink) as commits:
+        first = await held.in_flight(commits, org, key="a")
+        # Beside the open transaction, on the second writer connection.
+        beside = commits.run(org, add_contact("beside"), keys=frozenset({"b"}))
         assert await asyncio.wait_for(beside, 30) == "beside"
         assert not first.done()
         held.release.set()
         assert await first == "held"
-    finally:
-        await writer.close()
     # The batch that started second committed first: its event has the first id,
     # and the batches published in the order of their ids.
     assert [(e.id, e.data["name"]) for e in await stored_events(db, org)] == [
@@ -337,24 +307,21 @@ async def test_units_of_other_keys_commit_while_a_batch_is_in_flight(db: Databas
 @pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
 async def test_a_unit_whose_key_is_in_flight_waits_and_keeps_its_place(db: Database):
     org = await new_org(db)
-    writer = GroupCommit(db, Recorder())
     held = Held("held")
-    try:
-        first = await held.in_flight(writer, org, key="a")
-        same = asyncio.ensure_future(writer.run(org, add_contact("same"), keys=frozenset({"a"})))
+    async with GroupCommit(db, Recorder()) as commits:
+        first = await held.in_flight(commits, org, key="a")
+        same = asyncio.ensure_future(commits.run(org, add_contact("same"), keys=frozenset({"a"})))
         # Shares a key with the one passed over before it: waits too.
         after = asyncio.ensure_future(
-            writer.run(org, add_contact("after"), keys=frozenset({"a", "c"}))
+            commits.run(org, add_contact("after"), keys=frozenset({"a", "c"}))
         )
-        other = asyncio.ensure_future(writer.run(org, add_contact("other"), keys=frozenset({"c"})))
-        unrelated = writer.run(org, add_contact("unrelated"), keys=frozenset({"d"}))
+        other = asyncio.ensure_future(commits.run(org, add_contact("other"), keys=frozenset({"c"})))
+        unrelated = commits.run(org, add_contact("unrelated"), keys=frozenset({"d"}))
         assert await asyncio.wait_for(unrelated, 30) == "unrelated"
         assert not await settled(same)
         assert not after.done() and not other.done()
         held.release.set()
         assert await asyncio.gather(first, same, after, other) == ["held", "same", "after", "other"]
-    finally:
-        await writer.close()
     names = [e.data["name"] for e in await stored_events(db, org)]
     # Units of one key commit in the order they were queued.
     assert names.index("held") < names.index("same") < names.index("after") < names.index("other")
@@ -363,23 +330,20 @@ async def test_a_unit_whose_key_is_in_flight_waits_and_keeps_its_place(db: Datab
 @pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
 async def test_a_unit_without_keys_runs_with_no_batch_beside_it(db: Database):
     org = await new_org(db)
-    writer = GroupCommit(db, Recorder())
     held = Held("held")
-    try:
-        first = await held.in_flight(writer, org, key="a")
-        beside = writer.run(org, add_contact("beside"), keys=frozenset({"c"}))
+    async with GroupCommit(db, Recorder()) as commits:
+        first = await held.in_flight(commits, org, key="a")
+        beside = commits.run(org, add_contact("beside"), keys=frozenset({"c"}))
         assert await asyncio.wait_for(beside, 30) == "beside"
-        anything = asyncio.ensure_future(writer.run(org, add_contact("anything")))
+        anything = asyncio.ensure_future(commits.run(org, add_contact("anything")))
         # Queued behind it: does not overtake it.
         behind = asyncio.ensure_future(
-            writer.run(org, add_contact("behind"), keys=frozenset({"b"}))
+            commits.run(org, add_contact("behind"), keys=frozenset({"b"}))
         )
         assert not await settled(anything)
         assert not behind.done()
         held.release.set()
         assert await asyncio.gather(first, anything, behind) == ["held", "anything", "behind"]
-    finally:
-        await writer.close()
     names = [e.data["name"] for e in await stored_events(db, org)]
     assert names == ["beside", "held", "anything", "behind"]
 
@@ -393,30 +357,37 @@ async def test_batches_in_flight_one_on_sqlite_more_where_the_database_is_a_serv
     assert db.writer_engine.pool.size() == expected  # type: ignore[attr-defined]
 
 
-async def test_a_started_writer_commits_and_cannot_be_started_twice(db: Database):
+async def test_a_started_group_commit_commits_and_cannot_be_started_twice(db: Database):
     org = await new_org(db)
-    writer = GroupCommit(db, Recorder())
-    writer.start()
+    commits = GroupCommit(db, Recorder())
+    commits.start()
     try:
         with pytest.raises(RuntimeError, match="started already"):
-            writer.start()
-        assert await writer.run(org, add_contact("started")) == "started"
+            commits.start()
+        assert await commits.run(org, add_contact("started")) == "started"
     finally:
-        await writer.close()
+        await commits.close()
     # Closed, it may be started again (the application's lifespan, run once more).
-    writer.start()
-    await writer.close()
+    async with commits:
+        assert await commits.run(org, add_contact("again")) == "again"
 
 
-async def test_a_writer_refuses_units_from_another_event_loop(db: Database):
-    writer = GroupCommit(db, Recorder())
-    writer.start()
+async def test_a_group_commit_never_started_refuses_units(db: Database):
+    org = await new_org(db)
+    commits = GroupCommit(db, Recorder())
+    with pytest.raises(RuntimeError, match="start the group commit first"):
+        await commits.run(org, add_contact("unstarted"))
+    # Nor is it started by the refusal: what a started one commits is all there is.
+    async with commits:
+        assert await commits.run(org, add_contact("started")) == "started"
+    assert await names_stored(db, org) == {"started"}
 
-    def from_another_loop() -> str:
-        return asyncio.run(writer.run(1, add_contact("elsewhere")))
 
-    try:
+async def test_a_group_commit_refuses_units_from_another_event_loop(db: Database):
+    async with GroupCommit(db, Recorder()) as commits:
+
+        def from_another_loop() -> str:
+            return asyncio.run(commits.run(1, add_contact("elsewhere")))
+
         with pytest.raises(RuntimeError, match="another event loop"):
             await asyncio.to_thread(from_another_loop)
-    finally:
-        await writer.close()

@@ -76,11 +76,8 @@ async def test_a_unit_writing_a_contact_under_its_own_key_commits(db: Database):
     org = await accounts.create_organization(db, "Keys kept")
     assert org.id is not None
     contact_id, _ = await sender(db, org.id, "111")
-    writer = GroupCommit(db, NullSink(), check_keys=True)
-    try:
-        assert await writer.run(org.id, rename(contact_id), keys=key(org.id, "111")) == "renamed"
-    finally:
-        await writer.close()
+    async with GroupCommit(db, NullSink(), check_keys=True) as commits:
+        assert await commits.run(org.id, rename(contact_id), keys=key(org.id, "111")) == "renamed"
 
 
 async def test_a_unit_writing_another_senders_contact_fails_the_check(db: Database):
@@ -88,47 +85,35 @@ async def test_a_unit_writing_another_senders_contact_fails_the_check(db: Databa
     assert org.id is not None
     await sender(db, org.id, "111")
     other, _ = await sender(db, org.id, "222")
-    writer = GroupCommit(db, NullSink(), check_keys=True)
-    try:
+    async with GroupCommit(db, NullSink(), check_keys=True) as commits:
         with pytest.raises(WroteOutsideKeys, match=str(other)):
-            await writer.run(org.id, rename(other), keys=key(org.id, "111"))
+            await commits.run(org.id, rename(other), keys=key(org.id, "111"))
         # Nothing of it committed.
         async with db.session() as session:
             stored = await session.get(Contact, other)
             assert stored is not None and stored.name == "222"
-    finally:
-        await writer.close()
 
 
 async def test_a_unit_writing_another_senders_conversation_fails_the_check(db: Database):
     org = await accounts.create_organization(db, "Conversation outside")
     assert org.id is not None
     _, conversation = await sender(db, org.id, "333")
-    writer = GroupCommit(db, NullSink(), check_keys=True)
-    try:
+    async with GroupCommit(db, NullSink(), check_keys=True) as commits:
         with pytest.raises(WroteOutsideKeys):
-            await writer.run(org.id, reopen(conversation), keys=key(org.id, "444"))
-    finally:
-        await writer.close()
+            await commits.run(org.id, reopen(conversation), keys=key(org.id, "444"))
 
 
 async def test_a_unit_naming_no_keys_may_write_anything(db: Database):
     org = await accounts.create_organization(db, "No keys")
     assert org.id is not None
     other, _ = await sender(db, org.id, "555")
-    writer = GroupCommit(db, NullSink(), check_keys=True)
-    try:
-        assert await writer.run(org.id, rename(other)) == "renamed"
-    finally:
-        await writer.close()
+    async with GroupCommit(db, NullSink(), check_keys=True) as commits:
+        assert await commits.run(org.id, rename(other)) == "renamed"
 
 
 async def test_off_the_check_costs_nothing_and_finds_nothing(db: Database):
     org = await accounts.create_organization(db, "Unchecked")
     assert org.id is not None
     other, _ = await sender(db, org.id, "666")
-    writer = GroupCommit(db, NullSink(), check_keys=False)
-    try:
-        assert await writer.run(org.id, rename(other), keys=key(org.id, "777")) == "renamed"
-    finally:
-        await writer.close()
+    async with GroupCommit(db, NullSink(), check_keys=False) as commits:
+        assert await commits.run(org.id, rename(other), keys=key(org.id, "777")) == "renamed"

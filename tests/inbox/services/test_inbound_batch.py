@@ -129,11 +129,8 @@ class Inbox:
     async def alone(self, events: Sequence[InboundEvent]) -> IngestResult:
         """As a unit of its own: a batch of one."""
         channel = self.wa if events[0].platform == "whatsapp" else self.sms
-        writer = GroupCommit(self.db, self.sink)
-        try:
-            return await writer.run(self.org_id, Arrival(channel, events))
-        finally:
-            await writer.close()
+        async with GroupCommit(self.db, self.sink) as commits:
+            return await commits.run(self.org_id, Arrival(channel, events))
 
     def deliveries(self) -> list[tuple[Channel, list[InboundEvent]]]:
         wa, sms = self.wa, self.sms
@@ -263,14 +260,11 @@ async def test_arrivals_stored_together_match_each_stored_alone(db: Database):
         alone_results = [await alone.alone(events) for _, events in alone.deliveries()]
         alone_inserts = len(inserts)
         inserts.clear()
-        writer = GroupCommit(db, together.sink)
-        try:
-            # Queued before the writer runs: one batch.
+        async with GroupCommit(db, together.sink) as commits:
+            # Queued before the group commit runs: one batch.
             together_results = await asyncio.gather(
-                *(ingest(writer, channel, events) for channel, events in together.deliveries())
+                *(ingest(commits, channel, events) for channel, events in together.deliveries())
             )
-        finally:
-            await writer.close()
     finally:
         sa_event.remove(engine, "before_cursor_execute", count)
 
@@ -299,12 +293,9 @@ async def test_arrivals_stored_together_match_each_stored_alone(db: Database):
 
 async def test_what_one_delivery_emits_comes_in_the_order_it_would_alone(db: Database):
     inbox = await Inbox(db).setup()
-    writer = GroupCommit(db, inbox.sink)
     deliveries = inbox.deliveries()
-    try:
-        await asyncio.gather(*(ingest(writer, ch, events) for ch, events in deliveries))
-    finally:
-        await writer.close()
+    async with GroupCommit(db, inbox.sink) as commits:
+        await asyncio.gather(*(ingest(commits, ch, events) for ch, events in deliveries))
     types = [e.type for e in inbox.sink.events]
     # The delivery of two new senders: each one's lead, contact and conversation come
     # before its message, and the conversations' updates close the delivery.
@@ -331,19 +322,16 @@ async def test_a_stream_of_deliveries_from_shared_senders_is_stored_once_and_in_
         (wa, "111", None),  # known, with an open conversation
     ]
     per_sender = 12
-    writer = GroupCommit(db, inbox.sink)
 
     async def deliver(index: int, channel: Channel, sender: str, phone: str | None) -> None:
         await asyncio.sleep(0.002 * (index % 7))
         for n in range(per_sender):
             event = message(channel, sender, f"{sender}-{n}", minute=20 + n, phone=phone)
-            result = await ingest(writer, channel, [event])
+            result = await ingest(commits, channel, [event])
             assert (result.stored, result.duplicates) == (1, 0)
 
-    try:
+    async with GroupCommit(db, inbox.sink) as commits:
         await asyncio.gather(*(deliver(i, *sender) for i, sender in enumerate(senders)))
-    finally:
-        await writer.close()
 
     state = await inbox.state()
     # One contact per phone, made by whichever channel spoke first, plus the three known.

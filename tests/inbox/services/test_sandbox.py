@@ -144,8 +144,9 @@ async def test_a_sandbox_whatsapp_reply_is_sent_delivered_and_read_with_no_reque
     async with await open_ws(service.url, token) as ws, rest(service.url, token) as api:
         await ready(ws)
         body = whatsapp_text(channel, "wamid.sandbox-in-1", "Do you ship to Lisbon?")
-        r = await api.post("/webhooks/whatsapp", content=body, headers=meta_headers(
-            body, channel.secret))
+        r = await api.post(
+            "/webhooks/whatsapp", content=body, headers=meta_headers(body, channel.secret)
+        )
         assert r.status_code == 200, r.text
         received = await frames_until(ws, lambda f: f["type"] == "message.received")
         conv_id = received[-1]["data"]["conversation_id"]
@@ -208,8 +209,9 @@ async def test_a_channel_that_is_not_a_sandbox_still_calls_its_platform(
     channel = whatsapp_channel(tenant)
     assert "sandbox" not in tenant.api.get(f"/api/channels/{channel.id}").json()["settings"]
     body = whatsapp_text(channel, "wamid.real-in-1", "Hello?")
-    r = service.client().post("/webhooks/whatsapp", content=body,
-                              headers=meta_headers(body, channel.secret))
+    r = service.client().post(
+        "/webhooks/whatsapp", content=body, headers=meta_headers(body, channel.secret)
+    )
     assert r.status_code == 200, r.text
     [conv] = tenant.api.get("/api/conversations").json()["data"]
     message_id = tenant.api.post(
@@ -233,8 +235,9 @@ def test_reports_still_pending_at_shutdown_are_dropped_and_the_stop_is_prompt(
     tenant = service.new_tenant()
     channel = whatsapp_channel(tenant, sandbox=True)
     body = whatsapp_text(channel, "wamid.sandbox-in-2", "Still there?")
-    r = service.client().post("/webhooks/whatsapp", content=body,
-                              headers=meta_headers(body, channel.secret))
+    r = service.client().post(
+        "/webhooks/whatsapp", content=body, headers=meta_headers(body, channel.secret)
+    )
     assert r.status_code == 200, r.text
     [conv] = tenant.api.get("/api/conversations").json()["data"]
     message_id = tenant.api.post(
@@ -260,8 +263,8 @@ def test_reports_still_pending_at_shutdown_are_dropped_and_the_stop_is_prompt(
 
 async def test_pending_reports_are_bounded_and_cancelled_on_close(own_database: str) -> None:
     db = Database(own_database)
-    writer = GroupCommit(db, NullSink())
-    reports = SandboxReports(writer, max_pending=2)
+    commits = GroupCommit(db, NullSink())
+    reports = SandboxReports(commits, max_pending=2)
     channel = Channel(id=1, organization_id=1, kind="whatsapp", name="w", settings={})
     far = [
         Report(
@@ -284,7 +287,6 @@ async def test_pending_reports_are_bounded_and_cancelled_on_close(own_database: 
         assert reports.pending == 0
         assert not reports.schedule(channel, far)  # closed
     finally:
-        await writer.close()
         await db.dispose()
 
 
@@ -341,7 +343,9 @@ async def test_the_demo_seeds_sandbox_channels_where_a_reply_goes_all_the_way(
             figures = (await api.get("/api/analytics/live")).json()
         org_id = owner.organization_id
         assert stored_statuses(service, org_id, replies["whatsapp"]) == [
-            "sent", "delivered", "read",
+            "sent",
+            "delivered",
+            "read",
         ]
         assert stored_statuses(service, org_id, replies["sms"]) == ["sent", "delivered"]
         # The demo's messages came in 15 to 45 minutes ago; the replies answered them.

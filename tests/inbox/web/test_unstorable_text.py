@@ -112,7 +112,7 @@ def test_a_lone_surrogate_reaching_ingest_is_stored_with_the_replacement_charact
     # UTF-8 cannot encode; here it goes straight in, with nothing else in the way.
     connected = whatsapp_channel(tenant)
     [channel] = rows(service, Channel, col(Channel.id) == connected.id)
-    writer = service.app.state.inbox.writer
+    commits = service.app.state.inbox.group_commit
     event = InboundMessage(
         platform="whatsapp",
         channel_key=connected.key,
@@ -125,8 +125,8 @@ def test_a_lone_surrogate_reaching_ingest_is_stored_with_the_replacement_charact
         raw={"context": {"note": "\udfff"}},
     )
 
-    first = service.run(ingest(writer, channel, [event]))
-    retry = service.run(ingest(writer, channel, [event]))
+    first = service.run(ingest(commits, channel, [event]))
+    retry = service.run(ingest(commits, channel, [event]))
     assert (first.stored, retry.stored, retry.duplicates) == (1, 0, 1)
 
     [message] = messages_shown(tenant)

@@ -1,11 +1,12 @@
-"""The group commit's writer: takes batches off the queue and commits them."""
+"""The group commit itself: takes batches off the queue and commits them."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 from collections.abc import Hashable
-from typing import TypeVar
+from types import TracebackType
+from typing import Self, TypeVar
 
 from ...db import Database
 from ..outbox import EventSink
@@ -19,18 +20,18 @@ T = TypeVar("T")
 # Bounds a batch's transaction (and so the wait of its first caller, and the time
 # row locks are held on PostgreSQL).
 MAX_BATCH = 64
-# Turns of the event loop the writer lets pass before it takes a batch: a webhook's
-# unit reaches the queue a few turns after its last bytes do (the protocol, the app's
-# task, the route), and the requests already in hand join the batch meanwhile.
+# Turns of the event loop let pass before a batch is taken: a webhook's unit reaches
+# the queue a few turns after its last bytes do (the protocol, the app's task, the
+# route), and the requests already in hand join the batch meanwhile.
 GATHER_TURNS = 3
 
 
 class GroupCommit:
-    """One writer per process for the units of work that may share a commit.
+    """One per process for the units of work that may share a commit.
 
-    `start` it on the loop that will use it (the application's lifespan does) and
-    `close` it there. A writer never started is started by its first unit, on that
-    unit's loop; a unit from any other loop is refused.
+    It runs on the loop it was started on: ``async with GroupCommit(db, sink) as
+    commits:`` starts it and closes it on exit; the application's lifespan calls
+    `start` and `close` instead. A unit given to one never started is refused.
     """
 
     def __init__(
@@ -50,29 +51,41 @@ class GroupCommit:
         self._queue = CommitQueue(max_batch)
         self._batches: set[Batch] = set()
         self._tasks: set[asyncio.Task[None]] = set()
-        self._writer: asyncio.Task[None] | None = None
-        # Loop-bound: made by `start`.
+        self._taking: asyncio.Task[None] | None = None
+        # Loop-bound: made again by `start`.
         self._order = PublishOrder(sink)
         self._wake = asyncio.Event()
 
     def start(self) -> None:
         """Start taking batches, on the running loop."""
-        if self._writer is not None:
+        if self._taking is not None:
             raise RuntimeError("the group commit is started already")
         self._order = PublishOrder(self.sink)
         self._wake = asyncio.Event()
-        self._writer = asyncio.create_task(self._write_forever(), name="writer")
+        self._taking = asyncio.create_task(self._take_forever(), name="group-commit")
 
     async def close(self) -> None:
         """Stop: batches in flight are cancelled, and so are the units still queued."""
-        tasks = [task for task in (self._writer, *self._tasks) if task is not None]
+        tasks = [task for task in (self._taking, *self._tasks) if task is not None]
         for task in tasks:
             task.cancel()
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._queue.cancel_all()
-        self._writer = None
+        self._taking = None
+
+    async def __aenter__(self) -> Self:
+        self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.close()
 
     async def run(
         self,
@@ -89,16 +102,19 @@ class GroupCommit:
         the units queued next to it that name the same function. With ``keys`` (all
         that it writes under), it may run beside a batch that holds none of them."""
         loop = asyncio.get_running_loop()
-        if self._writer is None:
-            self.start()
-        elif self._writer.get_loop() is not loop:
+        if self._taking is None:
+            raise RuntimeError(
+                "start the group commit first: `async with GroupCommit(...)`, or `start()`"
+                " in the application's lifespan"
+            )
+        if self._taking.get_loop() is not loop:
             raise RuntimeError("the group commit was started on another event loop")
         answer: asyncio.Future[T] = loop.create_future()
         self._queue.put(Unit(organization_id, work, together, keys, answer))
         self._wake.set()
         return await answer
 
-    async def _write_forever(self) -> None:
+    async def _take_forever(self) -> None:
         while True:
             if self._queue and len(self._batches) < self.in_flight:
                 for _ in range(GATHER_TURNS):
@@ -113,11 +129,11 @@ class GroupCommit:
 
     def _start(self, batch: Batch) -> None:
         self._batches.add(batch)
-        task = asyncio.create_task(self._write(batch), name="writer-batch")
+        task = asyncio.create_task(self._commit(batch), name="group-commit-batch")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _write(self, batch: Batch) -> None:
+    async def _commit(self, batch: Batch) -> None:
         try:
             events = await commit_batch(self.db, batch.units, check_keys=self.check_keys)
         except asyncio.CancelledError:
