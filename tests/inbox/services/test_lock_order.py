@@ -92,9 +92,8 @@ async def test_batches_of_two_processes_locking_two_contacts_in_opposite_orders_
     org = await accounts.create_organization(first, "Opposite orders")
     assert org.id is not None
     x, y = await new_contacts(first, org.id, 2)
-    a, b = GroupCommit(first, NullSink()), GroupCommit(second, NullSink())
     a_holds_x = asyncio.Event()
-    try:
+    async with GroupCommit(first, NullSink()) as a, GroupCommit(second, NullSink()) as b:
         # Process A: x, then (once B is stuck) y. Process B: y, then x.
         in_a = asyncio.gather(
             a.run(org.id, touch(x, "a", a_holds_x), keys=key(x)),
@@ -107,9 +106,6 @@ async def test_batches_of_two_processes_locking_two_contacts_in_opposite_orders_
         )
         assert await in_a == ["a", "a"]
         assert await in_b == ["b", "b"]
-    finally:
-        await a.close()
-        await b.close()
     async with first.session() as session:
         notes = {
             c.id: c.notes
