@@ -10,7 +10,7 @@ from ..models import Contact, Lead, utcnow
 from ..schemas.common import Page
 from ..schemas.leads import LeadCreate, LeadPatch, LeadPublic, LeadQuery, LeadReplace
 from ..services.leads import add_lead
-from ..services.outbox import Transaction
+from ..services.outbox import UnitOfWork
 from ..views import contact_data, lead_data
 from ..web.endpoint import Context, Endpoints
 from .common import apply_changes, count, get_owned, omit_nulls, search_any
@@ -18,7 +18,7 @@ from .common import apply_changes, count, get_owned, omit_nulls, search_any
 api = Endpoints("leads")
 
 
-async def _check_contact(tx: Transaction, contact_id: int | None) -> None:
+async def _check_contact(tx: UnitOfWork, contact_id: int | None) -> None:
     if contact_id is not None:
         await get_owned(tx.session, Contact, contact_id, tx.organization_id)
 

@@ -20,7 +20,7 @@ from .activity import (
     record_outbound,
 )
 from .identities import ContactState
-from .outbox import Transaction
+from .outbox import UnitOfWork
 
 
 @dataclass
@@ -46,7 +46,7 @@ class Placed:
 class ArrivalRun:
     """One arrival's part in a batch: its transaction, result and what it tells."""
 
-    def __init__(self, tx: Transaction, channel: Channel, events: Sequence[InboundEvent]) -> None:
+    def __init__(self, tx: UnitOfWork, channel: Channel, events: Sequence[InboundEvent]) -> None:
         assert channel.id is not None
         self.tx = tx
         self.session: AsyncSession = tx.session

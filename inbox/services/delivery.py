@@ -42,7 +42,7 @@ from ..models import Channel, Contact, ContactIdentity, Conversation, Message, u
 from .channel_secrets import ChannelSecrets, SecretsKeyError
 from .message_status import apply_pending, late_statuses, move_status
 from .outbound import record_first_response
-from .outbox import EventSink, transaction
+from .outbox import EventSink, unit_of_work
 from .sandbox import SandboxReports
 
 log = logging.getLogger("inbox.delivery")
@@ -120,7 +120,7 @@ class DeliveryWorker:
         async with self.db.session() as session:
             late = await late_statuses(session)
         for channel_id, external_id, message_id, organization_id in late:
-            async with transaction(self.db, organization_id, self.sink) as tx:
+            async with unit_of_work(self.db, organization_id, self.sink) as tx:
                 await apply_pending(tx, message_id, channel_id, external_id)
         return len(late)
 
@@ -346,7 +346,7 @@ class DeliveryWorker:
     async def _record(self, message: Message, changes: dict[str, Any]) -> bool:
         now = utcnow()
         changes = {**changes, "attempt_started_at": None, "updated_at": now}
-        async with transaction(self.db, message.organization_id, self.sink) as tx:
+        async with unit_of_work(self.db, message.organization_id, self.sink) as tx:
             moved = await move_status(tx, message.id, changes)  # type: ignore[arg-type]
             if moved and changes["status"] == "sent":
                 await record_first_response(tx, message, now)

@@ -18,7 +18,7 @@ from ..models import Channel
 from .arrival import ArrivalRun, IngestResult
 from .group_commit import GroupCommit, Work
 from .inbound_batch import InboundBatch
-from .outbox import Transaction
+from .outbox import UnitOfWork
 from .text import storable_events
 
 __all__ = ["Arrival", "IngestResult", "ingest", "store_arrivals", "writes_under"]
@@ -49,12 +49,12 @@ class Arrival:
     channel: Channel
     events: Sequence[InboundEvent]
 
-    async def __call__(self, tx: Transaction) -> IngestResult:
+    async def __call__(self, tx: UnitOfWork) -> IngestResult:
         [result] = await store_arrivals([(tx, self)])
         return result
 
 
-async def store_arrivals(units: Sequence[tuple[Transaction, Work[Any]]]) -> list[IngestResult]:
+async def store_arrivals(units: Sequence[tuple[UnitOfWork, Work[Any]]]) -> list[IngestResult]:
     """`group_commit.Together` for `Arrival` units: one run of the ingest core.
 
     Each arrival gets the result and the events, in the same order, that it would

@@ -12,10 +12,10 @@ from ..db import Database
 from ..events import EventType
 from ..models import Contact, Lead, Organization
 from ..views import lead_data
-from .outbox import Transaction
+from .outbox import UnitOfWork
 
 
-async def add_lead(tx: Transaction, **fields: Any) -> Lead:
+async def add_lead(tx: UnitOfWork, **fields: Any) -> Lead:
     """A new lead of the transaction's organization, with its ``lead.created`` event."""
     lead = Lead(organization_id=tx.organization_id, **fields)
     tx.session.add(lead)
@@ -35,7 +35,7 @@ async def form_organization(db: Database, form_key: str) -> int | None:
     return None if org is None else org.id
 
 
-async def add_form_lead(tx: Transaction, submission: LeadSubmission) -> Lead:
+async def add_form_lead(tx: UnitOfWork, submission: LeadSubmission) -> Lead:
     """A web form's lead, tied to the contact with its email, else its phone, if any."""
     match = None
     for column, value in ((Contact.email, submission.email), (Contact.phone, submission.phone)):

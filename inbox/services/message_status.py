@@ -11,7 +11,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from ..events import EventType
 from ..models import Message, PendingStatus, utcnow
-from .outbox import Transaction
+from .outbox import UnitOfWork
 from .timestamps import utc_text
 
 # How long a status naming no message of ours is kept for its message to be recorded:
@@ -30,7 +30,7 @@ def statuses_before(status: str) -> list[str]:
     return [s for s, r in _STATUS_RANK.items() if r < rank]
 
 
-async def move_status(tx: Transaction, message_id: int, changes: dict[str, Any]) -> bool:
+async def move_status(tx: UnitOfWork, message_id: int, changes: dict[str, Any]) -> bool:
     """Move a message's delivery status forward, never back; emit ``message.status``.
 
     The compare-and-set makes two status webhooks racing each other safe.
@@ -64,7 +64,7 @@ def status_data(message: Message) -> dict[str, Any]:
 
 
 async def keep_pending(
-    tx: Transaction,
+    tx: UnitOfWork,
     channel_id: int,
     external_id: str,
     status: str,
@@ -130,9 +130,7 @@ async def late_statuses(session: AsyncSession) -> list[tuple[int, str, int, int]
     return [(row[0], row[1], row[2], row[3]) for row in await session.exec(_LATE)]
 
 
-async def apply_pending(
-    tx: Transaction, message_id: int, channel_id: int, external_id: str
-) -> None:
+async def apply_pending(tx: UnitOfWork, message_id: int, channel_id: int, external_id: str) -> None:
     """Apply the statuses kept for ``external_id`` to the message that now holds it."""
     session = tx.session
     kept = list(

@@ -18,7 +18,7 @@ from ..events import EventType
 from ..models import Conversation, Message, utcnow
 from ..views import conversation_data, message_data
 from .activity import message_row, record_outbound
-from .outbox import EventSink, Transaction, transaction
+from .outbox import EventSink, UnitOfWork, unit_of_work
 
 
 @dataclass(frozen=True)
@@ -98,7 +98,7 @@ async def post_reply(
             return existing, False
     now = utcnow()
     try:
-        async with transaction(db, org_id, sink) as tx:
+        async with unit_of_work(db, org_id, sink) as tx:
             conv = await tx.session.get(Conversation, conversation_id, with_for_update=True)
             if conv is None or conv.organization_id != org_id:
                 raise NotFound(f"Conversation {conversation_id} not found")
@@ -151,7 +151,7 @@ async def post_reply(
     return message, True
 
 
-async def record_first_response(tx: Transaction, message: Message, sent_at: datetime) -> bool:
+async def record_first_response(tx: UnitOfWork, message: Message, sent_at: datetime) -> bool:
     """Make ``message``, a reply the platform has just accepted, its conversation's first
     response if it has none yet; answer whether it did.
 

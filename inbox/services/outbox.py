@@ -82,7 +82,10 @@ class NullSink:
         return None
 
 
-class Transaction:
+class UnitOfWork:
+    """One use case's share of a write: the session it writes through (possibly shared
+    with other units in a group commit), its organization, and the events it emits."""
+
     def __init__(self, session: AsyncSession, organization_id: int) -> None:
         self.session = session
         self.organization_id = organization_id
@@ -210,14 +213,15 @@ async def publish_committed(sink: EventSink, events: Sequence[OutboxEvent]) -> N
 
 
 @asynccontextmanager
-async def transaction(
+async def unit_of_work(
     db: Database, organization_id: int, sink: EventSink
-) -> AsyncIterator[Transaction]:
-    """One unit of work: commit the change with its events, then publish them."""
+) -> AsyncIterator[UnitOfWork]:
+    """One unit of work in a transaction of its own: commit its change with its events,
+    then publish them."""
     async with db.session(write=True) as session:
         # Before any row: the organization to itself (see lock_order).
         await lock_for_writing(session, [organization_id])
-        tx = Transaction(session, organization_id)
+        tx = UnitOfWork(session, organization_id)
         yield tx
         await commit_with_events(session, tx.events)
     await publish_committed(sink, tx.events)

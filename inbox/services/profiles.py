@@ -6,7 +6,7 @@ webhook hands the senders of each stored delivery to ``ProfileFetcher.want``, wh
 costs a dict look-up and a ``put_nowait``: the delivery is acknowledged without
 waiting for the platform. Workers then read the profile
 (``connectors.instagram_profile``) with the channel's token and write the name
-through the same transaction path as REST writes (``contact.updated``,
+through the same `outbox.unit_of_work` as REST writes (``contact.updated``,
 ``lead.updated``).
 
 Only a placeholder name is ever replaced: none, empty, or the IGSID itself. A name an
@@ -42,7 +42,7 @@ from ..db import Database
 from ..events import EventType
 from ..models import Channel, Contact, ContactIdentity, Lead, utcnow
 from ..views import contact_data, lead_data
-from .outbox import EventSink, transaction
+from .outbox import EventSink, unit_of_work
 from .text import storable_text
 from .timers import Timers
 
@@ -330,7 +330,7 @@ class ProfileFetcher:
         name = _clean(profile.name) or username
         if name is None:
             return
-        async with transaction(self.db, want.organization_id, self.sink) as tx:
+        async with unit_of_work(self.db, want.organization_id, self.sink) as tx:
             params = {"org_id": want.organization_id, "sender_id": want.sender_id}
             contact = (await tx.session.exec(_CONTACT_LOCKED, params=params)).first()
             if contact is None or contact.id is None:

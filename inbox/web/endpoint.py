@@ -26,7 +26,7 @@ from ..errors import (
 )
 from ..schemas.common import PageNumbers, PageQuery
 from ..schemas.fields import MAX_ID
-from ..services.outbox import Transaction, transaction
+from ..services.outbox import UnitOfWork, unit_of_work
 from ..state import AppState
 
 Q = TypeVar("Q", bound=BaseModel | None)
@@ -63,8 +63,8 @@ class Context(Generic[Q, B]):
         return self.principal.organization_id
 
     @asynccontextmanager
-    async def tx(self) -> AsyncIterator[Transaction]:
-        async with transaction(self.state.db, self.org_id, self.state.events) as tx:
+    async def tx(self) -> AsyncIterator[UnitOfWork]:
+        async with unit_of_work(self.state.db, self.org_id, self.state.events) as tx:
             yield tx
 
 

@@ -19,7 +19,7 @@ from ..errors import AuthenticationFailed
 from ..services.channels import generic_channel
 from ..services.ingest import ingest
 from ..services.leads import add_form_lead, form_organization
-from ..services.outbox import transaction
+from ..services.outbox import unit_of_work
 from .webhook_common import (
     acknowledged,
     app_state,
@@ -72,7 +72,7 @@ async def lead_form(request: Request) -> Response:
         submission = parse_lead(req)
     except PayloadError as exc:
         raise payload_error(exc) from None
-    async with transaction(state.db, org_id, state.events) as tx:
+    async with unit_of_work(state.db, org_id, state.events) as tx:
         lead = await add_form_lead(tx, submission)
     return Response(
         orjson.dumps({"id": lead.id, "status": "received"}),

@@ -7,7 +7,7 @@ from typing import Any
 
 from ...db import Database
 from ..lock_order import lock_for_writing
-from ..outbox import Transaction, commit_with_events
+from ..outbox import UnitOfWork, commit_with_events
 from .key_check import KeyCheck
 from .queue import Unit
 
@@ -56,7 +56,7 @@ async def attempt(db: Database, units: list[Unit[Any]], *, check_keys: bool = Fa
             )
             check = KeyCheck() if check_keys and keyed else None
             for run in runs(units):
-                txs = [Transaction(session, unit.organization_id) for unit in run]
+                txs = [UnitOfWork(session, unit.organization_id) for unit in run]
                 together = None if run[0].alone else run[0].together
                 try:
                     if together is None:

@@ -12,14 +12,14 @@ from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
-from ..outbox import OutboxEvent, Transaction
+from ..outbox import OutboxEvent, UnitOfWork
 
 T = TypeVar("T")
 
-Work = Callable[[Transaction], Awaitable[T]]
-# Runs several units' work in the current transaction, one Transaction each, and
+Work = Callable[[UnitOfWork], Awaitable[T]]
+# Runs several units' work in the current transaction, one UnitOfWork each, and
 # answers their values in the same order. Each work is what that unit would run alone.
-Together = Callable[[Sequence[tuple[Transaction, Work[Any]]]], Awaitable[Sequence[Any]]]
+Together = Callable[[Sequence[tuple[UnitOfWork, Work[Any]]]], Awaitable[Sequence[Any]]]
 
 
 @dataclass(eq=False)

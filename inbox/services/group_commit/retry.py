@@ -10,7 +10,7 @@ again, whole, after a short pause, up to ``RUN_AGAIN`` times. A statement that t
 out fails the batch for every caller at once, rather than once per unit run again.
 Any other failure that belongs to no unit is every caller's error. Units of work
 must therefore be safe to run again: they only touch the database and their own
-``Transaction``.
+``UnitOfWork``.
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ from sqlmodel import col
 
 from inbox.live.outbox_log import OutboxLog
 from inbox.models import Event, utcnow
-from inbox.services.outbox import transaction
+from inbox.services.outbox import unit_of_work
 from tests.inbox.live.wsclient import (
     closed_with,
     drain,
@@ -79,7 +79,7 @@ async def test_twenty_reconnects_during_a_stream_leave_no_gap(service, tenant):
 
     async def writer() -> None:
         for _ in range(100):
-            async with transaction(db, tenant.org_id, live) as tx:
+            async with unit_of_work(db, tenant.org_id, live) as tx:
                 for _ in range(20):
                     tx.emit("lead.updated", lead)
             await asyncio.sleep(0.002)
@@ -143,7 +143,8 @@ async def test_resuming_from_before_retention_is_told_to_reload(service, tenant)
                 await ready(ws)
                 frames = await drain(ws)
                 assert [f["type"] for f in frames if f["type"] != "metrics.update"][:1] == [
-                    "replay.truncated"], (position, frames)
+                    "replay.truncated"
+                ], (position, frames)
                 assert stored(frames) == []
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from inbox.services.outbox import transaction
+from inbox.services.outbox import unit_of_work
 from tests.inbox.live.wsclient import (
     live_of,
     on_loop,
@@ -26,9 +26,7 @@ AT_LEAST = 600
 AT_MOST = 3000
 
 
-async def test_a_client_that_stops_reading_is_closed_and_the_others_get_everything(
-    service, tenant
-):
+async def test_a_client_that_stops_reading_is_closed_and_the_others_get_everything(service, tenant):
     live = live_of(service)
     db = service.app.state.inbox.db
     lead = tenant.api.post("/api/leads", json={"name": "Updated a lot", "notes": "n" * 3800})
@@ -49,7 +47,7 @@ async def test_a_client_that_stops_reading_is_closed_and_the_others_get_everythi
         while written < AT_MOST and (
             written < AT_LEAST or live.hub.counters.evictions == evictions
         ):
-            async with transaction(db, tenant.org_id, live) as tx:
+            async with unit_of_work(db, tenant.org_id, live) as tx:
                 for _ in range(BATCH):
                     tx.emit("lead.updated", data)
             written += BATCH

@@ -19,7 +19,7 @@ from inbox.db import Database
 from inbox.models import Contact, Event, Organization
 from inbox.services import accounts
 from inbox.services.group_commit import GroupCommit
-from inbox.services.outbox import OutboxEvent, Transaction, UnencodableEvent, transaction
+from inbox.services.outbox import OutboxEvent, UnencodableEvent, UnitOfWork, unit_of_work
 from tests.inbox.live.wsclient import (
     drain,
     events_until,
@@ -116,7 +116,7 @@ async def _state(db: Database, org_id: int) -> tuple[list[str | None], list[int]
 
 
 def _add_contact(name: str, data: dict[str, Any]):  # type: ignore[no-untyped-def]
-    async def work(tx: Transaction) -> str:
+    async def work(tx: UnitOfWork) -> str:
         tx.session.add(Contact(organization_id=tx.organization_id, name=name))
         await tx.session.flush()
         tx.emit("contact.created", data)
@@ -134,12 +134,12 @@ async def test_a_unit_of_work_emitting_an_unsendable_event_commits_nothing(db, d
     sink = Recorder()
     refused = r"^contact\.created event data cannot be encoded as JSON: "
     with pytest.raises(UnencodableEvent, match=refused):
-        async with transaction(db, org_id, sink) as tx:
+        async with unit_of_work(db, org_id, sink) as tx:
             await _add_contact("Refused", data)(tx)
     assert await _state(db, org_id) == ([], [], 0)
     assert sink.published == []
     # The next unit of work numbers its event 1 and publishes exactly what it stored.
-    async with transaction(db, org_id, sink) as tx:
+    async with unit_of_work(db, org_id, sink) as tx:
         await _add_contact("Stored", {"name": "Stored"})(tx)
     assert await _state(db, org_id) == (["Stored"], [1], 1)
     assert [(e.id, e.data) for e in sink.published] == [(1, {"name": "Stored"})]

@@ -16,7 +16,7 @@ from inbox.db import POSTGRES_WRITER_CONNECTIONS, Database
 from inbox.models import Contact, Event
 from inbox.services import accounts
 from inbox.services.group_commit import GroupCommit, Work
-from inbox.services.outbox import Transaction
+from inbox.services.outbox import UnitOfWork
 
 
 class Recorder:
@@ -45,7 +45,7 @@ async def new_org(db: Database) -> int:
 def add_contact(name: str, *, events: int = 1, fail: bool = False):  # type: ignore[no-untyped-def]
     """A unit of work: a contact row and `events` events; `fail` raises after both."""
 
-    async def work(tx: Transaction) -> str:
+    async def work(tx: UnitOfWork) -> str:
         tx.session.add(Contact(organization_id=tx.organization_id, name=name))
         await tx.session.flush()
         for n in range(events):
@@ -159,7 +159,7 @@ async def test_units_queued_side_by_side_run_together_in_one_call(db: Database):
     org = await new_org(db)
     calls: list[int] = []
 
-    async def together(units: Sequence[tuple[Transaction, Work[Any]]]) -> list[Any]:
+    async def together(units: Sequence[tuple[UnitOfWork, Work[Any]]]) -> list[Any]:
         calls.append(len(units))
         return [await work(tx) for tx, work in units]
 
@@ -180,7 +180,7 @@ async def test_a_failed_together_call_is_run_again_one_by_one(db: Database):
     org = await new_org(db)
     sink = Recorder()
 
-    async def together(units: Sequence[tuple[Transaction, Work[Any]]]) -> list[Any]:
+    async def together(units: Sequence[tuple[UnitOfWork, Work[Any]]]) -> list[Any]:
         for tx, work in units:
             await work(tx)
         raise RuntimeError("cannot tell whose fault")
@@ -224,7 +224,7 @@ async def test_a_unit_that_keeps_losing_the_connection_fails_alone_after_one_ret
     org = await new_org(db)
     attempts = 0
 
-    async def ends_its_connection(tx: Transaction) -> str:
+    async def ends_its_connection(tx: UnitOfWork) -> str:
         nonlocal attempts
         attempts += 1
         connection = await tx.session.connection()
@@ -263,7 +263,7 @@ class Held:
         await self.started.wait()
         return answer
 
-    async def __call__(self, tx: Transaction) -> str:
+    async def __call__(self, tx: UnitOfWork) -> str:
         tx.session.add(Contact(organization_id=tx.organization_id, name=self.name))
         await tx.session.flush()
         tx.emit("test.event", {"name": self.name, "n": 0})

@@ -13,7 +13,7 @@ from inbox.events import EventType
 from inbox.models import Channel, Contact, ContactIdentity, Conversation
 from inbox.services import accounts
 from inbox.services.group_commit import GroupCommit, Work, WroteOutsideKeys
-from inbox.services.outbox import NullSink, Transaction
+from inbox.services.outbox import NullSink, UnitOfWork
 
 pytestmark = [pytest.mark.postgres, pytest.mark.backend("postgres")]
 
@@ -46,7 +46,7 @@ async def sender(db: Database, org_id: int, sender_id: str) -> tuple[int, int]:
 
 
 def rename(contact_id: int) -> Work[str]:
-    async def work(tx: Transaction) -> str:
+    async def work(tx: UnitOfWork) -> str:
         contact = await tx.session.get(Contact, contact_id)
         assert contact is not None
         contact.name = "renamed"
@@ -58,7 +58,7 @@ def rename(contact_id: int) -> Work[str]:
 
 
 def reopen(conversation_id: int) -> Work[str]:
-    async def work(tx: Transaction) -> str:
+    async def work(tx: UnitOfWork) -> str:
         conversation = await tx.session.get(Conversation, conversation_id)
         assert conversation is not None
         conversation.unread_count += 1

@@ -8,10 +8,10 @@ from collections.abc import Hashable
 from typing import Any
 
 from inbox.services.group_commit.queue import Batch, CommitQueue, Unit
-from inbox.services.outbox import Transaction
+from inbox.services.outbox import UnitOfWork
 
 
-async def nothing(_tx: Transaction) -> None:
+async def nothing(_tx: UnitOfWork) -> None:
     return None
 
 

@@ -18,10 +18,10 @@ from inbox.services.group_commit.attempt import (
     UnitFailed,
 )
 from inbox.services.group_commit.queue import Unit
-from inbox.services.outbox import Transaction
+from inbox.services.outbox import UnitOfWork
 
 
-async def nothing(_tx: Transaction) -> None:
+async def nothing(_tx: UnitOfWork) -> None:
     return None
 
 

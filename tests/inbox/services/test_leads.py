@@ -13,7 +13,7 @@ from inbox.events import EventType
 from inbox.models import Contact, Organization
 from inbox.services import accounts
 from inbox.services.leads import add_form_lead, add_lead, form_organization
-from inbox.services.outbox import OutboxEvent, transaction
+from inbox.services.outbox import OutboxEvent, unit_of_work
 from tests.inbox.platforms import unique_digits
 
 
@@ -41,7 +41,7 @@ async def organization(db: Database) -> int:
 async def test_a_lead_is_stored_and_told(db: Database) -> None:
     org_id = await organization(db)
     heard = Heard()
-    async with transaction(db, org_id, heard) as tx:
+    async with unit_of_work(db, org_id, heard) as tx:
         lead = await add_lead(tx, name="Ana", email="ana@example.com", source="api")
     assert lead.id is not None and lead.organization_id == org_id
     assert [(e.type, e.data["id"]) for e in heard.events] == [(EventType.LEAD_CREATED, lead.id)]
@@ -63,7 +63,7 @@ async def test_a_form_lead_joins_the_contact_by_email_then_phone_and_keeps_the_r
         message="Call me",
         extra={"utm_source": "ad"},
     )
-    async with transaction(db, org_id, Heard()) as tx:
+    async with unit_of_work(db, org_id, Heard()) as tx:
         lead = await add_form_lead(tx, submission)
     assert lead.contact_id == contact.id
     assert lead.source == "web_form"

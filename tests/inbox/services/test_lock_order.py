@@ -18,7 +18,7 @@ from inbox.models import Contact, Event
 from inbox.services import accounts
 from inbox.services.group_commit import GroupCommit, Work
 from inbox.services.lock_order import lock_for_writing
-from inbox.services.outbox import NullSink, Transaction
+from inbox.services.outbox import NullSink, UnitOfWork
 
 pytestmark = [pytest.mark.postgres, pytest.mark.backend("postgres")]
 
@@ -70,7 +70,7 @@ def touch(contact_id: int, label: str, before_next: asyncio.Event | None = None)
     """A unit of work that locks a contact and notes that it was there; with
     ``before_next``, it then says it holds it and lets another writer get stuck first."""
 
-    async def work(tx: Transaction) -> str:
+    async def work(tx: UnitOfWork) -> str:
         contact = await tx.session.get(Contact, contact_id, with_for_update=True)
         assert contact is not None
         contact.notes = (contact.notes or "") + label
