@@ -172,9 +172,10 @@ def _user_id(value: object) -> int:
 
 
 def _moment(value: object) -> datetime:
-    if type(value) not in (int, float):
+    # A bool is an int to isinstance, and no NumericDate.
+    if isinstance(value, bool) or not isinstance(value, int | float):
         raise TypeError("not a NumericDate")
-    return datetime.fromtimestamp(value, UTC)  # type: ignore[arg-type]
+    return datetime.fromtimestamp(value, UTC)
 
 
 def _text(value: object) -> str:

@@ -1,5 +1,10 @@
 """Tables. Importing this package registers every table on ``SQLModel.metadata``."""
 
+from typing import cast
+
+from sqlalchemy import Table, inspect
+from sqlmodel import SQLModel
+
 from .conversations import Channel, Conversation, Message, PendingStatus
 from .crm import Contact, ContactIdentity, Lead
 from .events import Event
@@ -18,5 +23,14 @@ __all__ = [
     "Organization",
     "PendingStatus",
     "User",
+    "table_of",
     "utcnow",
 ]
+
+
+def table_of(model: type[SQLModel]) -> Table:
+    """The table ``model`` maps to, for statements written in Core.
+
+    SQLModel declares no ``__table__`` to type checkers; its mapper has it."""
+    # A table model maps exactly one Table.
+    return cast(Table, inspect(model).local_table)

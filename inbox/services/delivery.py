@@ -346,17 +346,14 @@ class DeliveryWorker:
     async def _record(self, message: Message, changes: dict[str, Any]) -> bool:
         now = utcnow()
         changes = {**changes, "attempt_started_at": None, "updated_at": now}
+        message_id = message.id
+        assert message_id is not None, "a message is stored before it is sent"
         async with unit_of_work(self.db, message.organization_id, self.sink) as tx:
-            moved = await move_status(tx, message.id, changes)  # type: ignore[arg-type]
+            moved = await move_status(tx, message_id, changes)
             if moved and changes["status"] == "sent":
                 await record_first_response(tx, message, now)
                 # Its statuses may have come before the platform's answer did.
-                await apply_pending(
-                    tx,
-                    message.id,  # type: ignore[arg-type]
-                    message.channel_id,
-                    changes["external_id"],
-                )
+                await apply_pending(tx, message_id, message.channel_id, changes["external_id"])
         return moved
 
 

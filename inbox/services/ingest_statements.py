@@ -6,15 +6,15 @@ from __future__ import annotations
 import functools
 from typing import Any
 
-from sqlalchemy import Table, bindparam, select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from ..models import Contact, ContactIdentity, Conversation, Message
+from ..models import Contact, ContactIdentity, Conversation, Message, table_of
 
-_MESSAGES: Table = Message.__table__  # type: ignore[attr-defined]  # SQLModel declares no __table__
-_CONVERSATIONS: Table = Conversation.__table__  # type: ignore[attr-defined]  # as above
-_CONTACTS: Table = Contact.__table__  # type: ignore[attr-defined]  # as above
-_IDENTITIES: Table = ContactIdentity.__table__  # type: ignore[attr-defined]  # as above
+_MESSAGES = table_of(Message)
+_CONVERSATIONS = table_of(Conversation)
+_CONTACTS = table_of(Contact)
+_IDENTITIES = table_of(ContactIdentity)
 
 # Locked in id order, so that two transactions locking some of the same contacts
 # take them in the same order and cannot deadlock.

@@ -83,7 +83,10 @@ async def snapshot(db: Database, org_id: int, agents_online: int) -> dict[str, A
         .scalar_subquery(),
     )
     async with db.session() as session:
-        row = (await session.exec(query)).one()  # type: ignore[call-overload]
+        # Run by Core on the session's connection: sqlmodel's `exec` types no select
+        # of seven columns.
+        connection = await session.connection()
+        row = (await connection.execute(query)).one()
     avg = row[6]
     return {
         "open_conversations": int(row[0]),

@@ -15,7 +15,6 @@ from sqlalchemy import (
     DateTime,
     Integer,
     String,
-    Table,
     Text,
     bindparam,
     insert,
@@ -29,7 +28,7 @@ from realtime.envelope import DataNotEncodable, encode_data
 
 from ..db import Database
 from ..events import EventType
-from ..models import Event, Organization, utcnow
+from ..models import Event, Organization, table_of, utcnow
 from .lock_order import lock_for_writing
 
 log = logging.getLogger("inbox.outbox")
@@ -150,7 +149,7 @@ async def append_events(session: AsyncSession, events: Sequence[OutboxEvent]) ->
 
 
 # Built once: making a statement costs more than running it from the compiled cache.
-_ORGANIZATIONS: Table = Organization.__table__  # type: ignore[attr-defined]
+_ORGANIZATIONS = table_of(Organization)
 _BUMP = (
     update(_ORGANIZATIONS)
     .where(_ORGANIZATIONS.c.id == bindparam("org_id"))
@@ -159,9 +158,7 @@ _BUMP = (
 )
 # The data goes in as the text it was encoded to, not through the JSON column's own
 # serializer: encoded once, the same bytes stored and published.
-_INSERT_EVENTS = insert(Event.__table__).values(  # type: ignore[attr-defined]
-    data=bindparam("data_json", type_=Text)
-)
+_INSERT_EVENTS = insert(table_of(Event)).values(data=bindparam("data_json", type_=Text))
 
 # The counter bump and the insert of the events it numbers, in one statement.
 _APPEND_POSTGRES = (

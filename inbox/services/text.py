@@ -14,7 +14,7 @@ from __future__ import annotations
 import dataclasses
 import re
 from collections.abc import Sequence
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import orjson
 
@@ -47,20 +47,26 @@ def storable(value: T, depth: int = 0) -> T:
     lists and tuples; anything else is returned as it is. Unchanged strings and
     containers are returned themselves, not copied. A container nested deeper than
     ``MAX_DEPTH`` becomes ``TOO_DEEP``, so that the event still fits in a frame."""
+    # Of value's own type but for a container cut to TOO_DEEP, which only platform
+    # data (typed Any) is nested deep enough to meet.
+    return cast(T, _storable(value, depth))
+
+
+def _storable(value: object, depth: int) -> object:
     if isinstance(value, str):
-        return storable_text(value) if _UNSTORABLE.search(value) else value  # type: ignore[return-value]
+        return storable_text(value) if _UNSTORABLE.search(value) else value
     if isinstance(value, dict | list | tuple) and depth >= MAX_DEPTH:
-        return TOO_DEEP  # type: ignore[return-value]
+        return TOO_DEEP
     if isinstance(value, dict):
-        items = [(storable(k), storable(v, depth + 1)) for k, v in value.items()]
+        items = [(_storable(k, 0), _storable(v, depth + 1)) for k, v in value.items()]
         if all(k is k0 and v is v0 for (k, v), (k0, v0) in zip(items, value.items(), strict=True)):
             return value
-        return dict(items)  # type: ignore[return-value]
+        return dict(items)
     if isinstance(value, list | tuple):
-        cleaned = [storable(v, depth + 1) for v in value]
+        cleaned = [_storable(v, depth + 1) for v in value]
         if all(c is v for c, v in zip(cleaned, value, strict=True)):
             return value
-        return tuple(cleaned) if isinstance(value, tuple) else cleaned  # type: ignore[return-value]
+        return tuple(cleaned) if isinstance(value, tuple) else cleaned
     return value
 
 
