@@ -23,8 +23,9 @@ from connectors.phones import to_e164
 from connectors.types import IdentityChange
 
 from ..events import EventType
-from ..models import Contact, ContactIdentity, Lead, utcnow
-from ..views import contact_data, lead_data
+from ..models import Contact, ContactIdentity, utcnow
+from ..views import contact_data
+from .leads import insert_lead
 from .timestamps import utc_text
 
 if TYPE_CHECKING:
@@ -82,21 +83,11 @@ async def new_sender(
                 .with_for_update()
             )
         ).first()
-    lead = None
     created = contact is None
     if contact is None:
         contact = Contact(organization_id=run.org_id, name=name, phone=phone, status="lead")
         session.add(contact)
         await session.flush()
-        if make_lead:
-            lead = Lead(
-                organization_id=run.org_id,
-                contact_id=contact.id,
-                name=name or phone or sender_id,
-                phone=phone,
-                source=kind,
-            )
-            session.add(lead)
     assert contact.id is not None
     identity = ContactIdentity(
         organization_id=run.org_id,
@@ -108,10 +99,19 @@ async def new_sender(
     )
     session.add(identity)
     # The identity's unique key is what fails when another arrival from the same
-    # sender got here first: only after it holds are there events to tell.
+    # sender got here first: only after it holds are there a lead to make and events
+    # to tell.
     await session.flush()
-    if lead is not None:
-        run.tell(EventType.LEAD_CREATED, lead_data(lead))
+    if created and make_lead:
+        await insert_lead(
+            session,
+            organization_id=run.org_id,
+            emit=run.tell,
+            contact_id=contact.id,
+            name=name or phone or sender_id,
+            phone=phone,
+            source=kind,
+        )
     if created:
         run.tell(EventType.CONTACT_CREATED, contact_data(contact))
     return ContactState(contact.id, contact.name, identity.profile_name, identity.user_id)

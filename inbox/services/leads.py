@@ -1,10 +1,13 @@
-"""Leads: creating one, from the API or a web form, with the event that tells of it."""
+"""Leads: creating one, from the API, a web form or a first-time sender, with the
+event that tells of it."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from connectors.types import LeadSubmission
 
@@ -14,13 +17,25 @@ from ..models import Contact, Lead, Organization
 from ..views import lead_data
 from .outbox import UnitOfWork
 
+# Takes an event: a unit of work's `emit`, or an arrival's `tell`, which keeps it in
+# the order of the arrival's other events.
+Emit = Callable[[EventType, dict[str, Any]], None]
+
 
 async def add_lead(tx: UnitOfWork, **fields: Any) -> Lead:
-    """A new lead of the transaction's organization, with its ``lead.created`` event."""
-    lead = Lead(organization_id=tx.organization_id, **fields)
-    tx.session.add(lead)
-    await tx.session.flush()
-    tx.emit(EventType.LEAD_CREATED, lead_data(lead))
+    """A new lead of the unit of work's organization, with its ``lead.created`` event."""
+    return await insert_lead(tx.session, organization_id=tx.organization_id, emit=tx.emit, **fields)
+
+
+async def insert_lead(
+    session: AsyncSession, *, organization_id: int, emit: Emit, **fields: Any
+) -> Lead:
+    """Every lead is made here: its row, flushed, and its ``lead.created`` event given
+    to ``emit``."""
+    lead = Lead(organization_id=organization_id, **fields)
+    session.add(lead)
+    await session.flush()
+    emit(EventType.LEAD_CREATED, lead_data(lead))
     return lead
 
 

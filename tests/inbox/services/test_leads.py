@@ -1,9 +1,11 @@
-"""Creating a lead: one function for the API and web forms, each lead told as
-``lead.created``; a form's lead joins the contact with its email, else its phone."""
+"""Creating a lead: one function for the API, web forms and first-time senders, each
+lead told as ``lead.created``; a form's lead joins the contact with its email, else its
+phone."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
+from typing import Any
 
 import pytest
 
@@ -12,7 +14,7 @@ from inbox.db import Database
 from inbox.events import EventType
 from inbox.models import Contact, Organization
 from inbox.services import accounts
-from inbox.services.leads import add_form_lead, add_lead, form_organization
+from inbox.services.leads import add_form_lead, add_lead, form_organization, insert_lead
 from inbox.services.outbox import OutboxEvent, unit_of_work
 from tests.inbox.platforms import unique_digits
 
@@ -45,6 +47,24 @@ async def test_a_lead_is_stored_and_told(db: Database) -> None:
         lead = await add_lead(tx, name="Ana", email="ana@example.com", source="api")
     assert lead.id is not None and lead.organization_id == org_id
     assert [(e.type, e.data["id"]) for e in heard.events] == [(EventType.LEAD_CREATED, lead.id)]
+
+
+async def test_a_lead_is_told_to_the_emit_it_is_given(db: Database) -> None:
+    # As ingest tells a first-time sender's lead: in its arrival's order of events.
+    org_id = await organization(db)
+    heard = Heard()
+    told: list[tuple[EventType, dict[str, Any]]] = []
+    async with unit_of_work(db, org_id, heard) as tx:
+        lead = await insert_lead(
+            tx.session,
+            organization_id=org_id,
+            emit=lambda type, data: told.append((type, data)),
+            name="Caro",
+            source="whatsapp",
+        )
+    assert lead.id is not None and lead.organization_id == org_id
+    assert [(type, data["id"]) for type, data in told] == [(EventType.LEAD_CREATED, lead.id)]
+    assert heard.events == []
 
 
 async def test_a_form_lead_joins_the_contact_by_email_then_phone_and_keeps_the_rest_as_notes(
