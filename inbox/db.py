@@ -33,7 +33,7 @@ CLIENT_TIMEOUT_MARGIN = 1.0
 # Write transactions between two WAL checkpoints (each writes a few pages; SQLite's
 # own automatic checkpoint comes every 1,000 pages).
 SQLITE_CHECKPOINT_EVERY = 200
-# Batches the group-commit writer may have in flight on PostgreSQL, one connection
+# Batches the group commit may have in flight on PostgreSQL, one writer connection
 # each: while one waits on the server, this process prepares the next. (SQLite has
 # one write lock: one batch at a time.)
 POSTGRES_WRITER_CONNECTIONS = 2
@@ -180,12 +180,12 @@ def create_postgres_writer(
     connect_timeout: float | None = None,
     statement_timeout: float | None = None,
 ) -> AsyncEngine:
-    """The engine of the group-commit writer on PostgreSQL: a connection per batch it
-    may have in flight (``POSTGRES_WRITER_CONNECTIONS``), kept.
+    """The group commit's writer connections on PostgreSQL: one per batch it may
+    have in flight (``POSTGRES_WRITER_CONNECTIONS``), kept.
 
     Not pinged before each batch: the dialect's ping is a transaction of its own
     (begin, ping, rollback). A connection that died while idle fails its batch
-    instead, and the writer runs that batch again on a new one (``group_commit``).
+    instead, and the group commit runs that batch again on a new one (``group_commit``).
     """
     engine = create_async_engine(
         url,
@@ -236,7 +236,7 @@ def _sqlite_pragmas(busy_timeout_ms: int, *, autocheckpoint: bool = True) -> Any
 
 
 class Database:
-    """The engine plus a session factory; ``session()`` is the unit of work."""
+    """The engine plus a session factory; ``session()`` is one transaction."""
 
     def __init__(
         self,
@@ -293,9 +293,10 @@ class Database:
 
     @asynccontextmanager
     async def session(self, *, write: bool = False) -> AsyncIterator[AsyncSession]:
-        """A unit of work. ``write=True`` for one that reads and then writes what it read.
+        """A session, one transaction. ``write=True`` for one that reads and then writes
+        what it read.
 
-        On SQLite such a unit takes the write lock with its first statement (BEGIN
+        On SQLite such a session takes the write lock with its first statement (BEGIN
         IMMEDIATE): a transaction that read first and then tries to write fails at once
         with "database is locked" when another writer committed in between, whatever the
         busy timeout. Starting the transaction explicitly also keeps savepoints inside
@@ -324,11 +325,11 @@ class Database:
 
     @asynccontextmanager
     async def writer_session(self) -> AsyncIterator[AsyncSession]:
-        """The unit of work of the group-commit writer (one per process).
+        """A session for one batch of the group commit.
 
         On SQLite, a write session like any other: they all take turns. On
-        PostgreSQL, a session on the writer's own connection (`create_postgres_writer`);
-        other writers use the pool beside it.
+        PostgreSQL, a session on one of the writer connections (`create_postgres_writer`);
+        other write sessions use the pool beside them.
         """
         if self.dialect == "sqlite":
             async with self.session(write=True) as session:
@@ -339,7 +340,7 @@ class Database:
 
     @asynccontextmanager
     async def unbounded_session(self) -> AsyncIterator[AsyncSession]:
-        """A unit of work of maintenance (pruning, say), which may take longer than a
+        """A session of maintenance (pruning, say), which may take longer than a
         request's statement: on PostgreSQL, on a connection of its own with no timeout
         (the client's is per connection), closed afterwards."""
         if self.dialect != "postgresql":

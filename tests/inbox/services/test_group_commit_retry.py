@@ -1,4 +1,4 @@
-"""What the writer does with each outcome of an attempt, until every caller has its
+"""What the group commit does with each outcome of an attempt, until every caller has its
 answer: scripted outcomes, no database."""
 
 from __future__ import annotations
