@@ -15,6 +15,7 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
+import orjson
 from redis.exceptions import RedisError
 
 from realtime.broker import Broker, BrokerUnavailable, create_backend
@@ -36,7 +37,7 @@ from .asyncapi import EVENT_TYPES
 from .handshake import Handshake
 from .outbox_log import OutboxLog, envelope_of
 from .revocation import CredentialCheck
-from .revoker import Revoker
+from .revoker import REVOKED, Revoker
 from .sender import Sender
 from .typists import Typists
 
@@ -143,6 +144,11 @@ class Live:
     # -- the receiving end of the broker ---------------------------------------------
 
     def _received(self, envelope: Envelope) -> None:
+        if envelope.type == REVOKED:
+            # A revocation as a process of the previous release sends it, as an event:
+            # carried out like an instruction, never handed to a client.
+            self._received_as_event(envelope)
+            return
         if envelope.type == EventType.CONTACT_DELETED:
             # Its conversations went with it; which ones, the event does not say.
             self.typists.conversations.forget_organization(envelope.organization_id)
@@ -150,6 +156,14 @@ class Live:
 
     def _instructed(self, control: Control) -> None:
         self.revoker.instructed(control)
+
+    def _received_as_event(self, envelope: Envelope) -> None:
+        try:
+            data = orjson.loads(envelope.frame)["data"]
+        except (orjson.JSONDecodeError, KeyError, TypeError):
+            log.warning("ignoring a malformed %s event", REVOKED)
+            return
+        self.revoker.instructed(Control(REVOKED, envelope.organization_id, data))
 
     async def _caught_up(self) -> None:
         replayed = await self.hub.catch_up(self.outbox)

@@ -12,6 +12,7 @@ from sqlmodel import col
 
 from inbox.models import ApiKey
 from inbox.services import accounts
+from realtime.envelope import Envelope
 from tests.inbox.live.wsclient import (
     closed_with,
     drain,
@@ -129,6 +130,27 @@ async def test_a_revocation_never_reaches_a_client_as_an_event(service, tenant):
         await ready(doomed)
         await ready(bystander)
         assert tenant.api.delete(f"/api/api-keys/{created['id']}").status_code == 204
+        assert await closed_with(doomed) == 4401
+        lead = tenant.api.post("/api/leads", json={"name": "After"}).json()
+        frames = await frames_until(
+            bystander, lambda f: f["type"] == "lead.created" and f["data"]["id"] == lead["id"]
+        )
+    assert "session.revoked" not in {frame["type"] for frame in frames}
+
+
+async def test_a_revocation_sent_as_an_event_by_the_previous_release_is_carried_out(
+    service, tenant
+):
+    created = tenant.api.post("/api/api-keys", json={"name": "Doomed"}).json()
+    async with (
+        await open_ws(service.url, created["key"]) as doomed,
+        await open_ws(service.url, service.token_for(tenant.owner)) as bystander,
+    ):
+        await ready(doomed)
+        await ready(bystander)
+        # As an older process publishes it during a rolling upgrade: an event, no id.
+        said = Envelope.build("session.revoked", tenant.org_id, {"subject": f"key:{created['id']}"})
+        await on_loop(service.loop.loop, live_of(service).broker.publish(said))
         assert await closed_with(doomed) == 4401
         lead = tenant.api.post("/api/leads", json={"name": "After"}).json()
         frames = await frames_until(
