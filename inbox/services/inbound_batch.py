@@ -223,8 +223,23 @@ class InboundBatch:
                 contact = await self.known_contact(run, kind, sender_id)
                 if contact is None:
                     raise
-        await note_identity(run, contact, kind, sender_id, name, user_id, at or utcnow())
+        if contact.has_news(name, user_id):
+            if self._waits_on(contact, run):
+                # Other arrivals' messages are told with the contact as it was before.
+                await self.flush()
+            await note_identity(run, contact, kind, sender_id, name, user_id, at or utcnow())
         return contact
+
+    def _waits_on(self, contact: ContactState, current: ArrivalRun) -> bool:
+        """Whether an arrival other than ``current`` has yet to tell about ``contact``."""
+        return any(
+            run is not current
+            and (
+                any(c.id == contact.id for _, c in run.touched.values())
+                or any(isinstance(e, Placed) and e.contact.id == contact.id for e in run.told)
+            )
+            for run in self.runs
+        )
 
     async def conversation_for(self, run: ArrivalRun, contact: ContactState) -> ConversationState:
         """The contact's open (or pending) conversation on the channel, or a new one."""

@@ -391,3 +391,27 @@ async def test_an_arrival_of_several_kinds_tells_in_the_order_its_events_came(
     assert flushed == [["x1"], ["r1", "x2"]]
     [conversation] = [c for c in (await inbox.state())["conversations"] if c[0] == "Hex"]
     assert conversation[3:5] == (3, "text of x2")
+
+
+async def test_an_arrival_is_told_with_its_sender_as_it_was_before_a_later_rename(db: Database):
+    """A later arrival of the same batch renames the sender: the earlier arrival's
+    conversation still shows the name it had, and the rename comes after it."""
+    inbox = await Inbox(db).setup()
+    wa = inbox.wa
+    async with GroupCommit(db, inbox.sink) as commits:
+        # Queued before the group commit runs: one batch.
+        await asyncio.gather(
+            ingest(commits, wa, [message(wa, "111", "k1", minute=10)]),
+            ingest(commits, wa, [message(wa, "111", "k2", minute=11, name="Kayla")]),
+        )
+    told = [
+        (e.type, e.data.get("external_id") or e.data.get("contact", e.data).get("name"))
+        for e in inbox.sink.events
+    ]
+    assert told == [
+        ("message.received", "k1"),
+        ("conversation.updated", "Kay"),
+        ("contact.updated", "Kayla"),
+        ("message.received", "k2"),
+        ("conversation.updated", "Kayla"),
+    ]
