@@ -64,12 +64,16 @@ class InboundBatch:
         self.open: dict[tuple[int, int], ConversationState] = {}
         # (contact, channel) pairs whose open conversation was looked for.
         self.looked: set[tuple[int, int]] = set()
+        # Arrivals that may have something to tell: the one running, and those finished
+        # since the last flush. A flush looks at these only.
+        self.pending: list[ArrivalRun] = []
 
     async def run(self) -> list[IngestResult]:
         plain = self._drop_repeats()
         await self._load_contacts(plain)
         await self._load_conversations(plain)
         for run in self.runs:
+            self.pending.append(run)
             for index, event in enumerate(run.events):
                 if isinstance(event, InboundMessage):
                     if index not in run.repeats:
@@ -238,7 +242,7 @@ class InboundBatch:
                 any(c.id == contact.id for _, c in run.touched.values())
                 or any(isinstance(e, Placed) and e.contact.id == contact.id for e in run.told)
             )
-            for run in self.runs
+            for run in self.pending
         )
 
     async def conversation_for(self, run: ArrivalRun, contact: ContactState) -> ConversationState:
@@ -340,11 +344,16 @@ class InboundBatch:
 
     async def flush(self) -> None:
         """Insert every placed message, then tell each arrival's events in order."""
-        placed = [entry for run in self.runs for entry in run.told if isinstance(entry, Placed)]
+        runs = [run for run in self.pending if run.told or (run.finished and run.touched)]
+        # A finished arrival has told everything once this flush is over.
+        self.pending = [run for run in self.pending if not run.finished]
+        if not runs:
+            return
+        placed = [entry for run in runs for entry in run.told if isinstance(entry, Placed)]
         if placed:
             await self._insert(placed)
         stored: list[dict[str, Any]] = []
-        for run in self.runs:
+        for run in runs:
             stored.extend(run.tell_stored())
         if stored:
             await record_side_writes(self.connection, stored)
