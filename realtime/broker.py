@@ -45,7 +45,8 @@ class Broker:
         on_control: Callable[[Control], object] | None = None,
         on_reconnected: Callable[[], Awaitable[object]] | None = None,
     ) -> None:
-        """`on_event` None: publish only (a worker that holds no WebSockets).
+        """`on_event` and `on_control` both None: publish only (a worker that holds no
+        WebSockets); `on_event` None alone: events received are dropped.
 
         `on_control` None: instructions received are dropped.
 
@@ -62,7 +63,7 @@ class Broker:
 
     async def start(self) -> None:
         await self.backend.connect()
-        if self._on_event is not None:
+        if self._on_event is not None or self._on_control is not None:
             await self.backend.subscribe()
             self._pump = asyncio.get_running_loop().create_task(
                 self._run(self._on_event), name="realtime-broker-pump"
@@ -88,7 +89,7 @@ class Broker:
     async def ping(self) -> bool:
         return await self.backend.ping()
 
-    async def _run(self, on_event: Callable[[Envelope], object]) -> None:
+    async def _run(self, on_event: Callable[[Envelope], object] | None) -> None:
         next_message = self.backend.next_message
         handled = 0
         while True:
@@ -108,6 +109,8 @@ class Broker:
                         await self._on_reconnected()
                     except Exception:
                         logger.exception("the broker reconnect hook failed")
+                continue
+            if on_event is None:
                 continue
             try:
                 on_event(envelope)

@@ -108,6 +108,19 @@ async def test_an_instruction_reaches_the_control_handler_and_never_the_events_o
         await broker.stop()
 
 
+async def test_a_control_handler_alone_still_subscribes() -> None:
+    instructions: list[Control] = []
+    broker = Broker(create_backend("memory://"), on_control=instructions.append)
+    await broker.start()
+    try:
+        said = Control("session.revoked", 3, {"subject": "key:7"})
+        await broker.publish_control(said)
+        await broker.publish(Envelope.build("lead.created", 3, {"id": 1}, id=1))
+        await eventually(lambda: instructions == [said])
+    finally:
+        await broker.stop()
+
+
 @pytest.mark.redis
 async def test_an_instruction_published_by_one_process_reaches_another(
     redis_url: str, prefix: str
