@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 from datetime import datetime
+from itertools import groupby
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
@@ -359,21 +360,23 @@ class InboundBatch:
             await record_side_writes(self.connection, stored)
 
     async def _insert(self, placed: list[Placed]) -> None:
-        """Give each placed row its id, unless the platform id was stored already
-        (only another process storing the same message meanwhile, for a plain one)."""
+        """Give each placed row its id, in the order placed, unless the platform id was
+        stored already (only another process storing the same message meanwhile, for a
+        plain one). Consecutive rows with a platform id go in with one statement."""
         dialect = self.connection.dialect.name
-        keyed = [p for p in placed if p.row["external_id"] is not None]
-        if keyed:
+        for keyed, segment in groupby(placed, key=lambda p: p.row["external_id"] is not None):
+            if not keyed:
+                for p in segment:
+                    p.id = (
+                        await self.connection.execute(insert_message(dialect, "id"), p.row)
+                    ).scalar()
+                continue
+            rows = list(segment)
             statement = insert_message(dialect, "id", "channel_id", "external_id")
-            result = await self.connection.execute(statement, [p.row for p in keyed])
+            result = await self.connection.execute(statement, [p.row for p in rows])
             ids = {(channel_id, external_id): id_ for id_, channel_id, external_id in result}
-            for p in keyed:
+            for p in rows:
                 p.id = ids.get((p.row["channel_id"], p.row["external_id"]))
-        for p in placed:
-            if p.row["external_id"] is None:
-                p.id = (
-                    await self.connection.execute(insert_message(dialect, "id"), p.row)
-                ).scalar()
 
     async def _write_conversations(self) -> None:
         changed = [c for c in self.conversations.values() if c.changed]

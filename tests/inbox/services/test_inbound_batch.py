@@ -5,6 +5,7 @@ of one)."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import itertools
 from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime, timedelta
@@ -415,3 +416,29 @@ async def test_an_arrival_is_told_with_its_sender_as_it_was_before_a_later_renam
         ("message.received", "k2"),
         ("conversation.updated", "Kayla"),
     ]
+
+
+async def test_a_message_without_a_platform_id_is_stored_in_its_place(db: Database):
+    """Message ids follow the order the messages came, whether they carry a platform
+    id or not."""
+    inbox = await Inbox(db).setup()
+    wa = inbox.wa
+    unkeyed = dataclasses.replace(
+        message(wa, "111", "u2", minute=11), external_id=None, content="text of u2"
+    )
+    arrivals = [
+        [message(wa, "111", "u1", minute=10), unkeyed, message(wa, "111", "u3", minute=12)],
+        [message(wa, "222", "u4", minute=13)],
+    ]
+    async with GroupCommit(db, inbox.sink) as commits:
+        # Queued before the group commit runs: one batch.
+        await asyncio.gather(*(ingest(commits, wa, events) for events in arrivals))
+    async with db.session() as session:
+        stored = (
+            await session.exec(
+                select(Message.content)
+                .where(col(Message.channel_id) == wa.id, col(Message.content).like("text of u%"))
+                .order_by(col(Message.id))
+            )
+        ).all()
+    assert stored == ["text of u1", "text of u2", "text of u3", "text of u4"]
