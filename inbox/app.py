@@ -42,6 +42,13 @@ from .web.unavailable import DATABASE_UNAVAILABLE, database_unavailable
 log = logging.getLogger("inbox.app")
 
 
+async def _cancelled(tasks: list[asyncio.Task[None]]) -> None:
+    for task in tasks:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
 def create_app(
     settings: Settings | None = None, *, started: Callable[[AppState], None] | None = None
 ) -> Starlette:
@@ -89,49 +96,50 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
-        state.group_commit.start()
-        http = httpx.AsyncClient(timeout=settings.delivery_timeout)
-        sandbox_reports = SandboxReports(state.group_commit)
-        state.delivery = DeliveryWorker(
-            state.db,
-            state.events,
-            http,
-            base_urls={
-                "whatsapp": settings.graph_api_url,
-                "instagram": settings.graph_api_url,
-                "sms": settings.twilio_api_url,
-            },
-            max_attempts=settings.delivery_max_attempts,
-            request_timeout=settings.delivery_timeout,
-            public_url=settings.public_url,
-            sandbox_reports=sandbox_reports,
-            secrets=secrets,
-        )
-        profiles = state.profiles = ProfileFetcher(
-            state.db, state.events, http, base_url=settings.graph_api_url
-        )
-        await live.start()
-        delivery = asyncio.create_task(state.delivery.run(), name="delivery")
-        profiles.start()
-        if started is not None:
-            started(state)
-        try:
-            yield
-        finally:
-            state.draining = True
-            # Before the broker it publishes to: a look-up cut short is asked again
-            # by the sender's next message.
-            await profiles.close()
-            await live.stop()
-            delivery.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await delivery
+        # Each start is paired with its stop as it happens, so a failed start-up stops
+        # what it started, in the reverse order.
+        async with contextlib.AsyncExitStack() as stack:
+            stack.push_async_callback(state.db.dispose)
+            state.group_commit.start()
+            stack.push_async_callback(state.group_commit.close)
+            http = httpx.AsyncClient(timeout=settings.delivery_timeout)
+            stack.push_async_callback(http.aclose)
+            sandbox_reports = SandboxReports(state.group_commit)
             # After the worker, which may schedule reports until it stops, and before
             # the group commit that applies them.
-            await sandbox_reports.close()
-            await http.aclose()
-            await state.group_commit.close()
-            await state.db.dispose()
+            stack.push_async_callback(sandbox_reports.close)
+            state.delivery = DeliveryWorker(
+                state.db,
+                state.events,
+                http,
+                base_urls={
+                    "whatsapp": settings.graph_api_url,
+                    "instagram": settings.graph_api_url,
+                    "sms": settings.twilio_api_url,
+                },
+                max_attempts=settings.delivery_max_attempts,
+                request_timeout=settings.delivery_timeout,
+                public_url=settings.public_url,
+                sandbox_reports=sandbox_reports,
+                secrets=secrets,
+            )
+            profiles = state.profiles = ProfileFetcher(
+                state.db, state.events, http, base_url=settings.graph_api_url
+            )
+            # Stopped after the broker it reports through, and started once that is up.
+            workers: list[asyncio.Task[None]] = []
+            stack.push_async_callback(_cancelled, workers)
+            stack.push_async_callback(live.stop)
+            await live.start()
+            workers.append(asyncio.create_task(state.delivery.run(), name="delivery"))
+            # Before the broker it publishes to: a look-up cut short is asked again by
+            # the sender's next message.
+            stack.push_async_callback(profiles.close)
+            profiles.start()
+            stack.callback(setattr, state, "draining", True)
+            if started is not None:
+                started(state)
+            yield
 
     middleware = [
         Middleware(AccessLogMiddleware),
