@@ -63,10 +63,18 @@ class GroupCommit:
         self._order = PublishOrder(self.sink)
         self._wake = asyncio.Event()
         self._taking = asyncio.create_task(self._take_forever(), name="group-commit")
+        self._taking.add_done_callback(self._taking_ended)
+
+    def _taking_ended(self, taking: asyncio.Task[None]) -> None:
+        # Units queued onto a task that died would wait forever: they get its error.
+        if not taking.cancelled() and (error := taking.exception()) is not None:
+            self._queue.cancel_all(error)
 
     async def close(self) -> None:
         """Stop: batches in flight are cancelled, and so are the units still queued."""
-        tasks = [task for task in (self._taking, *self._tasks) if task is not None]
+        # A taking task that died already gave its error to the callers it failed.
+        taking = [] if self._taking is None or self._taking.done() else [self._taking]
+        tasks = [*taking, *self._tasks]
         for task in tasks:
             task.cancel()
         for task in tasks:
@@ -109,6 +117,9 @@ class GroupCommit:
             )
         if self._taking.get_loop() is not loop:
             raise RuntimeError("the group commit was started on another event loop")
+        if self._taking.done():
+            cause = None if self._taking.cancelled() else self._taking.exception()
+            raise RuntimeError(f"the group commit stopped taking units: {cause!r}") from cause
         answer: asyncio.Future[T] = loop.create_future()
         self._queue.put(Unit(organization_id, work, together, keys, answer))
         self._wake.set()

@@ -108,7 +108,12 @@ class CommitQueue:
             return None
         return Batch(units, keys)
 
-    def cancel_all(self) -> None:
-        """Tell every waiting caller that its unit will not run."""
+    def cancel_all(self, error: BaseException | None = None) -> None:
+        """Tell every waiting caller that its unit will not run: cancelled, or failed
+        with ``error``."""
         while self._waiting:
-            self._waiting.popleft().answer.cancel()
+            unit = self._waiting.popleft()
+            if error is None:
+                unit.answer.cancel()
+            else:
+                unit.settle(error=error)

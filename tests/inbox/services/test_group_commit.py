@@ -391,3 +391,27 @@ async def test_a_group_commit_refuses_units_from_another_event_loop(db: Database
 
         with pytest.raises(RuntimeError, match="another event loop"):
             await asyncio.to_thread(from_another_loop)
+
+
+class QueueBroke(Exception):
+    pass
+
+
+async def test_a_group_commit_that_stopped_taking_units_fails_its_callers(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+):
+    org = await new_org(db)
+    commits = GroupCommit(db, Recorder())
+
+    def take(_in_flight: object) -> None:
+        raise QueueBroke("the queue broke")
+
+    monkeypatch.setattr(commits._queue, "take", take)
+    async with commits:
+        # The bound only guards against a hang: the caller is answered with the error.
+        with pytest.raises(QueueBroke):
+            await asyncio.wait_for(commits.run(org, add_contact("queued")), timeout=30)
+        with pytest.raises(RuntimeError, match="stopped taking units") as refused:
+            await commits.run(org, add_contact("later"))
+        assert isinstance(refused.value.__cause__, QueueBroke)
+    assert await names_stored(db, org) == set()
