@@ -30,7 +30,7 @@ from .services.delivery import DeliveryWorker
 from .services.group_commit import GroupCommit
 from .services.profiles import ProfileFetcher
 from .services.sandbox import SandboxReports
-from .settings import Settings, load_settings
+from .settings import Settings, load_settings, with_development_key
 from .state import AppState
 from .web import health, webhooks
 from .web.endpoint import as_route
@@ -53,7 +53,8 @@ def create_app(
     settings: Settings | None = None, *, started: Callable[[AppState], None] | None = None
 ) -> Starlette:
     """The service as one app; ``started`` runs once its start-up is done."""
-    settings = settings or load_settings()
+    # Outside production a missing key is made (or read) here, where it is needed.
+    settings = with_development_key(settings or load_settings())
     db = Database(
         settings.database_url,
         connect_timeout=settings.database_connect_timeout,

@@ -27,16 +27,14 @@ from .commands.setup import (
     parse_scopes,
 )
 from .errors import ApiError
-from .settings import ConfigError, Settings, load_settings
+from .settings import ConfigError, Settings, load_settings, with_development_key
 
 
 def _listen_problem(host: str, port: int) -> str | None:
     """Why the server could not listen on host:port, found before it starts."""
     shown = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     try:
-        addresses = socket.getaddrinfo(
-            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
-        )
+        addresses = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
     except socket.gaierror as exc:
         return f"cannot listen on {shown}: {exc.strerror}"
     for family, kind, proto, _name, address in addresses:
@@ -158,10 +156,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def command(
-        name: str, handler: Any, help: str, *, creates: bool = False
+        name: str, handler: Any, help: str, *, creates: bool = False, keyed: bool = False
     ) -> argparse.ArgumentParser:
+        """``keyed``: the command signs or encrypts, so it needs the signing key."""
         p = sub.add_parser(name, help=help, description=help)
-        p.set_defaults(handler=handler)
+        p.set_defaults(handler=handler, keyed=keyed)
         p.add_argument("--json", action="store_true", help="print a JSON object")
         if creates:
             p.add_argument(
@@ -171,7 +170,7 @@ def build_parser() -> argparse.ArgumentParser:
             )
         return p
 
-    p = command("serve", cmd_serve, "run the HTTP and WebSocket server")
+    p = command("serve", cmd_serve, "run the HTTP and WebSocket server", keyed=True)
     p.add_argument("--host")
     p.add_argument("--port", type=int)
     p.add_argument("--workers", type=int, default=1)
@@ -196,10 +195,16 @@ def build_parser() -> argparse.ArgumentParser:
         default=["api"],
         help="comma-separated: api (REST and /ws, the default), ingest (the generic webhook)",
     )
-    p = command("token", cmd_token, "print an access token for a user")
+    p = command("token", cmd_token, "print an access token for a user", keyed=True)
     p.add_argument("--email", required=True)
     p.add_argument("--ttl", type=int, help="lifetime in seconds")
-    p = command("create-channel", cmd_create_channel, "connect a messaging channel", creates=True)
+    p = command(
+        "create-channel",
+        cmd_create_channel,
+        "connect a messaging channel",
+        creates=True,
+        keyed=True,
+    )
     p.add_argument("--org", type=int, required=True)
     p.add_argument("--kind", choices=["whatsapp", "instagram", "sms", "generic"], required=True)
     p.add_argument("--name", required=True)
@@ -223,7 +228,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="re-encrypt every stored channel secret under the newest key (plaintext too); "
         "prints how many it rewrote",
     )
-    rotate.set_defaults(handler=cmd_secrets_rotate)
+    rotate.set_defaults(handler=cmd_secrets_rotate, keyed=True)
     rotate.add_argument("--json", action="store_true", help="print a JSON object")
     new_key = actions.add_parser("new-key", help="print a new key for INBOX_SECRETS_KEY")
     # Needs no configuration: it makes what production's is missing.
@@ -234,6 +239,7 @@ def build_parser() -> argparse.ArgumentParser:
         cmd_demo,
         "seed a demo organization with users and conversations (run again: new passwords)",
         creates=True,
+        keyed=True,
     )
     return parser
 
@@ -244,6 +250,8 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.handler(args, None))
     try:
         settings = load_settings()
+        if getattr(args, "keyed", False):
+            settings = with_development_key(settings)
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

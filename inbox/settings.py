@@ -179,7 +179,8 @@ class Settings(BaseSettings):
 
     @property
     def signing_key(self) -> str:
-        """The JWT key; ``load_settings`` supplies a development one when none is set."""
+        """The JWT key; ``with_development_key`` supplies a development one when none is
+        set (the app and the commands that sign do)."""
         if self.secret_key is None:
             raise ConfigError("INBOX_SECRET_KEY is not set")
         return self.secret_key
@@ -240,10 +241,9 @@ def with_development_key(settings: Settings) -> Settings:
 def load_settings() -> Settings:
     """Read the environment; raise ConfigError with one line naming the variable.
 
-    Outside production, with no INBOX_SECRET_KEY, this is where the development key is
-    made or read (see ``with_development_key``)."""
+    No key is made here: what signs takes ``with_development_key`` of these."""
     try:
-        return with_development_key(Settings())
+        return Settings()
     except ValidationError as exc:
         error = exc.errors()[0]
         loc = error["loc"][0] if error["loc"] else ""

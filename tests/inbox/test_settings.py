@@ -215,14 +215,56 @@ def test_development_generates_a_key_once_keeps_it_and_warns(
 ) -> None:
     monkeypatch.setenv("INBOX_ENV", "development")
     with caplog.at_level(logging.WARNING, logger="inbox.settings"):
-        key = load_settings().signing_key
+        key = with_development_key(load_settings()).signing_key
     assert len(key) >= 32
     path = tmp_path / ".inbox-secret-key"
     assert path.read_text().strip() == key
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert any("INBOX_SECRET_KEY" in r.getMessage() for r in caplog.records)
     # A restart reuses it, so tokens issued before still verify.
-    assert load_settings().signing_key == key
+    assert with_development_key(load_settings()).signing_key == key
+
+
+def test_loading_the_settings_makes_no_key(
+    monkeypatch: pytest.MonkeyPatch, tmp_path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Every command loads them; only what signs makes the development key."""
+    monkeypatch.setenv("INBOX_ENV", "development")
+    with caplog.at_level(logging.WARNING, logger="inbox.settings"):
+        assert load_settings().secret_key is None
+    assert list(tmp_path.iterdir()) == []
+    assert caplog.records == []
+
+
+async def test_an_app_of_development_settings_without_a_key_starts_and_signs_tokens(
+    monkeypatch: pytest.MonkeyPatch, tmp_path
+) -> None:
+    import asyncio
+
+    import httpx
+
+    from inbox import migrate
+    from inbox.app import create_app
+    from inbox.security import decode_token, issue_token
+
+    url = async_database_url(f"sqlite:///{tmp_path / 'inbox.db'}")
+    # Migrating runs a loop of its own.
+    await asyncio.to_thread(migrate.upgrade, url)
+    app = create_app(Settings(env="development", database_url=url, redis_url=None))
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            assert (await client.get("/healthz")).status_code == 200
+        token = issue_token(
+            user_id=1,
+            organization_id=2,
+            role="agent",
+            key=app.state.inbox.settings.signing_key,
+            ttl_seconds=60,
+        )
+    # Signed with the development key kept on disk, so a restart still accepts it.
+    kept = (tmp_path / DEV_SECRET_FILE).read_text().strip()
+    assert decode_token(token, kept).organization_id == 2
 
 
 def test_reading_the_key_writes_no_file(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
