@@ -21,9 +21,9 @@ Two batches that share the organization lock hold no key in common, and what a u
 with keys writes is reached through its keys (its senders' contacts and
 conversations, and the messages it inserts). `group_commit.key_check` holds tests to
 that for each run of units, against the keys the run's units named together, which is
-what the locks are taken by; any other writer has the organization to itself. Whatever could still form a
-cycle (one contact reached through two identities that no key joins) fails as a
-deadlock, which the group commit runs again.
+what the locks are taken by; any other writer has the organization to itself.
+Whatever could still form a cycle (one contact reached through two identities that no
+key joins) fails as a deadlock, which the group commit runs again.
 
 SQLite has one write lock: writers already take turns, and none of this applies.
 """
