@@ -5,15 +5,18 @@ from typing import cast
 from sqlalchemy import Table, inspect
 from sqlmodel import SQLModel
 
+from .canned import CannedResponse
 from .conversations import Channel, Conversation, Message, PendingStatus
 from .crm import Contact, ContactIdentity, Lead
 from .events import Event
-from .organizations import ApiKey, Organization, User
+from .organizations import ApiKey, ConsoleSession, Organization, User
 from .types import utcnow
 
 __all__ = [
     "ApiKey",
+    "CannedResponse",
     "Channel",
+    "ConsoleSession",
     "Contact",
     "ContactIdentity",
     "Conversation",

@@ -44,6 +44,7 @@ class Conversation(SQLModel, table=True):
         Index("ix_conversations_org_status", "organization_id", "status"),
         Index("ix_conversations_contact_channel", "contact_id", "channel_id"),
         Index("ix_conversations_org_first_response", "organization_id", "first_response_at"),
+        Index("ix_conversations_snoozed_until", "snoozed_until"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -58,6 +59,8 @@ class Conversation(SQLModel, table=True):
     last_message_preview: str | None = Field(default=None, max_length=280)
     first_response_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     first_response_seconds: float | None = Field(default=None)
+    # Set while the status is "snoozed": the conversation reopens by itself then.
+    snoozed_until: datetime | None = Field(default=None, sa_type=UTCDateTime)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 

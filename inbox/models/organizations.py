@@ -83,3 +83,29 @@ class UsedTicket(SQLModel, table=True):
 
     id: str = Field(sa_column=Column(String(32), primary_key=True))
     expires_at: datetime = Field(sa_type=UTCDateTime)
+
+
+class ConsoleSession(SQLModel, table=True):
+    """A browser's signed-in session: the cookie holds a random token, this its digest.
+
+    It slides: each use (at most one write a minute) pushes the idle limit on, up to
+    the absolute one. Ending it (sign-out, or every session of the user) sets ended_at.
+    """
+
+    __tablename__ = "console_sessions"
+    __table_args__ = (
+        Index("ix_console_sessions_user", "user_id"),
+        Index("ix_console_sessions_expires_at", "expires_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    organization_id: int = Field(foreign_key="organizations.id", ondelete="CASCADE")
+    user_id: int = Field(foreign_key="users.id", ondelete="CASCADE")
+    # SHA-256 of the cookie's 256 random bits: safe to index, useless if read.
+    token_hash: str = Field(sa_column=Column(String(64), unique=True, nullable=False))
+    user_agent: str | None = Field(default=None, max_length=300)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    last_used_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    # The absolute limit; the idle one is last_used_at plus the idle timeout.
+    expires_at: datetime = Field(sa_type=UTCDateTime)
+    ended_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
