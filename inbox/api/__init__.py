@@ -4,6 +4,7 @@ from ..web.endpoint import Operation
 from . import (
     api_keys,
     auth,
+    canned,
     channels,
     contacts,
     conversations,
@@ -11,6 +12,8 @@ from . import (
     messages,
     organization,
     realtime,
+    sessions,
+    team,
     users,
 )
 
@@ -18,14 +21,17 @@ OPERATIONS: list[Operation] = [
     op
     for module in (
         auth,
+        sessions,
         organization,
         users,
+        team,
         api_keys,
         channels,
         contacts,
         leads,
         conversations,
         messages,
+        canned,
         realtime,
     )
     for op in module.api.operations
