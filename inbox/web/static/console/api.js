@@ -14,7 +14,8 @@ export class ApiError extends Error {
 /**
  * api("GET", "/api/conversations", {query: {status: "open"}})
  * api("POST", "/api/conversations/1/messages", {body: {...}, idempotencyKey: "..."})
- * Resolves to the answer's JSON (the whole envelope: {data, pagination?}), or null for 204.
+ * Resolves to the answer's JSON (a resource, or {data, pagination} for a list), or null
+ * for 204.
  * Rejects with ApiError (status 0 when the network failed).
  */
 export async function api(method, path, { query, body, idempotencyKey, signal } = {}) {
