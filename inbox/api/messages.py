@@ -1,11 +1,17 @@
 from __future__ import annotations
 
+from sqlalchemy import update
+from sqlmodel import col
 from starlette.responses import Response
 
-from ..errors import field_error
+from ..errors import Conflict, field_error
+from ..events import EventType
+from ..models import Message, utcnow
 from ..schemas.conversations import MessagePublic, ReplyCreate
+from ..services.message_status import status_data
 from ..services.outbound import Idempotency, post_reply
 from ..web.endpoint import Context, Endpoints, json_response
+from .common import get_owned
 
 api = Endpoints("conversations")
 
@@ -51,3 +57,44 @@ async def create_message(ctx: Context[None, ReplyCreate]) -> Response:
     if not created:
         response.headers["Idempotent-Replayed"] = "true"
     return response
+
+
+@api.post(
+    "/api/messages/{message_id:int}/retry",
+    summary="Send a failed reply again",
+    response=MessagePublic,
+    errors=(409,),
+)
+async def retry_message(ctx: Context[None, None]) -> MessagePublic:
+    """Only a reply that failed can be sent again (not a note, not a customer's
+    message, not one sent or still on its way): it is queued afresh, its attempts and
+    error cleared, and every console sees `message.status` `queued`."""
+    message_id = ctx.path["message_id"]
+    async with ctx.tx() as tx:
+        message = await get_owned(tx.session, Message, message_id, ctx.org_id)
+        if message.direction != "outbound":
+            raise Conflict("Only a reply can be sent again, not a customer's message")
+        if message.private:
+            raise Conflict("A private note is never sent; there is nothing to retry")
+        if message.status != "failed":
+            raise Conflict(f"Only a failed message can be sent again; this one is {message.status}")
+        await tx.session.exec(
+            update(Message)
+            .where(col(Message.id) == message_id, col(Message.status) == "failed")
+            .values(
+                status="queued",
+                attempts=0,
+                error_code=None,
+                error=None,
+                next_attempt_at=None,
+                attempt_started_at=None,
+                updated_at=utcnow(),
+            )
+        )
+        retried = await tx.session.get(Message, message_id, populate_existing=True)
+        assert retried is not None
+        tx.emit(EventType.MESSAGE_STATUS, status_data(retried))
+        public = MessagePublic.model_validate(retried)
+    if ctx.state.delivery is not None:
+        ctx.state.delivery.wake()
+    return public
