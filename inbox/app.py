@@ -30,6 +30,7 @@ from .services.delivery import DeliveryWorker
 from .services.group_commit import GroupCommit
 from .services.profiles import ProfileFetcher
 from .services.sandbox import SandboxReports
+from .services.snooze import SnoozeWaker
 from .settings import Settings, load_settings, with_development_key
 from .state import AppState
 from .web import health, webhooks
@@ -133,6 +134,8 @@ def create_app(
             stack.push_async_callback(live.stop)
             await live.start()
             workers.append(asyncio.create_task(state.delivery.run(), name="delivery"))
+            snooze = _app.state.snooze_waker = SnoozeWaker(state.db, state.events)
+            workers.append(asyncio.create_task(snooze.run(), name="snooze"))
             # Before the broker it publishes to: a look-up cut short is asked again by
             # the sender's next message.
             stack.push_async_callback(profiles.close)

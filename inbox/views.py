@@ -85,6 +85,8 @@ class ConversationFields(Protocol):
     @property
     def first_response_seconds(self) -> float | None: ...
     @property
+    def snoozed_until(self) -> datetime | None: ...
+    @property
     def created_at(self) -> datetime: ...
     @property
     def updated_at(self) -> datetime: ...
@@ -115,6 +117,10 @@ def conversation_public(
         last_message_at=conv.last_message_at,
         last_message=LastMessage(preview=conv.last_message_preview, at=conv.last_message_at),
         first_response_seconds=conv.first_response_seconds,
+        # A customer's message reopens a snoozed conversation without clearing the time
+        # in its row (the ingest core writes its status only); no longer snoozed, it is
+        # no time to show.
+        snoozed_until=conv.snoozed_until if conv.status == "snoozed" else None,
         created_at=conv.created_at,
         updated_at=conv.updated_at,
     )

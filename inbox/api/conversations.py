@@ -6,22 +6,34 @@ from sqlalchemy import tuple_
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from ..errors import field_error
+from ..errors import NotFound, field_error
 from ..events import EventType
 from ..models import Conversation, Message, User
-from ..schemas.common import Page
 from ..schemas.conversations import (
+    MAX_LABELS,
+    ConversationPage,
+    ConversationPagination,
     ConversationPatch,
     ConversationPublic,
     ConversationQuery,
     CursorPagination,
+    LabelsChange,
     MessagePage,
     MessagePublic,
     MessageQuery,
 )
+from ..services.outbox import UnitOfWork
+from ..services.snooze import SnoozeWaker
 from ..views import conversation_public, conversations_with_refs, load_conversation
 from ..web.endpoint import Context, Endpoints
-from .common import apply_changes, count, dialect_of, get_owned, json_array_contains
+from .common import apply_changes, count, dialect_of, get_owned
+from .conversation_search import (
+    ORDER,
+    after_cursor,
+    decode_cursor,
+    encode_cursor,
+    filters,
+)
 
 api = Endpoints("conversations")
 
@@ -30,42 +42,34 @@ api = Endpoints("conversations")
     "/api/conversations",
     summary="List conversations, newest activity first",
     query=ConversationQuery,
-    response=Page[ConversationPublic],
+    response=ConversationPage,
 )
-async def list_conversations(ctx: Context[ConversationQuery, None]) -> Page[ConversationPublic]:
+async def list_conversations(ctx: Context[ConversationQuery, None]) -> ConversationPage:
+    """Page on with `cursor` (the `pagination.next_cursor` of the page before): a
+    cursor page starts right after the last row shown, however many conversations
+    moved meanwhile. `offset` still works, for clients that count."""
     q = ctx.query
-    stmt = conversations_with_refs().where(Conversation.organization_id == ctx.org_id)
-    if q.status:
-        stmt = stmt.where(Conversation.status == q.status)
-    if q.assignee == "me":
-        # An API key is nobody: comparing with its missing user id would mean "unassigned".
-        if ctx.principal.user_id is None:
-            raise field_error("assignee", "'me' needs a user's access token, not an API key")
-        stmt = stmt.where(Conversation.assignee_id == ctx.principal.user_id)
-    elif q.assignee == "none":
-        stmt = stmt.where(col(Conversation.assignee_id).is_(None))
-    if q.assignee_id is not None:
-        stmt = stmt.where(Conversation.assignee_id == q.assignee_id)
-    if q.channel_id is not None:
-        stmt = stmt.where(Conversation.channel_id == q.channel_id)
-    if q.contact_id is not None:
-        stmt = stmt.where(Conversation.contact_id == q.contact_id)
-    if q.unread is True:
-        stmt = stmt.where(Conversation.unread_count > 0)
-    elif q.unread is False:
-        stmt = stmt.where(Conversation.unread_count == 0)
+    if q.cursor is not None and q.offset:
+        raise field_error("offset", "give either cursor or offset, not both")
     async with ctx.state.db.session() as session:
-        if q.label:
-            stmt = stmt.where(
-                json_array_contains(dialect_of(session), Conversation.labels, q.label)
-            )
+        stmt = conversations_with_refs().where(*filters(q, ctx.principal, dialect_of(session)))
         total = await count(session, stmt)
-        ordered = stmt.order_by(
-            col(Conversation.last_message_at).desc().nulls_last(), col(Conversation.id).desc()
-        )
-        rows = await session.exec(ordered.limit(q.limit).offset(q.offset))
-        items = [conversation_public(*row) for row in rows]
-    return Page.of(items, total=total, limit=q.limit, offset=q.offset)
+        if q.cursor is not None:
+            stmt = stmt.where(after_cursor(*decode_cursor(q.cursor)))
+        rows = list(await session.exec(stmt.order_by(*ORDER).limit(q.limit + 1).offset(q.offset)))
+    has_more = len(rows) > q.limit
+    items = [conversation_public(*row) for row in rows[: q.limit]]
+    last = items[-1] if has_more else None
+    return ConversationPage(
+        data=items,
+        pagination=ConversationPagination(
+            total=total,
+            limit=q.limit,
+            offset=q.offset,
+            has_more=has_more,
+            next_cursor=encode_cursor(last.last_message_at, last.id) if last else None,
+        ),
+    )
 
 
 @api.get(
@@ -89,28 +93,89 @@ async def _change(ctx: Context[Any, Any], changes: dict[str, Any]) -> Conversati
                 raise field_error(
                     "assignee_id", f"no active user {assignee_id} in this organization"
                 )
-        if apply_changes(conv, changes):
-            tx.session.add(conv)
-            await tx.session.flush()
-            public = await load_conversation(tx.session, conversation_id, ctx.org_id)
-            tx.emit(EventType.CONVERSATION_UPDATED, public.model_dump(mode="json"))
-            return public
-    async with ctx.state.db.session() as session:
-        return await load_conversation(session, conversation_id, ctx.org_id)
+        return await _apply(tx, conv, changes)
+
+
+async def _apply(
+    tx: UnitOfWork, conv: Conversation, changes: dict[str, Any]
+) -> ConversationPublic:
+    """Write ``changes`` and tell every console, once, if anything changed."""
+    assert conv.id is not None
+    if apply_changes(conv, changes):
+        tx.session.add(conv)
+        await tx.session.flush()
+        public = await load_conversation(tx.session, conv.id, conv.organization_id)
+        tx.emit(EventType.CONVERSATION_UPDATED, public.model_dump(mode="json"))
+        return public
+    return await load_conversation(tx.session, conv.id, conv.organization_id)
 
 
 @api.patch(
     "/api/conversations/{conversation_id:int}",
-    summary="Change status, assignee or labels",
+    summary="Change status, assignee or labels; snooze",
     body=ConversationPatch,
     response=ConversationPublic,
 )
 async def update_conversation(ctx: Context[None, ConversationPatch]) -> ConversationPublic:
+    """Status `snoozed` takes `snoozed_until` (in the future, within a year): the
+    conversation reopens by itself then, or when the customer writes. Any other status
+    ends the snooze."""
     changes = ctx.body.model_dump(include=ctx.body_fields)
-    for name in ("status", "labels"):
+    for name in ("status", "labels", "snoozed_until"):
         if changes.get(name, ...) is None:
             changes.pop(name)
-    return await _change(ctx, changes)
+    status = changes.get("status")
+    if status == "snoozed" and "snoozed_until" not in changes:
+        raise field_error("snoozed_until", "status 'snoozed' needs the time it reopens at")
+    if "snoozed_until" in changes and status != "snoozed":
+        raise field_error("snoozed_until", "goes only with status 'snoozed'")
+    if status is not None and status != "snoozed":
+        changes["snoozed_until"] = None
+    public = await _change(ctx, changes)
+    if status == "snoozed":
+        # This process's waker (the app's lifespan starts one) sleeps until the
+        # earliest snooze it knew of; this one may come first.
+        waker = getattr(ctx.request.app.state, "snooze_waker", None)
+        if isinstance(waker, SnoozeWaker):
+            waker.wake()
+    return public
+
+
+@api.post(
+    "/api/conversations/{conversation_id:int}/labels",
+    summary="Add and remove labels, leaving the others as they are",
+    body=LabelsChange,
+    response=ConversationPublic,
+)
+async def change_labels(ctx: Context[None, LabelsChange]) -> ConversationPublic:
+    """Two agents labelling at once both keep their labels: the change applies to the
+    labels as they are when it is made, not as a client last saw them."""
+    add, remove = list(dict.fromkeys(ctx.body.add)), set(ctx.body.remove)
+    both = sorted(remove.intersection(add))
+    if both:
+        raise field_error("remove", f"{', '.join(both)}: both added and removed")
+    conversation_id = ctx.path["conversation_id"]
+    async with ctx.tx() as tx:
+        conv = (
+            await tx.session.exec(
+                select(Conversation)
+                .where(
+                    col(Conversation.id) == conversation_id,
+                    col(Conversation.organization_id) == ctx.org_id,
+                )
+                .with_for_update()
+                .execution_options(populate_existing=True)
+            )
+        ).first()
+        if conv is None:
+            raise NotFound(f"Conversation {conversation_id} not found")
+        labels = [label for label in conv.labels if label not in remove]
+        labels += [label for label in add if label not in labels]
+        if len(labels) > MAX_LABELS:
+            raise field_error(
+                "add", f"a conversation has at most {MAX_LABELS} labels; this makes {len(labels)}"
+            )
+        return await _apply(tx, conv, {"labels": labels})
 
 
 @api.post(

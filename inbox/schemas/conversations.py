@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
@@ -8,7 +8,7 @@ from pydantic import Field, field_validator, model_validator
 from .common import Input, Output, PageQuery
 from .fields import MAX_BIG_ID, Id, Tag
 
-ConversationStatus = Literal["open", "pending", "closed"]
+ConversationStatus = Literal["open", "pending", "snoozed", "closed"]
 MessageDirection = Literal["inbound", "outbound"]
 MessageStatus = Literal["received", "queued", "sent", "delivered", "read", "failed"]
 
@@ -43,22 +43,63 @@ class ConversationPublic(Output):
     last_message_at: datetime | None
     last_message: LastMessage
     first_response_seconds: float | None
+    snoozed_until: datetime | None = Field(
+        default=None, description="While snoozed: when it reopens by itself."
+    )
     created_at: datetime
     updated_at: datetime
+
+
+MAX_LABELS = 50
+MAX_SNOOZE = timedelta(days=366)
 
 
 class ConversationPatch(Input):
     status: ConversationStatus | None = None
     assignee_id: Id | None = Field(default=None, description="null unassigns.")
-    labels: list[Tag] | None = Field(default=None, max_length=50)
+    labels: list[Tag] | None = Field(default=None, max_length=MAX_LABELS)
+    snoozed_until: datetime | None = Field(
+        default=None,
+        description="With status 'snoozed' (and only then): when it reopens, in the "
+        "future and within a year, with a time zone.",
+    )
 
     @field_validator("labels")
     @classmethod
     def _labels(cls, labels: list[str] | None) -> list[str] | None:
         return list(dict.fromkeys(labels)) if labels is not None else None
 
+    @field_validator("snoozed_until")
+    @classmethod
+    def _snoozed_until(cls, at: datetime | None) -> datetime | None:
+        if at is None:
+            return None
+        if at.tzinfo is None:
+            # A time without a zone means a different moment to every agent's browser.
+            raise ValueError("needs a time zone, e.g. 2030-01-31T09:00:00Z")
+        at = at.astimezone(UTC)
+        now = datetime.now(UTC)
+        if at <= now:
+            raise ValueError("must be in the future")
+        if at > now + MAX_SNOOZE:
+            raise ValueError("must be within a year from now")
+        return at
+
+
+class LabelsChange(Input):
+    add: list[Tag] = Field(default_factory=list, max_length=MAX_LABELS)
+    remove: list[Tag] = Field(default_factory=list, max_length=MAX_LABELS)
+
+
+ConversationView = Literal["mine", "unassigned", "all"]
+
 
 class ConversationQuery(PageQuery):
+    view: ConversationView | None = Field(
+        default=None,
+        description="'mine': assigned to the caller; 'unassigned'; 'all'. "
+        "The same as assignee=me / assignee=none / neither.",
+    )
     status: ConversationStatus | None = None
     assignee_id: Id | None = None
     assignee: Literal["me", "none"] | None = Field(
@@ -68,6 +109,29 @@ class ConversationQuery(PageQuery):
     contact_id: Id | None = None
     unread: bool | None = None
     label: str | None = Field(default=None, max_length=64)
+    q: str | None = Field(
+        default=None,
+        max_length=200,
+        description="Text in the contact's name, phone or email, or in a message.",
+    )
+    cursor: str | None = Field(
+        default=None,
+        max_length=200,
+        description="The next page: pagination.next_cursor of the page before.",
+    )
+
+
+class ConversationPagination(Output):
+    total: int
+    limit: int
+    offset: int
+    has_more: bool
+    next_cursor: str | None = Field(description="Pass as ?cursor= for the next page.")
+
+
+class ConversationPage(Output):
+    data: list[ConversationPublic]
+    pagination: ConversationPagination
 
 
 class MessagePublic(Output):

@@ -49,6 +49,7 @@ class ConversationActivity(Protocol):
     unread_count: int
     last_message_at: datetime | None
     last_message_preview: str | None
+    snoozed_until: datetime | None
 
 
 @dataclass(eq=False, slots=True)
@@ -69,6 +70,7 @@ class ConversationState:
     created_at: datetime
     updated_at: datetime
     changed: bool = False
+    snoozed_until: datetime | None = None
 
     @classmethod
     def of_row(cls, row: Any) -> ConversationState:
@@ -80,6 +82,10 @@ class ConversationState:
 
 
 CONVERSATION_FIELDS = tuple(name for name in ConversationState.__slots__ if name != "changed")
+
+# What a customer's message takes back to open, as the customer acting does: waiting
+# on them (pending) or put aside until later (snoozed).
+_OPENED_BY_CUSTOMER = frozenset({"pending", "snoozed"})
 
 
 def preview(content: str | None, content_type: str) -> str:
@@ -146,12 +152,13 @@ def record_inbound(
     opens: bool = True,
 ) -> None:
     """A message from the customer, stored. ``unread``: it waits for an answer (an
-    activity entry does not); ``opens``: it takes a pending conversation back to open,
-    as the customer acting does."""
+    activity entry does not); ``opens``: it takes a pending or snoozed conversation
+    back to open, as the customer acting does."""
     if unread:
         conversation.unread_count += 1
-    if opens and conversation.status == "pending":
+    if opens and conversation.status in _OPENED_BY_CUSTOMER:
         conversation.status = "open"
+        conversation.snoozed_until = None
     _record_latest(conversation, at, content, content_type)
 
 

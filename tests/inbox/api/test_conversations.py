@@ -54,7 +54,9 @@ def test_list_shows_newest_activity_first_with_contact_channel_and_last_message(
     r = tenant.api.get("/api/conversations")
     assert ids(r) == [first.id, second.id, quiet.id]
     page = r.json()
-    assert page["pagination"] == {"total": 3, "limit": 50, "offset": 0, "has_more": False}
+    assert page["pagination"] == {
+        "total": 3, "limit": 50, "offset": 0, "has_more": False, "next_cursor": None
+    }
     listed = page["data"][1]
     assert listed["contact"] == {"id": second.contact_id, "name": "Bob"}
     assert listed["contact_id"] == second.contact_id
