@@ -24,6 +24,7 @@ from .security import (
     decode_token,
     looks_like_jwt,
 )
+from .services.console_sessions import ConsoleSessions
 from .settings import Settings
 
 # Why a credential is refused, in the error's details: REST and the WebSocket handshake
@@ -109,6 +110,8 @@ class Principal:
     # A key's: what it may be used for, and the user it acts for.
     scopes: frozenset[str] = frozenset()
     owner_id: int | None = None
+    # A console session's (the browser's cookie): its sockets close when it ends.
+    session_id: int | None = None
 
     @property
     def user_id(self) -> int | None:
@@ -168,7 +171,7 @@ class _KnownKey:
 
 
 class Authenticator:
-    """Resolves a bearer token or an API key to a principal.
+    """Resolves a bearer token, an API key or a console session to a principal.
 
     API keys are remembered for ``ttl`` seconds: a dashboard or a source posting
     generic messages authenticates every request, and the read was a database
@@ -186,6 +189,7 @@ class Authenticator:
         # Bumped by every forget: a read that started before one must not store
         # what it read, which may be the deleted key.
         self._generation = 0
+        self.sessions = ConsoleSessions(db, settings.session_idle)
 
     async def authenticate(self, credential: str | None, scope: Scope = "api") -> Principal:
         """The caller's principal, or AuthenticationFailed (401); AuthorizationFailed (403)
@@ -198,14 +202,33 @@ class Authenticator:
             return principal
         return await self._from_api_key(credential, scope)
 
+    async def authenticate_session(self, token: str) -> Principal:
+        """The principal of a console session's cookie, whose use slides the session on;
+        AuthenticationFailed when it was ended, lapsed or its user deactivated."""
+        grant = await self.sessions.resolve(token)
+        return Principal(
+            organization_id=grant.organization_id,
+            role=as_role(grant.user.role),
+            user=grant.user,
+            expires_at=grant.lapses_at,
+            session_epoch=grant.user.session_epoch,
+            session_id=grant.session_id,
+        )
+
+    def forget_session(self, session_id: int) -> None:
+        """Stop trusting what was read of a console session: it was ended."""
+        self.sessions.forget_session(session_id)
+
     def forget_key(self, api_key_id: int) -> None:
         """Stop trusting what was read of a key; call once its deletion (or transfer) has
         committed."""
         self._forget(lambda known: known.principal.api_key_id == api_key_id)
 
     def forget_owner(self, user_id: int) -> None:
-        """Stop trusting what was read of a user's keys: they were deactivated."""
+        """Stop trusting what was read of a user's keys and console sessions: they were
+        deactivated or their sessions ended."""
         self._forget(lambda known: known.principal.owner_id == user_id)
+        self.sessions.forget_user(user_id)
 
     def _forget(self, which: Callable[[_KnownKey], bool]) -> None:
         self._generation += 1

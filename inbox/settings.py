@@ -69,6 +69,11 @@ class Settings(BaseSettings):
     public_url: str | None = None
     allowed_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     access_token_ttl: int = Field(default=3600, ge=60, le=30 * 24 * 3600)
+    # A console session (the browser's cookie) ends after this many seconds unused, and
+    # after session_max whatever its use: a shift-long session slides, a lost laptop's
+    # does not live forever.
+    session_idle: int = Field(default=12 * 3600, ge=1, le=365 * 24 * 3600)
+    session_max: int = Field(default=7 * 24 * 3600, ge=1, le=365 * 24 * 3600)
     host: str = "127.0.0.1"
     port: int = Field(
         default=8000, ge=1, le=65535, validation_alias=AliasChoices("INBOX_PORT", "PORT")

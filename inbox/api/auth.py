@@ -99,7 +99,10 @@ async def change_password(ctx: Context[None, PasswordChange]) -> TokenResponse:
     async with ctx.state.db.session(write=True) as session:
         user = await session.get(User, caller.id)
         assert user is not None
-        epoch = await accounts.end_sessions(session, caller.id)
+        # A console changing its password stays signed in; the user's other sessions end.
+        epoch = await accounts.end_sessions(
+            session, caller.id, keep_console_session=ctx.principal.session_id
+        )
         user.password_hash = password_hash
         user.updated_at = utcnow()
         session.add(user)

@@ -23,6 +23,7 @@ from ..auth import (
 )
 from ..db import Database
 from ..errors import ApiError, AuthenticationFailed, ServiceUnavailable
+from ..services import console_sessions
 from ..settings import Settings
 from .revocation import subject_of
 from .tickets import (
@@ -55,7 +56,7 @@ class Handshake:
         self.settings = settings
         self.db = db
         self.auth = auth
-        self.used_tickets = UsedTickets(db)
+        self.used_tickets = UsedTickets(db, session_idle=settings.session_idle)
         self._admitted = admitted
 
     def ticket_for(self, principal: Principal) -> dict[str, Any]:
@@ -114,6 +115,16 @@ class Handshake:
         org_id = claims.organization_id
         # The credential must still stand by the rules REST applies to it.
         try:
+            if claims.user_id is not None and claims.session_id is not None:
+                # A console session's socket lives until the session ends or reaches its
+                # absolute limit: its use of the console slides the idle one on.
+                expires_at = await console_sessions.session_lasts_until(
+                    self.db, claims.session_id, org_id
+                )
+                found = await user_principal(
+                    self.db, claims.user_id, org_id, claims.session_epoch, expires_at
+                )
+                return replace(found, session_id=claims.session_id)
             if claims.user_id is not None:
                 return await user_principal(
                     self.db, claims.user_id, org_id, claims.session_epoch, expires_at

@@ -1,8 +1,9 @@
 """What a socket was opened with, and whether the database still stands behind it.
 
-A socket's subject names its credential: ``user:<id>:<session epoch>`` or
-``key:<id>``. Revocations over the broker close sockets at once; this check is the
-bound for those the broker did not carry.
+A socket's subject names its credential: ``user:<id>:<session epoch>``, with
+``:<console session id>`` after it for a socket the console opened, or ``key:<id>``.
+Revocations over the broker close sockets at once; this check is the bound for those
+the broker did not carry.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from sqlmodel import col
 
 from ..auth import Principal
 from ..db import Database
-from ..models import ApiKey, User
+from ..models import ApiKey, ConsoleSession, User
 
 Kind = Literal["user", "key"]
 
@@ -33,9 +34,13 @@ class Subject:
     id: int
     # A user's session epoch when the socket's credential was issued; 0 for keys.
     epoch: int = 0
+    # The console session a user's ticket came from; 0 for none.
+    session: int = 0
 
     @property
     def text(self) -> str:
+        if self.kind == "user" and self.session:
+            return f"user:{self.id}:{self.epoch}:{self.session}"
         if self.kind == "user" and self.epoch:
             return f"user:{self.id}:{self.epoch}"
         return f"{self.kind}:{self.id}"
@@ -44,19 +49,28 @@ class Subject:
 def parse_subject(text: str) -> Subject:
     """A subject's text back; ValueError for anything else."""
     kind, _, rest = text.partition(":")
-    id_text, _, epoch_text = rest.partition(":")
+    id_text, _, rest = rest.partition(":")
+    epoch_text, _, session_text = rest.partition(":")
     if kind not in ("user", "key") or not id_text.isdigit():
         raise ValueError(f"not a subject: {text!r}")
     if epoch_text and (kind != "user" or not epoch_text.isdigit()):
         raise ValueError(f"not a subject: {text!r}")
-    return Subject("user" if kind == "user" else "key", int(id_text), int(epoch_text or 0))
+    if session_text and not session_text.isdigit():
+        raise ValueError(f"not a subject: {text!r}")
+    return Subject(
+        "user" if kind == "user" else "key",
+        int(id_text),
+        int(epoch_text or 0),
+        int(session_text or 0),
+    )
 
 
 def subject_of(principal: Principal) -> str:
     """What a socket is held by, as revocations name it: the user and the session epoch
     of its credential, or the API key."""
     if principal.user_id is not None:
-        return Subject("user", principal.user_id, principal.session_epoch or 0).text
+        epoch = principal.session_epoch or 0
+        return Subject("user", principal.user_id, epoch, principal.session_id or 0).text
     assert principal.api_key_id is not None
     return Subject("key", principal.api_key_id).text
 
@@ -75,6 +89,9 @@ _KEYS: Select[*tuple[Any, ...]] = (
     .outerjoin(User, col(User.id) == col(ApiKey.owner_id))
     .where(col(ApiKey.id).in_(bindparam("ids", expanding=True)))
 )
+_SESSIONS = select(
+    col(ConsoleSession.id), col(ConsoleSession.ended_at), col(ConsoleSession.expires_at)
+).where(col(ConsoleSession.id).in_(bindparam("ids", expanding=True)))
 
 
 class CredentialCheck:
@@ -84,9 +101,11 @@ class CredentialCheck:
     async def revoked(self, held: Sequence[tuple[int, Subject]]) -> set[tuple[int, Subject]]:
         """Of (organization, subject) pairs, those whose credential no longer stands: a
         user deactivated, moved or with a newer session epoch; a key deleted, expired or
-        whose owner is deactivated."""
+        whose owner is deactivated; a console session ended or past its absolute limit."""
         users = sorted({s.id for _, s in held if s.kind == "user"})
         keys = sorted({s.id for _, s in held if s.kind == "key"})
+        sessions = sorted({s.session for _, s in held if s.session})
+        standing_sessions: set[int] = set()
         # (kind, id) -> (organization, the user's epoch), for the credentials that stand.
         standing: dict[tuple[Kind, int], tuple[int, int]] = {}
         now = datetime.now(UTC)
@@ -101,10 +120,15 @@ class CredentialCheck:
                     suspended = row.owner_id is not None and not row.owner_active
                     if not expired and not suspended:
                         standing["key", row.id] = (row.organization_id, 0)
+            for ids in _chunks(sessions):
+                for found in await connection.execute(_SESSIONS, {"ids": ids}):
+                    if found.ended_at is None and found.expires_at > now:
+                        standing_sessions.add(found.id)
         return {
             (org_id, subject)
             for org_id, subject in held
             if standing.get((subject.kind, subject.id)) != (org_id, subject.epoch)
+            or (subject.session and subject.session not in standing_sessions)
         }
 
 

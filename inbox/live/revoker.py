@@ -18,8 +18,11 @@ from .revocation import CredentialCheck, Subject, parse_subject
 
 log = logging.getLogger("inbox.live")
 
-# The instruction's kind on the broker's control channel.
+# The instructions' kinds on the broker's control channel: a user's sessions or a key
+# revoked; one console session signed out (a kind of its own, which a process of an
+# earlier release ignores rather than take for every session of the user).
 REVOKED = "session.revoked"
+CONSOLE_SESSION_ENDED = "console_session.ended"
 # How often each process checks the credentials its sockets were opened with against
 # the database: the bound on a revocation the broker did not carry (it was down, or the
 # change came from the command line or by hand).
@@ -59,8 +62,20 @@ class Revoker:
         self._key_revoked(org_id, api_key_id)
         await self._instruct(Control(REVOKED, org_id, {"subject": f"key:{api_key_id}"}))
 
+    async def revoke_session(self, org_id: int, user_id: int, session_id: int) -> None:
+        self._session_ended(org_id, session_id)
+        data = {"session": session_id, "user": user_id}
+        await self._instruct(Control(CONSOLE_SESSION_ENDED, org_id, data))
+
     def instructed(self, control: Control) -> None:
         """Carry out a revocation said by any process, this one included."""
+        if control.kind == CONSOLE_SESSION_ENDED:
+            session_id = control.data.get("session")
+            if type(session_id) is not int:
+                log.warning("ignoring a malformed %s instruction", control.kind)
+                return
+            self._session_ended(control.organization_id, session_id)
+            return
         if control.kind != REVOKED:
             log.warning("ignoring an instruction of unknown kind %r", control.kind)
             return
@@ -93,6 +108,10 @@ class Revoker:
             )
 
         self._close(org_id, ended)
+
+    def _session_ended(self, org_id: int, session_id: int) -> None:
+        self.auth.forget_session(session_id)
+        self._close(org_id, lambda subject: subject.session == session_id)
 
     def _key_revoked(self, org_id: int, api_key_id: int) -> None:
         self.auth.forget_key(api_key_id)

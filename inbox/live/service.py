@@ -76,6 +76,9 @@ class Live:
             direct_frames=settings.ws_direct_frames,
         )
         self._tasks: list[asyncio.Task[None]] = []
+        # (organization, user) of the connected users who said they are away. Every
+        # process learns it from the agent.status events that say so, which go to all.
+        self._away: set[tuple[int, int]] = set()
 
     async def start(self) -> None:
         await self.broker.start()
@@ -121,6 +124,11 @@ class Live:
         """Close, in every process, the sockets a deleted key opened; stop trusting it."""
         await self.revoker.revoke_key(org_id, api_key_id)
 
+    async def revoke_session(self, org_id: int, user_id: int, session_id: int) -> None:
+        """Close, in every process, the sockets a console session opened; stop trusting
+        the session: it was signed out."""
+        await self.revoker.revoke_session(org_id, user_id, session_id)
+
     async def recheck(self) -> int:
         """Close the local sockets whose credential the database no longer stands behind."""
         return await self.revoker.recheck()
@@ -144,6 +152,8 @@ class Live:
     # -- the receiving end of the broker ---------------------------------------------
 
     def _received(self, envelope: Envelope) -> None:
+        if envelope.type == EventType.AGENT_STATUS:
+            self._note_status(envelope)
         if envelope.type == REVOKED:
             # A revocation as a process of the previous release sends it, as an event:
             # carried out like an instruction, never handed to a client.
@@ -179,6 +189,35 @@ class Live:
 
     async def _agents_online(self, org_id: int) -> int:
         return len(await self.presence.online(org_id))
+
+    async def set_status(self, org_id: int, user_id: int, status: str) -> None:
+        """A user's own choice, "online" or "away", told to every console."""
+        if status == "away":
+            self._away.add((org_id, user_id))
+        else:
+            self._away.discard((org_id, user_id))
+        await self.sender.send(
+            Envelope.build(EventType.AGENT_STATUS, org_id, {"user_id": user_id, "status": status})
+        )
+
+    async def statuses(self, org_id: int) -> dict[int, str]:
+        """"online" or "away" for each user of the organization with an open socket."""
+        online = await self.presence.online(org_id)
+        return {u: "away" if (org_id, u) in self._away else "online" for u in online}
+
+    def _note_status(self, envelope: Envelope) -> None:
+        try:
+            data = orjson.loads(envelope.frame)["data"]
+            key = (envelope.organization_id, int(data["user_id"]))
+            status = data["status"]
+        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+            log.warning("ignoring a malformed %s event", envelope.type)
+            return
+        if status == "away":
+            self._away.add(key)
+        else:
+            # Back, or gone: whoever connects again starts online.
+            self._away.discard(key)
 
     async def _presence_changed(self, org_id: int, user_id: int, online: bool) -> None:
         status = "online" if online else "offline"

@@ -25,6 +25,7 @@ from ..db import Database
 from ..errors import AuthenticationFailed, ServiceUnavailable
 from ..models.organizations import UsedTicket
 from ..security import JWT_ALGORITHM
+from ..services import console_sessions
 
 log = logging.getLogger("inbox.live")
 
@@ -59,13 +60,18 @@ class TicketClaims:
     session_epoch: int
     # When the access token or API key it was minted from lapses; None: never.
     credential_expires_at: datetime | None
+    # The console session it was minted from, if any: the socket closes when it ends.
+    session_id: int | None = None
 
 
 class UsedTickets:
     """The tickets that opened a connection, in the database until they expire."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, *, session_idle: int | None = None) -> None:
         self.db = db
+        # With it, the prune also deletes console sessions long over (their idle timeout
+        # tells which lapsed unused).
+        self.session_idle = session_idle
         self._pruned_at = time.monotonic()
 
     async def first_use(self, ticket_id: str, expires_at: datetime) -> bool:
@@ -96,6 +102,10 @@ class UsedTickets:
             connection = await session.connection()
             result = await connection.execute(_PRUNE, {"now": datetime.now(UTC)})
             await session.commit()
+        if self.session_idle is not None:
+            # Sessions end far less often than tickets are used: this piggy-backs on the
+            # tickets' minute rather than run a task of its own.
+            await console_sessions.prune(self.db, self.session_idle)
         return int(getattr(result, "rowcount", 0) or 0)
 
 
@@ -121,6 +131,8 @@ def issue_ticket(key: str, principal: Principal) -> tuple[str, int]:
     if principal.user_id is not None:
         claims["sub"] = str(principal.user_id)
         claims["epoch"] = principal.session_epoch or 0
+        if principal.session_id is not None:
+            claims["sid"] = principal.session_id
     if principal.api_key_id is not None:
         claims["key"] = principal.api_key_id
     lifetime = max(1, round((expires_at - now).total_seconds()))
@@ -154,6 +166,7 @@ def read_ticket(key: str, ticket: str) -> TicketClaims:
             credential_expires_at=(
                 None if credential_expiry is None else _moment(credential_expiry)
             ),
+            session_id=_integer(claims["sid"]) if "sid" in claims else None,
         )
     except (KeyError, TypeError, ValueError, OverflowError, OSError):
         raise authentication_failed("invalid", INVALID_TICKET) from None

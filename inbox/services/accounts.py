@@ -14,6 +14,7 @@ from ..db import Database
 from ..errors import Conflict, NotFound
 from ..models import ApiKey, Organization, User
 from ..security import generate_api_key, hash_password
+from .console_sessions import end_user_sessions
 
 
 async def create_organization(db: Database, name: str) -> Organization:
@@ -94,9 +95,13 @@ async def create_api_key(
     return row, generated.key
 
 
-async def end_sessions(session: AsyncSession, user_id: int) -> int:
+async def end_sessions(
+    session: AsyncSession, user_id: int, *, keep_console_session: int | None = None
+) -> int:
     """Bump the user's session epoch in the caller's transaction: every access token
-    (and ticket) issued before is refused once it commits. Answers the new epoch."""
+    (and ticket) issued before is refused once it commits, and every console session
+    but ``keep_console_session`` ends. Answers the new epoch."""
+    await end_user_sessions(session, user_id, keep=keep_console_session)
     connection = await session.connection()
     bumped = await connection.execute(
         update(User)

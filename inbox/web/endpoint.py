@@ -26,6 +26,7 @@ from ..errors import (
 )
 from ..schemas.common import PageNumbers, PageQuery
 from ..schemas.fields import MAX_ID
+from ..services import console_sessions
 from ..services.outbox import UnitOfWork, unit_of_work
 from ..state import AppState
 
@@ -301,15 +302,27 @@ def parse_query(model: type[BaseModel] | None, params: QueryParams) -> BaseModel
     return model.model_validate({**raw, "limit": limit, "offset": offset})
 
 
+async def authenticate(request: Request, state: AppState) -> Principal:
+    """The caller: a credential in the headers wins; without one, the console's session
+    cookie, on a request the console made."""
+    credential = credentials_from_headers(
+        request.headers.get("authorization"), request.headers.get("x-api-key")
+    )
+    cookie = request.cookies.get(console_sessions.COOKIE)
+    if credential is None and cookie:
+        console_sessions.check_console_request(
+            request.headers, request.url.scheme, state.settings.public_url
+        )
+        return await state.auth.authenticate_session(cookie)
+    return await state.auth.authenticate(credential)
+
+
 def as_route(op: Operation) -> Route:
     async def endpoint(request: Request) -> Response:
         state: AppState = request.app.state.inbox
         principal = None
         if op.role is not None:
-            credential = credentials_from_headers(
-                request.headers.get("authorization"), request.headers.get("x-api-key")
-            )
-            principal = await state.auth.authenticate(credential)
+            principal = await authenticate(request, state)
             principal.require(op.role)
         # Every id in a path is a 32-bit row id; a larger one names no row (and the
         # database driver would fail on it rather than find nothing).
