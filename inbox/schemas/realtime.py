@@ -27,7 +27,7 @@ class MetricsSnapshot(Output):
 
 class AgentStatus(Output):
     user_id: int
-    status: Literal["online", "offline"]
+    status: Literal["online", "away", "offline"]
 
 
 class Typing(Output):
