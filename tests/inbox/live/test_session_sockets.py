@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 from sqlalchemy import update
-from sqlmodel import col
+from sqlmodel import col, select
 
 from inbox.models import ConsoleSession
 from tests.inbox.api.test_console_sessions import cookie_of, later, latest_session, sign_in
@@ -146,6 +146,33 @@ async def test_a_socket_stays_open_while_its_session_slides(database_url, loop, 
                 await asyncio.sleep(0.5)
                 assert (await api.get("/api/auth/me")).status_code == 200
             await drain(ws)
+
+
+async def test_sessions_over_for_a_day_are_pruned_and_the_others_kept(service, tenant):
+    user, _ = tenant.user("agent", password=PASSWORD)
+    now = datetime.now(UTC)
+    moves: list[tuple[timedelta, dict[str, Any]]] = [
+        (timedelta(0), {"ended_at": now - timedelta(hours=25)}),  # signed out yesterday
+        (timedelta(days=8, hours=1), {}),  # reached its absolute limit yesterday
+        (timedelta(hours=37), {}),  # left unused for over a day past its idle timeout
+        (timedelta(hours=1), {}),  # in use
+        (timedelta(0), {"ended_at": now - timedelta(hours=1)}),  # signed out an hour ago
+    ]
+    ids = []
+    for by, values in moves:
+        cookie_of(sign_in(service, user.email))
+        later(service, user.id, by, **values)
+        ids.append(latest_session(service, user.id).id)
+    await on_loop(service.loop.loop, live_of(service).handshake.used_tickets.prune())
+
+    async def left() -> list[int]:
+        async with service.db.session() as session:
+            rows = await session.exec(
+                select(ConsoleSession.id).where(col(ConsoleSession.user_id) == user.id)
+            )
+            return sorted(i for i in rows if i is not None)
+
+    assert service.run(left()) == ids[3:]
 
 
 @pytest.mark.redis
