@@ -69,6 +69,15 @@ def test_a_message_from_the_customer_is_unread_opens_a_pending_conversation_and_
     assert (conv.last_message_at, conv.last_message_preview) == (T0 + timedelta(minutes=1), "Hi")
 
 
+def test_a_message_from_the_customer_ends_a_snooze_an_activity_entry_does_not():
+    conv = conversation("snoozed", last=T0)
+    conv.snoozed_until = T0 + timedelta(days=1)
+    record_inbound(conv, T0, "Missed call", "activity", unread=False, opens=False)
+    assert (conv.status, conv.snoozed_until) == ("snoozed", T0 + timedelta(days=1))
+    record_inbound(conv, T0 + timedelta(minutes=1), "Still there?", "text")
+    assert (conv.status, conv.snoozed_until, conv.unread_count) == ("open", None, 1)
+
+
 def test_an_older_message_counts_as_unread_but_leaves_the_last_message():
     conv = conversation(last=T0)
     record_inbound(conv, T0 - timedelta(minutes=1), "late", "text")
