@@ -76,11 +76,12 @@ def secure_cookies(public_url: str | None) -> bool:
 
 
 def _origin(scheme: str, netloc: str) -> str:
+    # Browsers leave the default port out of Origin; a Host header may carry it.
+    scheme, netloc = scheme.lower(), netloc.lower()
     default = {"http": ":80", "https": ":443"}.get(scheme, "")
-    netloc = netloc.lower()
     if default and netloc.endswith(default):
         netloc = netloc.removesuffix(default)
-    return f"{scheme.lower()}://{netloc}"
+    return f"{scheme}://{netloc}"
 
 
 def same_origin(origin: str, scheme: str, host: str | None, public_url: str | None) -> bool:
