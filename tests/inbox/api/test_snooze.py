@@ -14,6 +14,7 @@ from inbox.models import Conversation, utcnow
 from inbox.services.outbox import NullSink
 from inbox.services.snooze import SnoozeWaker
 from tests.inbox.api.test_conversation_views import field_of, update
+from tests.inbox.live.wsclient import frames_until, of_type, open_ws, ready
 from tests.inbox.platforms import (
     events_of,
     post_meta,
@@ -163,3 +164,21 @@ def test_a_message_from_the_customer_reopens_a_snoozed_conversation(service, ten
     latest = updates(service, tenant, conv.id)[-1]
     assert (latest["status"], latest["snoozed_until"], latest["unread_count"]) == ("open", None, 2)
     assert tenant.api.get(f"/api/conversations/{conv.id}").json()["snoozed_until"] is None
+
+
+async def test_every_console_sees_the_snooze_and_the_reopening(service, tenant):
+    conv = tenant.conversation()
+    async with await open_ws(service.url, service.token_for(tenant.owner)) as console:
+        await ready(console)
+        r = snooze(tenant, conv.id, utcnow() + timedelta(seconds=1))
+        assert r.status_code == 200, r.text
+
+        frames = await frames_until(
+            console,
+            lambda f: f["type"] == "conversation.updated" and f["data"]["status"] == "open",
+        )
+
+    told = [f["data"] for f in of_type(frames, "conversation.updated")]
+    assert [(d["id"], d["status"]) for d in told] == [(conv.id, "snoozed"), (conv.id, "open")]
+    assert told[0] == r.json()
+    assert told[1]["snoozed_until"] is None
