@@ -110,7 +110,9 @@ async def change_password(ctx: Context[None, PasswordChange]) -> TokenResponse:
     # The ORM's copy predates the bump, which was made in SQL.
     user.session_epoch = epoch
     if ctx.state.live is not None:
-        await ctx.state.live.revoke_user(ctx.org_id, caller.id, epoch)
+        await ctx.state.live.revoke_user(
+            ctx.org_id, caller.id, epoch, keep_session=ctx.principal.session_id
+        )
     return _token_response(ctx.state.settings, user)
 
 

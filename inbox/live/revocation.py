@@ -101,7 +101,8 @@ class CredentialCheck:
     async def revoked(self, held: Sequence[tuple[int, Subject]]) -> set[tuple[int, Subject]]:
         """Of (organization, subject) pairs, those whose credential no longer stands: a
         user deactivated, moved or with a newer session epoch; a key deleted, expired or
-        whose owner is deactivated; a console session ended or past its absolute limit."""
+        whose owner is deactivated; a console session ended or past its absolute limit
+        (its session, not the epoch, says for a console's socket)."""
         users = sorted({s.id for _, s in held if s.kind == "user"})
         keys = sorted({s.id for _, s in held if s.kind == "key"})
         sessions = sorted({s.session for _, s in held if s.session})
@@ -124,12 +125,18 @@ class CredentialCheck:
                 for found in await connection.execute(_SESSIONS, {"ids": ids}):
                     if found.ended_at is None and found.expires_at > now:
                         standing_sessions.add(found.id)
-        return {
-            (org_id, subject)
-            for org_id, subject in held
-            if standing.get((subject.kind, subject.id)) != (org_id, subject.epoch)
-            or (subject.session and subject.session not in standing_sessions)
-        }
+
+        def stands(org_id: int, subject: Subject) -> bool:
+            found = standing.get((subject.kind, subject.id))
+            if found is None or found[0] != org_id:
+                return False
+            if subject.session:
+                # Every end of the user's sessions ends their console sessions, but the
+                # one that changed the password, whose sockets stay: the session says.
+                return subject.session in standing_sessions
+            return found[1] == subject.epoch
+
+        return {(org_id, subject) for org_id, subject in held if not stands(org_id, subject)}
 
 
 def _chunks(ids: Sequence[T]) -> Iterator[list[T]]:

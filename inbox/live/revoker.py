@@ -52,10 +52,21 @@ class Revoker:
         self._organizations[org_id] = time.monotonic()
 
     async def revoke_user(
-        self, org_id: int, user_id: int, epoch: int, keys: Sequence[int] = ()
+        self,
+        org_id: int,
+        user_id: int,
+        epoch: int,
+        keys: Sequence[int] = (),
+        keep_session: int | None = None,
     ) -> None:
-        self._user_revoked(org_id, user_id, epoch, keys)
-        data = {"subject": Subject("user", user_id).text, "epoch": epoch, "keys": list(keys)}
+        self._user_revoked(org_id, user_id, epoch, keys, keep_session)
+        data: dict[str, object] = {
+            "subject": Subject("user", user_id).text,
+            "epoch": epoch,
+            "keys": list(keys),
+        }
+        if keep_session is not None:
+            data["keep_session"] = keep_session
         await self._instruct(Control(REVOKED, org_id, data))
 
     async def revoke_key(self, org_id: int, api_key_id: int) -> None:
@@ -83,6 +94,7 @@ class Revoker:
             subject = parse_subject(str(control.data["subject"]))
             keys = [int(k) for k in control.data.get("keys", ())]
             epoch = control.data.get("epoch")
+            kept = control.data.get("keep_session")
         except (KeyError, TypeError, ValueError):
             log.warning("ignoring a malformed %s instruction", control.kind)
             return
@@ -91,10 +103,16 @@ class Revoker:
         else:
             # Without an epoch: every session of the user.
             below = epoch if type(epoch) is int else None
-            self._user_revoked(control.organization_id, subject.id, below, keys)
+            keep = kept if type(kept) is int else None
+            self._user_revoked(control.organization_id, subject.id, below, keys, keep)
 
     def _user_revoked(
-        self, org_id: int, user_id: int, below: int | None, keys: Sequence[int]
+        self,
+        org_id: int,
+        user_id: int,
+        below: int | None,
+        keys: Sequence[int],
+        keep_session: int | None = None,
     ) -> None:
         self.auth.forget_owner(user_id)
         for key_id in keys:
@@ -105,6 +123,8 @@ class Revoker:
                 subject.kind == "user"
                 and subject.id == user_id
                 and (below is None or subject.epoch < below)
+                # The console that changed its password stays signed in, sockets too.
+                and (keep_session is None or subject.session != keep_session)
             )
 
         self._close(org_id, ended)

@@ -114,11 +114,17 @@ class Live:
         return self.handshake.ticket_for(principal)
 
     async def revoke_user(
-        self, org_id: int, user_id: int, epoch: int, keys: Sequence[int] = ()
+        self,
+        org_id: int,
+        user_id: int,
+        epoch: int,
+        keys: Sequence[int] = (),
+        keep_session: int | None = None,
     ) -> None:
         """Close, in every process, the sockets opened with a session of the user older
-        than ``epoch``, and those of ``keys`` (the keys that stopped with the user)."""
-        await self.revoker.revoke_user(org_id, user_id, epoch, keys)
+        than ``epoch``, and those of ``keys`` (the keys that stopped with the user); not
+        those of the console session ``keep_session``, which stays signed in."""
+        await self.revoker.revoke_user(org_id, user_id, epoch, keys, keep_session)
 
     async def revoke_key(self, org_id: int, api_key_id: int) -> None:
         """Close, in every process, the sockets a deleted key opened; stop trusting it."""

@@ -82,18 +82,28 @@ async def test_signing_out_everywhere_closes_every_console_socket(service, tenan
             assert await closed_with(ws) == 4401
 
 
-async def test_a_password_change_closes_the_other_sessions_sockets(service, tenant):
+async def test_a_password_change_closes_the_other_sessions_sockets_not_the_callers(
+    service, tenant
+):
     user, _ = tenant.user("agent", password=PASSWORD)
     changing = cookie_of(sign_in(service, user.email))
     elsewhere = cookie_of(sign_in(service, user.email))
-    async with await open_console_socket(service.url, elsewhere) as ws:
-        await ready(ws)
+    async with (
+        await open_console_socket(service.url, changing) as own,
+        await open_console_socket(service.url, elsewhere) as other,
+    ):
+        for ws in (own, other):
+            await ready(ws)
         body = {"current_password": PASSWORD, "new_password": "new-password-1"}
         async with console_rest(service.url, changing) as api:
             assert (await api.post("/api/auth/password", json=body)).status_code == 200
-            # The caller stays signed in and opens sockets again.
-            await ticket(service.url, changing)
-        assert await closed_with(ws) == 4401
+        assert await closed_with(other) == 4401
+        # Nor does the check of the database close it: the session stands.
+        await on_loop(service.loop.loop, live_of(service).recheck())
+        await drain(own)
+        # And it opens sockets again.
+        async with await open_console_socket(service.url, changing) as again:
+            await ready(again)
 
 
 async def test_a_session_ended_behind_the_services_back_closes_its_socket(service, tenant):
@@ -213,3 +223,26 @@ async def test_with_redis_down_signing_out_still_reaches_the_other_process(clust
             assert await closed_with(on_b, timeout=30) == 4401
         finally:
             cluster.redis.start()
+
+
+@pytest.mark.redis
+@pytest.mark.postgres
+async def test_a_password_change_through_one_process_spares_the_callers_socket_on_the_other(
+    cluster,  # noqa: F811
+):
+    a, b = cluster.a, cluster.b
+    tenant = a.new_tenant()
+    user, _ = tenant.user("agent", password=PASSWORD)
+    changing = cookie_of(sign_in(a, user.email))
+    elsewhere = cookie_of(sign_in(a, user.email))
+    async with (
+        await open_console_socket(b.url, changing) as own,
+        await open_console_socket(b.url, elsewhere) as other,
+    ):
+        for ws in (own, other):
+            await ready(ws)
+        body = {"current_password": PASSWORD, "new_password": "new-password-1"}
+        async with console_rest(a.url, changing) as api:
+            assert (await api.post("/api/auth/password", json=body)).status_code == 200
+        assert await closed_with(other) == 4401
+        await drain(own)
