@@ -31,6 +31,8 @@ async def list_leads(ctx: Context[LeadQuery, None]) -> Page[LeadPublic]:
         stmt = stmt.where(Lead.status == q.status)
     if q.source:
         stmt = stmt.where(Lead.source == q.source)
+    if q.contact_id is not None:
+        stmt = stmt.where(Lead.contact_id == q.contact_id)
     if q.q:
         stmt = stmt.where(search_any(q.q, Lead.name, Lead.email, Lead.phone, Lead.company))
     column = col(getattr(Lead, q.sort))

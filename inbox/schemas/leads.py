@@ -66,6 +66,7 @@ class LeadPublic(Output):
 
 class LeadQuery(PageQuery):
     status: LeadStatus | None = None
+    contact_id: Id | None = Field(default=None, description="The leads of one contact.")
     source: str | None = Field(default=None, max_length=64)
     q: str | None = Field(
         default=None, max_length=200, description="Search name, email, phone, company."

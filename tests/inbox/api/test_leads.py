@@ -141,6 +141,15 @@ def test_filters_search_and_sort(tenant):
     assert names(tenant.api.get("/api/leads", params={"q": "%"})) == []
 
 
+def test_the_leads_of_one_contact(tenant):
+    gus = tenant.api.post("/api/contacts", json={"name": "Gus"}).json()
+    tenant.api.post("/api/leads", json={"name": "Gus, first", "contact_id": gus["id"]})
+    tenant.api.post("/api/leads", json={"name": "Someone else"})
+    found = tenant.api.get("/api/leads", params={"contact_id": gus["id"]}).json()["data"]
+    assert [x["name"] for x in found] == ["Gus, first"]
+    assert tenant.api.get("/api/leads", params={"contact_id": 0}).status_code == 422
+
+
 def test_pagination_edges(tenant):
     for i in range(5):
         tenant.api.post("/api/leads", json={"name": f"L{i}"})
