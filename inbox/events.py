@@ -21,6 +21,9 @@ class EventType(StrEnum):
     MESSAGE_UPDATED = "message.updated"
     MESSAGE_STATUS = "message.status"
     CHANNEL_UPDATED = "channel.updated"
+    CANNED_RESPONSE_CREATED = "canned_response.created"
+    CANNED_RESPONSE_UPDATED = "canned_response.updated"
+    CANNED_RESPONSE_DELETED = "canned_response.deleted"
     # Live only: figures, presence and typing, never stored.
     METRICS_UPDATE = "metrics.update"
     AGENT_STATUS = "agent.status"

@@ -15,6 +15,7 @@ from pydantic.json_schema import models_json_schema
 from starlette.requests import Request
 
 from ..events import EventType
+from ..schemas.canned import CannedResponsePublic
 from ..schemas.channels import ChannelPublic
 from ..schemas.contacts import ContactPublic
 from ..schemas.conversations import ConversationPublic, MessagePublic
@@ -39,6 +40,9 @@ STORED_EVENTS: dict[EventType, type[BaseModel]] = {
     EventType.MESSAGE_UPDATED: MessagePublic,
     EventType.MESSAGE_STATUS: MessageStatusChange,
     EventType.CHANNEL_UPDATED: ChannelPublic,
+    EventType.CANNED_RESPONSE_CREATED: CannedResponsePublic,
+    EventType.CANNED_RESPONSE_UPDATED: CannedResponsePublic,
+    EventType.CANNED_RESPONSE_DELETED: Deleted,
 }
 LIVE_EVENTS: dict[EventType, type[BaseModel]] = {
     EventType.METRICS_UPDATE: MetricsSnapshot,
