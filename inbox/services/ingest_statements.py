@@ -6,7 +6,7 @@ from __future__ import annotations
 import functools
 from typing import Any
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import bindparam, case, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from ..models import Contact, ContactIdentity, Conversation, Message, table_of
@@ -66,6 +66,10 @@ UPDATE_CONVERSATION = (
     .where(_CONVERSATIONS.c.id == bindparam("b_id"))
     .values(
         status=bindparam("b_status"),
+        # A customer's message ends a snooze: its time goes with it.
+        snoozed_until=case(
+            (bindparam("b_status") == "snoozed", _CONVERSATIONS.c.snoozed_until), else_=None
+        ),
         unread_count=bindparam("b_unread_count"),
         last_message_at=bindparam("b_last_message_at"),
         last_message_preview=bindparam("b_last_message_preview"),

@@ -160,7 +160,7 @@ def test_a_message_from_the_customer_reopens_a_snoozed_conversation(service, ten
 
     # The same conversation, open again, with nothing left of the snooze to show.
     [same] = rows(service, Conversation, col(Conversation.channel_id) == channel.id)
-    assert (same.id, same.status) == (conv.id, "open")
+    assert (same.id, same.status, same.snoozed_until) == (conv.id, "open", None)
     latest = updates(service, tenant, conv.id)[-1]
     assert (latest["status"], latest["snoozed_until"], latest["unread_count"]) == ("open", None, 2)
     assert tenant.api.get(f"/api/conversations/{conv.id}").json()["snoozed_until"] is None
