@@ -37,7 +37,7 @@ export class ConversationList {
   constructor(ctx, { onOpen, filters }) {
     this.ctx = ctx;
     this.onOpen = onOpen;
-    this.filters = { view: "mine", status: "open", channel_id: "", label: "", q: "", ...filters };
+    this.filters = { view: "all", status: "open", channel_id: "", label: "", q: "", ...filters };
     this.rows = new Map(); // id -> {conv, el, time}
     this.order = []; // ids, in compareConversations order
     this.openId = null;
