@@ -156,7 +156,7 @@ export class ConversationList {
           h("span", { class: "chip channel" }, channel),
           c.status !== "open" ? h("span", { class: `chip status-${c.status}` }, c.status) : null,
           h("span", { class: `row-assignee${c.assignee_id ? "" : " none"}` }, assignee),
-          unread ? h("span", { class: "badge", "aria-label": `${c.unread_count} unread` }, String(c.unread_count)) : null,
+          unread ? h("span", { class: "badge" }, String(c.unread_count), h("span", { class: "sr-only" }, " unread")) : null,
         ),
       ),
     );
