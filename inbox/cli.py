@@ -234,12 +234,24 @@ def build_parser() -> argparse.ArgumentParser:
     # Needs no configuration: it makes what production's is missing.
     new_key.set_defaults(handler=cmd_secrets_new_key, needs_settings=False)
     new_key.add_argument("--json", action="store_true", help="print a JSON object")
-    command(
+    p = command(
         "demo",
         cmd_demo,
         "seed a demo organization with users and conversations (run again: new passwords)",
         creates=True,
         keyed=True,
+    )
+    p.add_argument(
+        "--live",
+        action="store_true",
+        help="then keep sending signed webhooks from its customers to a running service",
+    )
+    p.add_argument(
+        "--rate", type=float, default=0.5, help="--live: messages a second (default 0.5)"
+    )
+    p.add_argument("--count", type=int, help="--live: stop after this many messages")
+    p.add_argument(
+        "--url", help="--live: the service (default INBOX_PUBLIC_URL or http://127.0.0.1:8000)"
     )
     return parser
 

@@ -186,10 +186,65 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     from ..demo import seed_demo
     from ..services.channel_secrets import ChannelSecrets
 
+    live = bool(getattr(args, "live", False))
+    rate: float = getattr(args, "rate", 0.5)
+    count: int | None = getattr(args, "count", None)
+    url: str | None = getattr(args, "url", None)
+    if not live and (count is not None or url is not None or rate != 0.5):
+        raise CliError("--rate, --count and --url go with --live")
+    if not 0 < rate <= 50:
+        raise CliError("--rate: between 0 and 50 messages a second")
+    if count is not None and count < 1:
+        raise CliError("--count: at least 1")
+    base = (url or settings.public_url or f"http://127.0.0.1:{settings.port}").rstrip("/")
+    if not base.startswith(("http://", "https://")):
+        raise CliError(f"--url: an http:// or https:// address, not {base!r}")
+    secrets_ = ChannelSecrets.from_settings(settings)
+    # The live sender, for Ctrl-C to say how many messages it sent.
+    running: list[Any] = []
+
     async def work(db: Any) -> int:
-        result = await seed_demo(db, ChannelSecrets.from_settings(settings))
+        result = {"url": f"{base}/", **await seed_demo(db, secrets_)}
         emit(args, result, "\n".join(f"{k}: {v}" for k, v in result.items()))
+        if live:
+            await _live(args, db, secrets_, base, rate, count, running)
         return 0
 
     prepare(args, settings)
-    return run(settings, work)
+    try:
+        return run(settings, work)
+    except KeyboardInterrupt:
+        # Ctrl-C is how a live demo ends.
+        sent = running[0].sent if running else 0
+        print(f"stopped: {sent} messages sent", file=sys.stderr)
+        return 0
+
+
+async def _live(
+    args: argparse.Namespace,
+    db: Any,
+    channel_secrets: Any,
+    base: str,
+    rate: float,
+    count: int | None,
+    running: list[Any],
+) -> None:
+    import logging
+
+    from ..demo.live import LiveDemo, LiveDemoError, load_demo
+
+    # A line per request would drown the line per message this prints.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+
+    def say(line: str) -> None:
+        # Under --json stdout holds one object; the running commentary goes aside.
+        print(line, file=sys.stderr if args.json else sys.stdout, flush=True)
+
+    try:
+        channels, customers = await load_demo(db, channel_secrets)
+        demo = LiveDemo(base, channels, customers)
+        running.append(demo)
+        say(f"sending {rate:g} messages a second to {base} (Ctrl-C stops)")
+        await demo.run(rate, count, say)
+    except LiveDemoError as exc:
+        raise CliError(str(exc)) from None
