@@ -14,7 +14,7 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route, WebSocketRoute
 
 from . import __version__
@@ -36,8 +36,10 @@ from .state import AppState
 from .web import health, webhooks
 from .web.endpoint import as_route
 from .web.middleware import AccessLogMiddleware, ApiCORSMiddleware, BodyLimitMiddleware
-from .web.openapi import DOCS_HTML, HEALTH_PATHS, build_openapi
+from .web.openapi import HEALTH_PATHS, build_openapi
+from .web.pages import page_routes
 from .web.redirects import redirect_slashes
+from .web.security_headers import SecurityHeadersMiddleware
 from .web.unavailable import DATABASE_UNAVAILABLE, database_unavailable
 
 log = logging.getLogger("inbox.app")
@@ -93,9 +95,6 @@ def create_app(
     async def asyncapi_json(request: Request) -> Response:
         return Response(asyncapi.for_request(request), media_type="application/json")
 
-    async def docs(_request: Request) -> HTMLResponse:
-        return HTMLResponse(DOCS_HTML)
-
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
         # Each start is paired with its stop as it happens, so a failed start-up stops
@@ -146,6 +145,7 @@ def create_app(
             yield
 
     middleware = [
+        Middleware(SecurityHeadersMiddleware),
         Middleware(AccessLogMiddleware),
         Middleware(
             BodyLimitMiddleware,
@@ -170,9 +170,10 @@ def create_app(
             *health.routes,
             Route("/openapi.json", openapi_json, methods=["GET"]),
             Route("/asyncapi.json", asyncapi_json, methods=["GET"]),
-            Route("/docs", docs, methods=["GET"]),
             *(as_route(op) for op in OPERATIONS),
             WebSocketRoute("/ws", live.endpoint),
+            # Last: the pages' mounts must not shadow an API route.
+            *page_routes(),
         ],
         middleware=middleware,
         exception_handlers={

@@ -177,21 +177,3 @@ HEALTH_PATHS: dict[str, Any] = {
         ("/readyz", "readyz", "Database (and broker, when configured) reachable"),
     )
 }
-
-DOCS_HTML = """<!doctype html>
-<html lang="en">
-<head>
-  <meta charset="utf-8">
-  <title>Unified Inbox API</title>
-  <meta name="viewport" content="width=device-width, initial-scale=1">
-  <link rel="stylesheet" href="https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/swagger-ui.css">
-</head>
-<body>
-  <div id="docs"></div>
-  <script src="https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/swagger-ui-bundle.js"></script>
-  <script>
-    SwaggerUIBundle({url: "/openapi.json", dom_id: "#docs", persistAuthorization: true});
-  </script>
-</body>
-</html>
-"""

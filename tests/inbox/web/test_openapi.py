@@ -26,7 +26,7 @@ from inbox.app import create_app
 from inbox.settings import Settings
 
 # Documents, not operations.
-UNDOCUMENTED = {"/docs", "/openapi.json", "/asyncapi.json"}
+UNDOCUMENTED = {"/", "/docs", "/openapi.json", "/asyncapi.json"}
 
 
 def openapi_path(path: str) -> str:
@@ -86,8 +86,9 @@ def test_docs_serve_an_html_reference(service):
     r = httpx.get(f"{service.url}/docs")
     assert r.status_code == 200
     assert r.headers["content-type"].startswith("text/html")
-    assert "/openapi.json" in r.text
     assert "<html" in r.text.lower()
+    assert "/static/docs/docs.js" in r.text
+    assert "/openapi.json" in httpx.get(f"{service.url}/static/docs/docs.js").text
 
 
 # --- A bounded property-based run: whatever the input, no 5xx and no lie in the docs. ---
@@ -111,9 +112,14 @@ def seed(tenant: Any) -> dict[str, int]:
     ).json()
     agent, _ = tenant.user("agent")
     key = tenant.api.post("/api/api-keys", json={"name": "fuzz"}).json()
+    canned = tenant.api.post(
+        "/api/canned-responses", json={"short_code": "fuzz", "content": "Hello {{contact.name}}"}
+    ).json()
+    first_message = tenant.api.get(f"/api/conversations/{conv.id}/messages").json()["data"][0]
     return {
         "conversation_id": conv.id, "contact_id": contact["id"], "lead_id": lead["id"],
         "channel_id": channel["id"], "user_id": agent.id, "key_id": key["id"],
+        "canned_id": canned["id"], "message_id": first_message["id"],
     }
 
 
