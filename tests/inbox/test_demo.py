@@ -15,6 +15,7 @@ import httpx
 import pytest
 from servers import create_database, drop_database, free_port
 
+from inbox.demo.script import NEWCOMERS
 from tests.inbox.test_cli import Cli, Served, clean_env, inbox_executable
 
 
@@ -144,6 +145,9 @@ def test_the_live_demo_writes_in_through_the_signed_webhook_routes(demo_cli):
             found = get(api, "/api/conversations", view="all", q=text, limit=200)["data"]
             assert any(c["contact"]["name"] == name and c["channel"]["kind"] == kind
                        for c in found), (kind, name, text)
+        # Known customers write as themselves: only newcomers add contacts.
+        newcomers = {name for _, name, _ in sent if name in NEWCOMERS}
+        assert get(api, "/api/contacts")["pagination"]["total"] == 30 + len(newcomers)
     # Every one came through a platform's route, signed: none was refused.
     log = served.output()
     assert "/webhooks/" in log and " 401" not in log
