@@ -103,7 +103,12 @@ def new_page(browser: Any) -> Iterator[Callable[..., Any]]:
         watched = _PROBLEMS[page] = Problems()
 
         def on_console(message: Any) -> None:
-            if message.type == "error":
+            # An answer of 401 or 403 is the API speaking (the sign-in check, an agent
+            # asking for what only admins see), which Chromium logs too; script errors
+            # and CSP violations are what count.
+            if message.type == "error" and not message.text.startswith(
+                "Failed to load resource"
+            ):
                 watched.errors.append(message.text)
 
         def on_dialog(dialog: Any) -> None:

@@ -68,8 +68,14 @@ export class CannedPicker {
   }
 
   show(all, query) {
+    // Short codes that start with what was typed first, then those holding it, then texts.
+    const rank = (c) =>
+      c.short_code.startsWith(query) ? 0 : c.short_code.includes(query) ? 1 : c.content.toLowerCase().includes(query) ? 2 : 3;
     this.items = all
-      .filter((c) => c.short_code.includes(query) || c.content.toLowerCase().includes(query))
+      .map((c) => [rank(c), c])
+      .filter(([r]) => r < 3)
+      .sort((a, b) => a[0] - b[0] || a[1].short_code.localeCompare(b[1].short_code))
+      .map(([, c]) => c)
       .slice(0, MAX_SHOWN);
     this.active = 0;
     if (!this.items.length) {

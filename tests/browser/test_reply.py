@@ -1,0 +1,113 @@
+"""An agent answers a customer: the reply reaches the platform once and its status
+follows live; a refused reply says why and can be sent again; a note stays inside."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from playwright.sync_api import expect
+
+from tests.browser.conftest import problems
+from tests.browser.console import (
+    eventually,
+    message,
+    open_conversation,
+    reply,
+    sent_texts,
+    wamid_of,
+)
+from tests.browser.server import ConsoleServer
+from tests.connectors.fake_platform import graph_error
+
+
+def test_a_reply_sent_with_enter_reaches_the_platform_once_and_follows_its_statuses(
+    console_server: ConsoleServer, new_page: Any, signed_in: Any, screenshot: Any
+) -> None:
+    phone = "+15550001001"
+    console_server.send_whatsapp_text(phone, "Hello, has my order shipped?", name="Rita Reply")
+    page = new_page()
+    signed_in(page, console_server.agent)
+    open_conversation(page, "Rita Reply")
+    expect(message(page, "Hello, has my order shipped?")).to_be_visible()
+
+    reply(page, "It ships today")
+    sent = message(page, "It ships today")
+    expect(sent).to_have_count(1)
+    expect(sent).to_have_attribute("data-status", "sent")
+    assert sent_texts(console_server, phone) == ["It ships today"]
+    expect(page.get_by_role("textbox", name="Reply")).to_have_value("")
+
+    wamid = wamid_of(console_server, "It ships today")
+    console_server.send_whatsapp_status(wamid, "delivered", recipient=phone)
+    expect(sent).to_have_attribute("data-status", "delivered")
+    console_server.send_whatsapp_status(wamid, "read", recipient=phone)
+    expect(sent).to_have_attribute("data-status", "read")
+    screenshot(page, "conversation")
+    assert problems(page).errors == []
+
+
+def test_a_refused_reply_shows_the_platforms_reason_and_retry_sends_it(
+    console_server: ConsoleServer, new_page: Any, signed_in: Any
+) -> None:
+    phone = "+15550001002"
+    console_server.send_whatsapp_text(phone, "Are you there?", name="Fiona Failed")
+    page = new_page()
+    signed_in(page, console_server.agent)
+    open_conversation(page, "Fiona Failed")
+
+    console_server.fake_platform.enqueue(
+        graph_error(131026, "Message undeliverable", details="Receiver is incapable")
+    )
+    reply(page, "Yes, here to help")
+    sent = message(page, "Yes, here to help")
+    expect(sent).to_have_attribute("data-status", "failed")
+    expect(sent).to_contain_text("undeliverable")
+
+    sent.get_by_role("button", name="Retry").click()
+    expect(sent).to_have_attribute("data-status", "sent")
+    expect(sent).to_have_count(1)
+    assert sent_texts(console_server, phone) == ["Yes, here to help", "Yes, here to help"]
+
+
+def test_a_double_click_on_send_sends_once(
+    console_server: ConsoleServer, new_page: Any, signed_in: Any
+) -> None:
+    phone = "+15550001003"
+    console_server.send_whatsapp_text(phone, "Quick question", name="Dora Double")
+    page = new_page()
+    signed_in(page, console_server.agent)
+    open_conversation(page, "Dora Double")
+
+    page.get_by_role("textbox", name="Reply").fill("Sure, ask away")
+    page.get_by_role("button", name="Send").dblclick()
+    expect(message(page, "Sure, ask away")).to_have_attribute("data-status", "sent")
+    # A later reply reaching the platform means the first had every chance to go twice.
+    reply(page, "Anything else?")
+    eventually(lambda: "Anything else?" in sent_texts(console_server, phone), "second reply sent")
+    assert sent_texts(console_server, phone) == ["Sure, ask away", "Anything else?"]
+    expect(message(page, "Sure, ask away")).to_have_count(1)
+
+
+def test_a_private_note_reaches_the_other_agent_live_and_never_the_platform(
+    console_server: ConsoleServer, new_page: Any, signed_in: Any
+) -> None:
+    phone = "+15550001004"
+    console_server.send_whatsapp_text(phone, "I need a refund", name="Nora Note")
+    ana, bruno = new_page(), new_page()
+    signed_in(ana, console_server.agent)
+    signed_in(bruno, console_server.agent2)
+    open_conversation(ana, "Nora Note")
+    open_conversation(bruno, "Nora Note")
+
+    ana.get_by_role("checkbox", name="Private note").check()
+    reply(ana, "Check the order before refunding")
+    note = message(bruno, "Check the order before refunding")
+    expect(note).to_be_visible()
+    expect(note).to_contain_text("Private note")
+
+    ana.get_by_role("checkbox", name="Private note").uncheck()
+    reply(ana, "We are looking into it")
+    eventually(
+        lambda: "We are looking into it" in sent_texts(console_server, phone), "reply sent"
+    )
+    assert sent_texts(console_server, phone) == ["We are looking into it"]

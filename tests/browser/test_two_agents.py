@@ -1,0 +1,45 @@
+"""Two agents on one conversation, each in a browser of their own: what one does, the
+other sees without reloading."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from playwright.sync_api import expect
+
+from tests.browser.console import conversations, open_conversation
+from tests.browser.server import ConsoleServer
+
+
+def test_assignment_status_labels_reads_and_typing_reach_the_other_agent_live(
+    console_server: ConsoleServer, new_page: Any, signed_in: Any
+) -> None:
+    phone = "+15550002001"
+    console_server.send_whatsapp_text(phone, "Hi, two questions", name="Tara Together")
+    ana, bruno = new_page(), new_page()
+    signed_in(ana, console_server.agent)
+    signed_in(bruno, console_server.agent2)
+    open_conversation(bruno, "Tara Together")
+
+    # Ana's list shows the unread message until Bruno's opening reads it for everyone.
+    row = conversations(ana).get_by_text("Tara Together").first
+    expect(row).to_be_visible()
+    open_conversation(ana, "Tara Together")
+
+    ana.get_by_role("button", name="Assign to me").click()
+    expect(bruno.get_by_role("combobox", name="Assignee")).to_have_value(
+        str(console_server.agent.id)
+    )
+
+    bruno.get_by_role("combobox", name="Conversation status").select_option("pending")
+    expect(ana.get_by_role("combobox", name="Conversation status")).to_have_value("pending")
+
+    ana.get_by_role("textbox", name="Add label").fill("billing")
+    ana.get_by_role("textbox", name="Add label").press("Enter")
+    labels = bruno.get_by_role("group", name="Labels")
+    expect(labels).to_contain_text("billing")
+    bruno.get_by_role("button", name="Remove label billing").click()
+    expect(ana.get_by_role("group", name="Labels")).not_to_contain_text("billing")
+
+    ana.get_by_role("textbox", name="Reply").press_sequentially("Let me check", delay=20)
+    expect(bruno.get_by_text("Ana Agent is typing")).to_be_visible()
