@@ -3,6 +3,7 @@ them by short code, and every console hears of each change."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from tests.inbox.live.wsclient import frames_until, of_type, open_ws, ready, rest
@@ -89,6 +90,17 @@ def test_a_short_code_is_one_per_organization(tenant, other_tenant):
     r = tenant.api.patch(f"/api/canned-responses/{first['id']}", json={"short_code": "refund"})
     assert r.status_code == 200, r.text
     create(other_tenant.api, "refund")
+
+
+async def test_admins_saving_one_code_at_once_get_one_response_and_conflicts(service, tenant):
+    async with rest(service.url, service.token_for(tenant.owner)) as api:
+        answers = await asyncio.gather(*(
+            api.post("/api/canned-responses", json={"short_code": "race", "content": f"{n}"})
+            for n in range(6)
+        ))
+        listed = (await api.get("/api/canned-responses", params={"q": "race"})).json()
+    assert sorted(r.status_code for r in answers) == [201] + [409] * 5
+    assert [c["short_code"] for c in listed["data"]] == ["race"]
 
 
 def test_bad_input_is_refused_with_the_field_named(tenant):
