@@ -305,11 +305,13 @@ class _Seed:
         if line.who == "note":
             message.private, message.status = True, "sent"
             return message
-        message.external_id = f"demo-out-{self.org_id}-{conv.id}-{i}"
         message.attempts = 1
         if line.who == "failed":
+            # Refused by the platform: it never got an id there.
             message.status, message.error_code, message.error = "failed", FAILED_CODE, FAILED_ERROR
-        elif answered:
+            return message
+        message.external_id = f"demo-out-{self.org_id}-{conv.id}-{i}"
+        if answered:
             message.status = "delivered" if kind == "sms" else "read"
         else:
             message.status = self.rng.choice(

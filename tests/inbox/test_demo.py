@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import signal
 import subprocess
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -50,6 +51,16 @@ def get(api: httpx.Client, path: str, **params: Any) -> Any:
     r = api.get(path, params=params)
     assert r.status_code == 200, r.text
     return r.json()
+
+
+def eventually_status(api: httpx.Client, message: dict[str, Any], wanted: set[str]) -> str:
+    path = f"/api/conversations/{message['conversation_id']}/messages"
+    for _ in range(300):
+        status = next(m["status"] for m in get(api, path)["data"] if m["id"] == message["id"])
+        if status in wanted:
+            return str(status)
+        time.sleep(0.05)
+    raise AssertionError(f"message {message['id']} is still {status}")
 
 
 def test_the_demo_is_a_team_with_customers_in_every_state(demo_cli):
@@ -104,6 +115,11 @@ def test_the_demo_is_a_team_with_customers_in_every_state(demo_cli):
     failed = [m for m in outbound if m["status"] == "failed"]
     assert len(failed) == 1 and failed[0]["error"] and failed[0]["error_code"]
     assert any(m["private"] for m in messages)
+    with signed_in(served, demo["agent_login"], demo["password"]) as api:
+        # The sandbox takes the refused reply when sent again, as the platform would.
+        r = api.post(f"/api/messages/{failed[0]['id']}/retry")
+        assert r.status_code == 200 and r.json()["status"] == "queued", r.text
+        assert eventually_status(api, failed[0], {"delivered", "read"})
     assert {m["direction"] for m in messages} == {"inbound", "outbound"}
 
     assert len(leads) >= 5 and all(lead["value"] for lead in leads)
