@@ -28,3 +28,4 @@ class EventType(StrEnum):
     METRICS_UPDATE = "metrics.update"
     AGENT_STATUS = "agent.status"
     TYPING = "typing"
+    VIEWING = "viewing"

@@ -37,6 +37,7 @@ from .protocol import (
     Subscribe,
     Typing,
     Unsubscribe,
+    Viewing,
     error,
     narrow,
     parse_client_frame,
@@ -125,6 +126,7 @@ class RealtimeEndpoint:
         authenticate: Authenticate,
         origin_allowed: OriginCheck = same_origin_as_request,
         on_typing: TypingHook | None = None,
+        on_viewing: TypingHook | None = None,
         presence: Presence | None = None,
         event_types: Collection[str] | None = None,
         max_frame_bytes: int = 64 * 1024,
@@ -140,6 +142,7 @@ class RealtimeEndpoint:
         self._authenticate = authenticate
         self._origin_allowed = origin_allowed
         self._on_typing = on_typing
+        self._on_viewing = on_viewing
         self._presence = presence
         self._event_types = None if event_types is None else frozenset(event_types)
         self._max_frame_bytes = max_frame_bytes
@@ -279,6 +282,10 @@ class RealtimeEndpoint:
             if self._on_typing is None:
                 raise FrameError("UNSUPPORTED", "typing is not enabled")
             await self._on_typing(session, frame.conversation_id, connection.id)
+        elif isinstance(frame, Viewing):
+            if self._on_viewing is None:
+                raise FrameError("UNSUPPORTED", "viewing is not enabled")
+            await self._on_viewing(session, frame.conversation_id, connection.id)
 
     def _known_only(
         self, events: frozenset[str] | None

@@ -50,7 +50,14 @@ class Typing:
     conversation_id: int
 
 
-ClientFrame = Ping | Subscribe | Unsubscribe | Typing
+@dataclass(frozen=True, slots=True)
+class Viewing:
+    """The sender has the conversation open; repeated while it stays open."""
+
+    conversation_id: int
+
+
+ClientFrame = Ping | Subscribe | Unsubscribe | Typing | Viewing
 
 
 def parse_client_frame(text: str) -> ClientFrame:
@@ -67,11 +74,11 @@ def parse_client_frame(text: str) -> ClientFrame:
         return Subscribe(_event_types(body), _conversation_ids(body))
     if kind == "unsubscribe":
         return Unsubscribe(_event_types(body), _conversation_ids(body))
-    if kind == "typing":
+    if kind in ("typing", "viewing"):
         conversation_id = body.get("conversation_id")
         if not _is_id(conversation_id):
             raise FrameError("INVALID_FRAME", "'conversation_id' must be a positive integer")
-        return Typing(conversation_id)
+        return Typing(conversation_id) if kind == "typing" else Viewing(conversation_id)
     if not isinstance(kind, str):
         raise FrameError("INVALID_FRAME", "frame needs a string 'type'")
     raise FrameError("UNKNOWN_TYPE", f"unknown frame type {kind[:64]!r}")

@@ -48,6 +48,7 @@ LIVE_EVENTS: dict[EventType, type[BaseModel]] = {
     EventType.METRICS_UPDATE: MetricsSnapshot,
     EventType.AGENT_STATUS: AgentStatus,
     EventType.TYPING: Typing,
+    EventType.VIEWING: Typing,
 }
 # What a client may name in `?events=`, `subscribe` and `unsubscribe`.
 EVENT_TYPES: frozenset[str] = frozenset({*STORED_EVENTS, *LIVE_EVENTS})
@@ -101,8 +102,9 @@ CLIENT_FRAMES: dict[str, dict[str, Any]] = {
     "subscribe": {"events": _EVENT_TYPES, "conversation_ids": _IDS},
     "unsubscribe": {"events": _EVENT_TYPES, "conversation_ids": _IDS},
     "typing": {"conversation_id": {"type": "integer", "minimum": 1}},
+    "viewing": {"conversation_id": {"type": "integer", "minimum": 1}},
 }
-_REQUIRED_CLIENT = {"typing": ["conversation_id"]}
+_REQUIRED_CLIENT = {"typing": ["conversation_id"], "viewing": ["conversation_id"]}
 # Fields of a control frame that only some frames of its type carry.
 _OPTIONAL_CONTROL = {"error": {"event_id", "event_type"}}
 

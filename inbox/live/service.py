@@ -65,12 +65,14 @@ class Live:
         self.revoker = Revoker(self.hub, auth, CredentialCheck(db), self.sender.instruct)
         self.handshake = Handshake(settings, db, auth, admitted=self.revoker.watch)
         self.typists = Typists(db, self.sender.send)
+        self.viewers = Typists(db, self.sender.send, EventType.VIEWING)
         self.endpoint = RealtimeEndpoint(
             hub=self.hub,
             event_log=self.outbox,
             authenticate=self.handshake,
             origin_allowed=OriginPolicy(tuple(settings.allowed_origins), settings.public_url),
             on_typing=self.typists,
+            on_viewing=self.viewers,
             presence=self.presence,
             event_types=EVENT_TYPES,
             direct_frames=settings.ws_direct_frames,
@@ -168,6 +170,7 @@ class Live:
         if envelope.type == EventType.CONTACT_DELETED:
             # Its conversations went with it; which ones, the event does not say.
             self.typists.conversations.forget_organization(envelope.organization_id)
+            self.viewers.conversations.forget_organization(envelope.organization_id)
         self.hub.dispatch(envelope)
 
     def _instructed(self, control: Control) -> None:

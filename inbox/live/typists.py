@@ -1,4 +1,5 @@
-"""Typing frames: checked against the organization's conversations, then told to it."""
+"""Typing and viewing frames: checked against the organization's conversations, then
+told to it."""
 
 from __future__ import annotations
 
@@ -73,12 +74,18 @@ class KnownConversations:
 
 
 class Typists:
-    """The endpoint's ``on_typing``: a frame for a conversation of the organization
-    becomes a ``typing`` event; any other is refused."""
+    """The endpoint's ``on_typing`` (or ``on_viewing``): a frame for a conversation of the
+    organization becomes a ``typing`` (``viewing``) event; any other is refused."""
 
-    def __init__(self, db: Database, send: Callable[[Envelope], Awaitable[None]]) -> None:
+    def __init__(
+        self,
+        db: Database,
+        send: Callable[[Envelope], Awaitable[None]],
+        event_type: EventType = EventType.TYPING,
+    ) -> None:
         self.db = db
         self._send = send
+        self.event_type = event_type
         self.conversations = KnownConversations()
 
     async def __call__(self, session: Session, conversation_id: int, connection_id: str) -> None:
@@ -92,7 +99,7 @@ class Typists:
             "user_id": session.user_id,
             "connection_id": connection_id,
         }
-        await self._send(Envelope.build(EventType.TYPING, session.organization_id, data))
+        await self._send(Envelope.build(self.event_type, session.organization_id, data))
 
     async def _conversation_exists(self, org_id: int, conversation_id: int) -> bool:
         if conversation_id > MAX_ID:

@@ -25,6 +25,8 @@ def test_assignment_status_labels_reads_and_typing_reach_the_other_agent_live(
     row = conversations(ana).get_by_text("Tara Together").first
     expect(row).to_be_visible()
     open_conversation(ana, "Tara Together")
+    expect(ana.get_by_text("Bruno Agent is also viewing")).to_be_visible()
+    expect(bruno.get_by_text("Ana Agent is also viewing")).to_be_visible()
 
     ana.get_by_role("button", name="Assign to me").click()
     expect(bruno.get_by_role("combobox", name="Assignee")).to_have_value(

@@ -9,6 +9,7 @@ import { myId } from "./messages.js";
 // At most one `typing` frame per this many ms; others show it for a little longer.
 const TYPING_EVERY_MS = 3000;
 const TYPING_SHOWN_MS = 6000;
+const VIEWING_SHOWN_MS = 45_000;
 
 export class Composer {
   constructor(ctx, conversationId, { log, conversation, contact }) {
@@ -19,6 +20,7 @@ export class Composer {
     this.contact = contact;
     this.lastTyping = 0;
     this.typists = new Map(); // user id -> timer
+    this.viewers = new Map(); // user id -> timer
     this.canned = cannedSource(ctx);
 
     const uid = `reply-${conversationId}`;
@@ -160,6 +162,25 @@ export class Composer {
     }
   }
 
+  /** Another agent has this conversation open (a `viewing` event). */
+  viewing(userId) {
+    if (userId === myId(this.ctx) || userId === null) return;
+    const known = this.viewers.has(userId);
+    clearTimeout(this.viewers.get(userId));
+    this.viewers.set(
+      userId,
+      setTimeout(() => {
+        this.viewers.delete(userId);
+        this.renderTyping();
+      }, VIEWING_SHOWN_MS),
+    );
+    if (!known) {
+      // A newcomer does not know we are here yet: say it once more.
+      this.ctx.live.send({ type: "viewing", conversation_id: this.conversationId });
+      this.renderTyping();
+    }
+  }
+
   /** Another agent's `typing` frame for this conversation. */
   typing(userId) {
     if (userId === myId(this.ctx)) return;
@@ -184,14 +205,19 @@ export class Composer {
 
   renderTyping() {
     const team = this.ctx.store?.team;
-    const names = [...this.typists.keys()].map((id) => team?.get?.(id)?.name || "Someone");
-    this.typingEl.textContent = names.length
-      ? `${names.join(" and ")} ${names.length > 1 ? "are" : "is"} typing…`
-      : "";
+    const name = (id) => team?.get?.(id)?.name || "Someone";
+    const typing = [...this.typists.keys()].map(name);
+    const viewing = [...this.viewers.keys()].filter((id) => !this.typists.has(id)).map(name);
+    const parts = [];
+    if (typing.length) parts.push(`${typing.join(" and ")} ${typing.length > 1 ? "are" : "is"} typing…`);
+    if (viewing.length) parts.push(`${viewing.join(" and ")} ${viewing.length > 1 ? "are" : "is"} also viewing`);
+    this.typingEl.textContent = parts.join(" · ");
   }
 
   close() {
     this.typingStopped(null);
+    for (const timer of this.viewers.values()) clearTimeout(timer);
+    this.viewers.clear();
     this.canned.close();
   }
 }

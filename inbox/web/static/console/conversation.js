@@ -9,6 +9,8 @@ import { MessageLog } from "./messages.js";
 
 // Marking read is a write every console hears about: once per burst of arrivals is enough.
 const READ_DEBOUNCE_MS = 400;
+// "I have it open", repeated; a colleague's console forgets a viewer it stops hearing from.
+const VIEWING_EVERY_MS = 20_000;
 
 export function openConversation(container, ctx, conversationId) {
   const id = Number(conversationId);
@@ -86,6 +88,11 @@ export function openConversation(container, ctx, conversationId) {
   on("message.deleted", (event) => mine(event.data) && log.upsert(event.data));
   on("message.status", (event) => mine(event.data) && log.status(event.data));
   on("typing", (event) => mine(event.data) && composer.typing(event.data.user_id));
+  on("viewing", (event) => mine(event.data) && composer.viewing(event.data.user_id));
+  const viewing = () => ctx.live.send({ type: "viewing", conversation_id: id });
+  // Sent again on each (re)connection, so colleagues who just arrived learn of it too.
+  unsubscribe.push(ctx.live.onState((state) => state === "live" && viewing()));
+  const viewingTimer = setInterval(viewing, VIEWING_EVERY_MS);
   on("contact.updated", (event) => contact.changed(event.data));
   on("lead.updated", (event) => contact.leadChanged(event.data));
   on("lead.created", (event) => contact.leadChanged(event.data));
