@@ -19,11 +19,12 @@ def test_assignment_status_labels_reads_and_typing_reach_the_other_agent_live(
     ana, bruno = new_page(), new_page()
     signed_in(ana, console_server.agent)
     signed_in(bruno, console_server.agent2)
-    open_conversation(bruno, "Tara Together")
 
     # Ana's list shows the unread message until Bruno's opening reads it for everyone.
-    row = conversations(ana).get_by_text("Tara Together").first
-    expect(row).to_be_visible()
+    row = conversations(ana).locator("li").filter(has_text="Tara Together")
+    expect(row).to_contain_text("unread")
+    open_conversation(bruno, "Tara Together")
+    expect(row).not_to_contain_text("unread")
     open_conversation(ana, "Tara Together")
     expect(ana.get_by_text("Bruno Agent is also viewing")).to_be_visible()
     expect(bruno.get_by_text("Ana Agent is also viewing")).to_be_visible()

@@ -111,6 +111,7 @@ export function openConversation(container, ctx, conversationId) {
     close() {
       closed = true;
       clearTimeout(readTimer);
+      clearInterval(viewingTimer);
       document.removeEventListener("visibilitychange", visible);
       for (const off of unsubscribe) off();
       composer.close();
