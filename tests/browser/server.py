@@ -3,18 +3,24 @@ three users and a WhatsApp channel whose sends go to a fake platform API."""
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import os
 import signal
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 
+from inbox import migrate
+from inbox.db import Database
+from inbox.services.accounts import create_organization, create_user
+from inbox.settings import async_database_url
 from tests.connectors.fake_platform import FakePlatform
 from tests.inbox.platforms import Connected, meta_headers, whatsapp_status, whatsapp_text
 from tests.servers import free_port, wait_for_port
@@ -56,6 +62,7 @@ class ConsoleServer:
             self.env.pop(name, None)
         self.proc: subprocess.Popen[bytes] | None = None
         self._wamids = itertools.count(1)
+        self._tokens: dict[int, str] = {}
         self._log = open(workdir / "server.log", "ab")  # noqa: SIM115 - lives with the server
 
     def cli(self, *args: str) -> str:
@@ -106,17 +113,31 @@ class ConsoleServer:
     # -- set-up, as an operator and an admin would do it -------------------------
 
     def seed(self) -> None:
-        self.cli("migrate")
-        org = _json(self.cli("create-org", "--json", "--name", "Acme Support"))
-        self.org_id = int(org["id"])
-        admin = _json(
-            self.cli(
-                "create-user", "--json", "--org", str(self.org_id), "--email",
-                "olivia@acme.example", "--password", PASSWORD, "--role", "owner",
-                "--name", "Olivia Owner",
+        """The schema and the owner, in this process: three CLI start-ups per test
+        module cost more than the browser does."""
+        # In a thread of its own: Playwright's sync API keeps an event loop running in
+        # this one, and both the migrations and the library are asyncio.
+        with ThreadPoolExecutor(1) as pool:
+            self.org_id, owner = pool.submit(self._seed_owner).result()
+        self.admin = User(owner, "olivia@acme.example", "Olivia Owner", "owner")
+
+    def _seed_owner(self) -> tuple[int, int]:
+        migrate.upgrade(self.env["INBOX_DATABASE_URL"])
+        return asyncio.run(self._create_owner())
+
+    async def _create_owner(self) -> tuple[int, int]:
+        db = Database(async_database_url(self.env["INBOX_DATABASE_URL"]))
+        try:
+            org = await create_organization(db, "Acme Support")
+            assert org.id is not None
+            user = await create_user(
+                db, org.id, email="olivia@acme.example", password=PASSWORD, role="owner",
+                name="Olivia Owner",
             )
-        )
-        self.admin = User(int(admin["id"]), admin["email"], admin["name"], "owner")
+            assert user.id is not None
+            return org.id, user.id
+        finally:
+            await db.dispose()
 
     def seed_after_start(self) -> None:
         """What goes through the REST API: the agents and the channel."""
@@ -149,11 +170,15 @@ class ConsoleServer:
 
     def api(self, user: User) -> httpx.Client:
         """A REST client signed in as ``user`` with an access token (close it)."""
-        r = httpx.post(
-            f"{self.url}/api/auth/login", json={"email": user.email, "password": user.password}
-        )
-        assert r.status_code == 200, r.text
-        token = r.json()["access_token"]
+        token = self._tokens.get(user.id)
+        if token is None:
+            # Signed in once per user: each sign-in verifies a deliberately slow hash.
+            r = httpx.post(
+                f"{self.url}/api/auth/login",
+                json={"email": user.email, "password": user.password},
+            )
+            assert r.status_code == 200, r.text
+            token = self._tokens[user.id] = r.json()["access_token"]
         return httpx.Client(
             base_url=self.url, headers={"Authorization": f"Bearer {token}"}, timeout=10
         )
@@ -195,7 +220,3 @@ class ConsoleServer:
         ]
 
 
-def _json(text: str) -> dict[str, Any]:
-    import json
-
-    return dict(json.loads(text.strip().splitlines()[0]))
