@@ -37,7 +37,6 @@ from .protocol import (
     Subscribe,
     Typing,
     Unsubscribe,
-    Viewing,
     error,
     narrow,
     parse_client_frame,
@@ -107,9 +106,9 @@ Authenticate = Callable[[HTTPConnection], Awaitable[Session | None]]
 # header, e.g. "https://inbox.example.com") -> allowed. Called only when the client
 # sends an Origin.
 OriginCheck = Callable[[str, str], bool]
-# (session, conversation_id, connection_id). Publish an ephemeral `typing` event whose
-# data carries "connection_id" so the sender's own connection is skipped. Raise
-# FrameError to answer the client with an error frame.
+# (session, conversation_id, connection_id). Publish an ephemeral `typing` (`viewing`)
+# event whose data carries "connection_id" so the sender's own connection is skipped.
+# Raise FrameError to answer the client with an error frame.
 TypingHook = Callable[[Session, int, str], Awaitable[object]]
 
 
@@ -133,10 +132,8 @@ class RealtimeEndpoint:
         direct_frames: bool | DirectFrames = True,
     ) -> None:
         """`event_types`: every type a client may narrow to; None accepts any name.
-
         `direct_frames`: False sends every frame through ASGI `send`, even where the
-        server's transport would take encoded frames (see `transport`).
-        """
+        server's transport would take encoded frames (see `transport`)."""
         self._hub = hub
         self._event_log = event_log
         self._authenticate = authenticate
@@ -279,13 +276,10 @@ class RealtimeEndpoint:
                 )
             connection.send(subscription(connection.events, connection.conversation_ids))
         elif isinstance(frame, Typing):
-            if self._on_typing is None:
-                raise FrameError("UNSUPPORTED", "typing is not enabled")
-            await self._on_typing(session, frame.conversation_id, connection.id)
-        elif isinstance(frame, Viewing):
-            if self._on_viewing is None:
-                raise FrameError("UNSUPPORTED", "viewing is not enabled")
-            await self._on_viewing(session, frame.conversation_id, connection.id)
+            hook = self._on_typing if frame.kind == "typing" else self._on_viewing
+            if hook is None:
+                raise FrameError("UNSUPPORTED", f"{frame.kind} is not enabled")
+            await hook(session, frame.conversation_id, connection.id)
 
     def _known_only(
         self, events: frozenset[str] | None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
-from typing import Any, TypeGuard, TypeVar
+from typing import Any, Literal, TypeGuard, TypeVar
 
 import orjson
 
@@ -47,17 +47,14 @@ class Unsubscribe:
 
 @dataclass(frozen=True, slots=True)
 class Typing:
-    conversation_id: int
-
-
-@dataclass(frozen=True, slots=True)
-class Viewing:
-    """The sender has the conversation open; repeated while it stays open."""
+    """`typing` in a conversation, or `viewing` it: the sender has it open (repeated
+    while it stays open)."""
 
     conversation_id: int
+    kind: Literal["typing", "viewing"] = "typing"
 
 
-ClientFrame = Ping | Subscribe | Unsubscribe | Typing | Viewing
+ClientFrame = Ping | Subscribe | Unsubscribe | Typing
 
 
 def parse_client_frame(text: str) -> ClientFrame:
@@ -78,7 +75,7 @@ def parse_client_frame(text: str) -> ClientFrame:
         conversation_id = body.get("conversation_id")
         if not _is_id(conversation_id):
             raise FrameError("INVALID_FRAME", "'conversation_id' must be a positive integer")
-        return Typing(conversation_id) if kind == "typing" else Viewing(conversation_id)
+        return Typing(conversation_id, "typing" if kind == "typing" else "viewing")
     if not isinstance(kind, str):
         raise FrameError("INVALID_FRAME", "frame needs a string 'type'")
     raise FrameError("UNKNOWN_TYPE", f"unknown frame type {kind[:64]!r}")
