@@ -144,8 +144,8 @@ def test_an_unknown_parameter_is_refused_naming_it_and_the_accepted_ones(tenant,
     ]
     assert param in error["message"]
     accepted = error["details"]["accepted"]
-    assert accepted == ["limit", "offset", "order", "page", "per_page", "q", "sort", "source",
-                        "status"]
+    assert accepted == ["contact_id", "limit", "offset", "order", "page", "per_page", "q",
+                        "sort", "source", "status"]
     # The message itself says what to send instead, for a reader of logs.
     assert "q" in error["details"]["fields"][0]["message"].split("accepted: ")[1].split(", ")
 
