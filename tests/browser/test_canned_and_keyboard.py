@@ -3,6 +3,7 @@ sign in, open a conversation, insert a canned response, send."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from playwright.sync_api import expect
@@ -89,3 +90,24 @@ def test_an_agent_answers_with_the_keyboard_alone(
 
     expect(message(page, "Thank you Kim Keys!")).to_have_attribute("data-status", "sent")
     eventually(lambda: sent_texts(console_server, phone) == ["Thank you Kim Keys!"], "sent once")
+
+
+def test_escape_closes_the_snooze_menu_and_leaves_the_conversation_open(
+    console_server: ConsoleServer, new_page: Any, signed_in: Any
+) -> None:
+    console_server.send_whatsapp_text("+15550003003", "Call me tomorrow", name="Sid Snooze")
+    page = new_page()
+    signed_in(page, console_server.agent)
+    open_conversation(page, "Sid Snooze")
+
+    page.get_by_role("button", name="Snooze").click()
+    expect(page.get_by_role("button", name="1 hour")).to_be_focused()
+    page.keyboard.press("Escape")
+    expect(page.get_by_role("button", name="1 hour")).to_be_hidden()
+    expect(page.get_by_role("button", name="Snooze")).to_be_focused()
+    expect(page.get_by_role("log", name="Messages")).to_be_visible()
+
+    page.keyboard.press("Enter")
+    page.get_by_role("button", name="Tomorrow 9:00").click()
+    expect(page.get_by_role("combobox", name="Conversation status")).to_have_value("snoozed")
+    expect(page.get_by_text(re.compile(r"^until \w"))).to_be_visible()

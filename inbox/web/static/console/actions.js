@@ -28,7 +28,7 @@ export class Actions {
     this.until = h("input", { type: "datetime-local", "aria-label": "Snooze until" });
     this.snoozeMenu = h(
       "div",
-      { class: "menu", role: "group", "aria-label": "Snooze for", hidden: true, onkeydown: (e) => e.key === "Escape" && this.toggleSnooze(false) },
+      { class: "menu", role: "group", "aria-label": "Snooze for", hidden: true, onkeydown: (e) => this.menuKey(e) },
       h("button", { type: "button", onclick: () => this.snooze(inHours(1)) }, "1 hour"),
       h("button", { type: "button", onclick: () => this.snooze(tomorrowAt(9)) }, "Tomorrow 9:00"),
       h("button", { type: "button", onclick: () => this.snooze(nextWeek()) }, "Next week"),
@@ -52,7 +52,7 @@ export class Actions {
     this.el = h(
       "div",
       { class: "actions" },
-      h("div", { class: "action-row" }, this.assignMe, this.assignee, this.status, h("span", { class: "snooze" }, this.snoozeButton, this.snoozeMenu), this.snoozed),
+      h("div", { class: "action-row" }, this.assignMe, this.assignee, this.status, h("span", { class: "snooze", onfocusout: (e) => this.focusLeft(e) }, this.snoozeButton, this.snoozeMenu), this.snoozed),
       h("div", { class: "labels", role: "group", "aria-label": "Labels" }, this.labelList, this.newLabel),
       this.problem,
     );
@@ -119,6 +119,20 @@ export class Actions {
     this.snoozeButton.setAttribute("aria-expanded", String(open));
     if (open) this.snoozeMenu.querySelector("button").focus();
     else this.snoozeButton.focus();
+  }
+
+  menuKey(event) {
+    if (event.key !== "Escape") return;
+    // Handled here: the console's own Esc would close the whole conversation.
+    event.preventDefault();
+    event.stopPropagation();
+    this.toggleSnooze(false);
+  }
+
+  focusLeft(event) {
+    if (this.snoozeMenu.hidden || event.currentTarget.contains(event.relatedTarget)) return;
+    this.snoozeMenu.hidden = true;
+    this.snoozeButton.setAttribute("aria-expanded", "false");
   }
 
   snooze(until) {

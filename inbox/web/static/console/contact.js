@@ -79,6 +79,7 @@ export class ContactPanel {
       min: "0",
       step: "0.01",
       "aria-label": "Lead value",
+      placeholder: "Value",
       value: lead.value ?? "",
       onchange: () => this.saveLead({ value: value.value === "" ? null : Number(value.value) }),
     });
