@@ -46,6 +46,24 @@ CHROMIUM_ARGS = [
 TIMEOUT_MS = 15_000
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    """A failed browser test reports the server's log and what the page complained of:
+    on CI that is all there is to go on."""
+    report = yield
+    if report.failed:
+        funcargs = getattr(item, "funcargs", {})
+        server = funcargs.get("console_server")
+        if isinstance(server, ConsoleServer):
+            report.sections.append(("inbox serve log (last lines)", server.log_tail()))
+        for page in item.stash.get(PAGES, []):
+            watched = _PROBLEMS[page]
+            if watched.errors or watched.dialogs:
+                text = "\n".join([*watched.errors, *(f"dialog: {d}" for d in watched.dialogs)])
+                report.sections.append((f"page {page.url}", text))
+    return report
+
+
 @pytest.fixture(scope="module")
 def fake_platform() -> Iterator[FakePlatform]:
     with FakePlatform() as platform:
@@ -92,6 +110,8 @@ class Problems:
 
 
 _PROBLEMS: weakref.WeakKeyDictionary[Any, Problems] = weakref.WeakKeyDictionary()
+# The pages a test opened, for its failure report.
+PAGES = pytest.StashKey[list[Any]]()
 
 
 def problems(page: Any) -> Problems:
@@ -99,9 +119,10 @@ def problems(page: Any) -> Problems:
 
 
 @pytest.fixture
-def new_page(browser: Any) -> Iterator[Callable[..., Any]]:
+def new_page(browser: Any, request: pytest.FixtureRequest) -> Iterator[Callable[..., Any]]:
     """A fresh browser context (its own cookies) and page, watched: ``problems(page)``."""
     contexts: list[Any] = []
+    pages = request.node.stash.setdefault(PAGES, [])
 
     def make(**context_options: Any) -> Any:
         context = browser.new_context(**context_options)
@@ -109,6 +130,7 @@ def new_page(browser: Any) -> Iterator[Callable[..., Any]]:
         contexts.append(context)
         page = context.new_page()
         watched = _PROBLEMS[page] = Problems()
+        pages.append(page)
 
         def on_console(message: Any) -> None:
             # An answer of 401 or 403 is the API speaking (the sign-in check, an agent
@@ -131,6 +153,7 @@ def new_page(browser: Any) -> Iterator[Callable[..., Any]]:
     yield make
     for context in contexts:
         context.close()
+    pages.clear()
 
 
 def sign_in(page: Any, server: ConsoleServer, user: User) -> None:

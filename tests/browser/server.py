@@ -106,6 +106,11 @@ class ConsoleServer:
         self.stop()
         self.start()
 
+    def log_tail(self, lines: int = 60) -> str:
+        self._log.flush()
+        text = (self.workdir / "server.log").read_text(errors="replace")
+        return "\n".join(text.splitlines()[-lines:])
+
     def close(self) -> None:
         self.stop()
         self._log.close()
