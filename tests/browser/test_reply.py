@@ -111,3 +111,41 @@ def test_a_private_note_reaches_the_other_agent_live_and_never_the_platform(
         lambda: "We are looking into it" in sent_texts(console_server, phone), "reply sent"
     )
     assert sent_texts(console_server, phone) == ["We are looking into it"]
+
+
+def test_a_long_conversation_opens_at_its_latest_message_and_scrolling_up_loads_older_ones(
+    console_server: ConsoleServer, new_page: Any, signed_in: Any
+) -> None:
+    console_server.send_whatsapp_text("+15550001005", "Note 0 from the customer", name="Lou Long")
+    with console_server.api(console_server.admin) as admin:
+        found = admin.get("/api/conversations", params={"q": "Lou Long", "view": "all"})
+        conversation_id = found.json()["data"][0]["id"]
+        for n in range(1, 120):
+            r = admin.post(
+                f"/api/conversations/{conversation_id}/messages",
+                json={"content": f"Note {n} of the history", "private": True},
+            )
+            assert r.status_code == 201, r.text
+    page = new_page()
+    signed_in(page, console_server.agent)
+    open_conversation(page, "Lou Long")
+
+    latest = message(page, "Note 119 of the history")
+    expect(latest).to_be_in_viewport()
+    expect(message(page, "Note 0 from the customer")).to_have_count(0)
+
+    # Scrolled to the top, the older page comes in above the message being read, which
+    # stays where it was; three times, and the whole history is there in order.
+    log = page.get_by_role("log", name="Messages")
+    for reading, older in (
+        ("Note 70 of the history", "Note 69 of the history"),
+        ("Note 20 of the history", "Note 19 of the history"),
+        ("Note 1 of the history", "Note 0 from the customer"),
+    ):
+        log.locator("li.msg").first.scroll_into_view_if_needed()
+        expect(message(page, older)).to_have_count(1)
+        expect(message(page, reading)).to_be_in_viewport()
+        expect(latest).not_to_be_in_viewport()
+    texts = log.locator("li.msg p.text").all_text_contents()
+    history = [f"Note {n} of the history" for n in range(1, 120)]
+    assert texts == ["Note 0 from the customer", *history]

@@ -155,10 +155,9 @@ export class MessageLog {
       return;
     }
     this.rows.set(message.id, { message, el: null });
-    const key = sortKey(message);
     let at = this.order.length;
     // New messages belong at the end nearly always: look from there.
-    while (at > 0 && sortKey(this.rows.get(this.order[at - 1]).message) > key) at -= 1;
+    while (at > 0 && before(message, this.rows.get(this.order[at - 1]).message)) at -= 1;
     this.order.splice(at, 0, message.id);
   }
 
@@ -248,11 +247,21 @@ export class MessageLog {
   }
 }
 
-function sortKey(m) {
-  // Messages the server has not stored yet sort after every stored one.
-  const at = m.ordered_at || m.created_at || new Date().toISOString();
-  const id = typeof m.id === "number" ? String(m.id).padStart(20, "0") : "~" + m.id;
-  return `${at}|${id}`;
+/** Whether `a` comes before `b` in the conversation. Times are compared as instants, not
+ * strings: the server writes "…05Z" and "…05.120Z" for the same second. */
+function before(a, b) {
+  const ta = instant(a);
+  const tb = instant(b);
+  if (ta !== tb) return ta < tb;
+  // Messages the server has not stored yet come after every stored one.
+  const stored = (m) => typeof m.id === "number";
+  if (stored(a) !== stored(b)) return stored(a);
+  return stored(a) ? a.id < b.id : String(a.id) < String(b.id);
+}
+
+function instant(m) {
+  const at = Date.parse(m.ordered_at || m.created_at || "");
+  return Number.isNaN(at) ? Infinity : at;
 }
 
 const SAFE_URL = /^(https?:\/\/|\/(?!\/))/i;
