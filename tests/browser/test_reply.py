@@ -3,6 +3,8 @@ follows live; a refused reply says why and can be sent again; a note stays insid
 
 from __future__ import annotations
 
+import json
+import time
 from typing import Any
 
 from playwright.sync_api import expect
@@ -11,6 +13,7 @@ from tests.browser.conftest import problems
 from tests.browser.console import (
     eventually,
     message,
+    messages,
     open_conversation,
     reply,
     sent_texts,
@@ -18,6 +21,7 @@ from tests.browser.console import (
 )
 from tests.browser.server import ConsoleServer
 from tests.connectors.fake_platform import graph_error
+from tests.inbox.platforms import whatsapp_text
 
 
 def test_a_reply_sent_with_enter_reaches_the_platform_once_and_follows_its_statuses(
@@ -149,3 +153,38 @@ def test_a_long_conversation_opens_at_its_latest_message_and_scrolling_up_loads_
     texts = log.locator("li.msg p.text").all_text_contents()
     history = [f"Note {n} of the history" for n in range(1, 120)]
     assert texts == ["Note 0 from the customer", *history]
+
+
+def customer_event(
+    server: ConsoleServer, phone: str, name: str, kind: str, **fields: Any
+) -> None:
+    """A signed WhatsApp webhook carrying one message of ``kind`` (reaction, revoke...)."""
+    wamid = f"wamid.event{time.time_ns()}"
+    wa_id = phone.lstrip("+")
+    body = json.loads(whatsapp_text(server.whatsapp, wamid, "-", wa_id=wa_id, name=name))
+    message = body["entry"][0]["changes"][0]["value"]["messages"][0]
+    del message["text"]
+    # A second on: the platform's times are whole seconds, and this comes after the rest.
+    message.update({"type": kind, "timestamp": str(int(time.time()) + 1), kind: fields})
+    server._post_whatsapp(json.dumps(body).encode())
+
+
+def test_reactions_and_deleted_messages_are_shown_as_such(
+    console_server: ConsoleServer, new_page: Any, signed_in: Any
+) -> None:
+    phone = "+15550001006"
+    first = console_server.send_whatsapp_text(phone, "Wrong chat, sorry", name="Remy React")
+    page = new_page()
+    signed_in(page, console_server.agent)
+    open_conversation(page, "Remy React")
+    reply(page, "No problem at all")
+    expect(message(page, "No problem at all")).to_have_attribute("data-status", "sent")
+
+    customer_event(
+        console_server, phone, "Remy React", "reaction",
+        message_id=wamid_of(console_server, "No problem at all"), emoji="👍",
+    )
+    expect(messages(page)).to_contain_text("Remy React reacted 👍 to “No problem at all”")
+    customer_event(console_server, phone, "Remy React", "revoke", original_message_id=first)
+    expect(message(page, "This message was deleted")).to_have_count(1)
+    expect(message(page, "Wrong chat, sorry")).to_have_count(0)

@@ -90,7 +90,8 @@ export class MessageLog {
     this.schedule();
   }
 
-  /** A `message.status` event: the row's status and error, nothing else. */
+  /** A `message.status` event: the row's status and error, and the platform id a send
+   * gives it (reactions and replies name messages by it). */
   status(data) {
     const row = this.rows.get(data.id);
     if (!row) return;
@@ -99,6 +100,7 @@ export class MessageLog {
       error: data.error,
       error_code: data.error_code,
     });
+    if (data.external_id) row.message.external_id = data.external_id;
     row.el = null;
     this.schedule();
   }
@@ -188,16 +190,37 @@ export class MessageLog {
     this.list.replaceChildren(...nodes);
   }
 
+  /** A message of this log by its platform id, for reactions and replies that name it. */
+  byExternalId(externalId) {
+    if (!externalId) return null;
+    for (const row of this.rows.values()) if (row.message.external_id === externalId) return row.message;
+    return null;
+  }
+
+  quote(externalId) {
+    const target = this.byExternalId(externalId);
+    const text = target?.content || "";
+    return text ? ` to “${text.length > 60 ? `${text.slice(0, 60)}…` : text}”` : "";
+  }
+
   messageEl(m) {
-    if (m.content_type === "reaction") {
-      const emoji = (m.attachments || [])[0]?.emoji || "";
-      return h("li", { class: `msg reaction ${m.direction}`, "data-id": m.id }, `${this.who(m)} reacted ${emoji}`);
+    const reaction = (m.attachments || []).find((a) => a.type === "reaction");
+    if (m.content_type === "reaction" || (m.content_type === "deleted" && reaction)) {
+      const text =
+        m.content_type === "deleted" || !reaction?.emoji
+          ? `${this.who(m)} removed a reaction`
+          : `${this.who(m)} reacted ${reaction.emoji}${this.quote(reaction.target_id)}`;
+      return h("li", { class: `msg reaction ${m.direction}`, "data-id": m.id }, text);
     }
     const kind = m.private ? "note" : m.direction === "inbound" ? "in" : "out";
     const attrs = { class: `msg ${kind}`, "data-id": m.id };
     if (m.direction === "outbound") attrs["data-status"] = m.status;
     const body = [];
     if (m.private) body.push(h("span", { class: "note-label" }, "Private note"));
+    if (m.reply_to) {
+      const quoted = this.quote(m.reply_to);
+      if (quoted) body.push(h("p", { class: "reply-to" }, `Replying${quoted}`));
+    }
     if (m.content_type === "deleted") {
       body.push(h("p", { class: "deleted" }, "This message was deleted"));
     } else if (m.content) {
