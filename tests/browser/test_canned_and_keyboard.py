@@ -52,6 +52,9 @@ def test_slash_lists_the_canned_responses_and_fills_in_their_placeholders(
     box.fill("")
     box.press_sequentially("/hol")
     expect(picker.get_by_role("option")).to_have_count(1)
+    # And a list already open takes it in without a key pressed.
+    add_canned(console_server, "hola", "¡Hola {{contact.name}}!")
+    expect(picker.get_by_role("option")).to_have_count(2)
     box.press("Escape")
     expect(picker).to_be_hidden()
 

@@ -22,6 +22,8 @@ export class Composer {
     this.typists = new Map(); // user id -> timer
     this.viewers = new Map(); // user id -> timer
     this.canned = cannedSource(ctx);
+    // An admin's change shows in a list already open, not only at the next key.
+    this.offCanned = ctx.store?.on?.("canned", () => this.refreshCanned());
 
     const uid = `reply-${conversationId}`;
     this.textarea = h("textarea", {
@@ -95,6 +97,10 @@ export class Composer {
     }
     this.slash = slash;
     this.picker.show(await this.canned.list(), slash.query);
+  }
+
+  async refreshCanned() {
+    if (this.picker.open && this.slash) this.picker.show(await this.canned.list(), this.slash.query);
   }
 
   insertCanned(canned) {
@@ -219,5 +225,6 @@ export class Composer {
     for (const timer of this.viewers.values()) clearTimeout(timer);
     this.viewers.clear();
     this.canned.close();
+    this.offCanned?.();
   }
 }
