@@ -7,7 +7,7 @@ from typing import Any
 
 from playwright.sync_api import expect
 
-from tests.browser.console import conversations, open_conversation
+from tests.browser.console import conversations, message, open_conversation
 from tests.browser.server import ConsoleServer
 
 
@@ -46,3 +46,21 @@ def test_assignment_status_labels_reads_and_typing_reach_the_other_agent_live(
 
     ana.get_by_role("textbox", name="Reply").press_sequentially("Let me check", delay=20)
     expect(bruno.get_by_text("Ana Agent is typing")).to_be_visible()
+
+
+def test_a_message_arriving_in_an_open_conversation_is_read_for_everyone(
+    console_server: ConsoleServer, new_page: Any, signed_in: Any
+) -> None:
+    phone = "+15550002002"
+    console_server.send_whatsapp_text(phone, "First question", name="Owen Open")
+    ana, bruno = new_page(), new_page()
+    signed_in(ana, console_server.agent)
+    signed_in(bruno, console_server.agent2)
+    open_conversation(ana, "Owen Open")
+    row = conversations(bruno).locator("li").filter(has_text="Owen Open")
+    expect(row).not_to_contain_text("unread")
+
+    console_server.send_whatsapp_text(phone, "And a second one", name="Owen Open")
+    expect(message(ana, "And a second one")).to_be_visible()
+    expect(row).to_contain_text("And a second one")
+    expect(row).not_to_contain_text("unread")

@@ -76,7 +76,10 @@ export function openConversation(container, ctx, conversationId) {
   const mine = (data) => data && Number(data.conversation_id) === id;
   const on = (type, fn) => unsubscribe.push(ctx.live.on(type, fn));
   on("conversation.updated", (event) => {
-    if (Number(event.data.id) === id) show(event.data);
+    if (Number(event.data.id) !== id) return;
+    show(event.data);
+    // Unread while open (its message may have come before this): read it again.
+    if (event.data.unread_count > 0) markRead();
   });
   on("message.received", (event) => {
     if (!mine(event.data)) return;
