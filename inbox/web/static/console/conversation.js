@@ -47,7 +47,7 @@ export function openConversation(container, ctx, conversationId) {
     composer.setConversation(conversation);
   }
 
-  function markRead() {
+  function markRead(wait = READ_DEBOUNCE_MS) {
     clearTimeout(readTimer);
     readTimer = setTimeout(async () => {
       if (closed || document.visibilityState !== "visible") return;
@@ -57,7 +57,7 @@ export function openConversation(container, ctx, conversationId) {
       } catch {
         // Not read this time: the next arrival or opening tries again.
       }
-    }, READ_DEBOUNCE_MS);
+    }, wait);
   }
 
   async function load() {
@@ -66,7 +66,7 @@ export function openConversation(container, ctx, conversationId) {
       if (closed) return;
       show(conversation);
       contact.load(conversation);
-      markRead();
+      markRead(0);
     } catch (err) {
       title.textContent = err.status === 404 ? "Conversation not found" : "Could not load";
       subtitle.textContent = err.message;
