@@ -60,9 +60,10 @@ def upgrade() -> None:
 def downgrade() -> None:
     # A snoozed conversation is open again without its timer.
     op.execute("UPDATE conversations SET status = 'open' WHERE status = 'snoozed'")
-    with op.batch_alter_table('conversations', schema=None) as batch_op:
-        batch_op.drop_index('ix_conversations_snoozed_until')
-        batch_op.drop_column('snoozed_until')
+    op.drop_index('ix_conversations_snoozed_until', table_name='conversations')
+    # Dropped in place, not by batch mode: on SQLite that rebuilds the table, and dropping
+    # the old conversations table would cascade to every message.
+    op.drop_column('conversations', 'snoozed_until')
 
     op.drop_table('canned_responses')
 
