@@ -34,11 +34,19 @@ def test_a_redirect_is_relative_whatever_the_host_header_says(service, tenant):
 
 
 def test_a_path_that_names_nothing_either_way_is_still_a_404(service):
-    for path in ("/api/nothing/", "//evil.example/", "/ws/"):
+    for path in ("/api/nothing/", "/ws/", "/console/nothing/"):
         r = service.client().get(path, headers=FORGED)
         assert r.status_code == 404, path
         assert "location" not in r.headers
         assert r.json()["error"]["code"] == "RESOURCE_NOT_FOUND"
+
+
+def test_a_path_that_looks_like_another_host_is_never_sent_there(service):
+    # The server reads "//evil.example/" as the root, the console's page: never a
+    # redirect a browser would follow to that host.
+    r = service.client().get("//evil.example/", headers=FORGED)
+    assert "location" not in r.headers
+    assert r.status_code in (200, 404)
 
 
 @pytest.fixture()
