@@ -188,3 +188,47 @@ def test_reactions_and_deleted_messages_are_shown_as_such(
     customer_event(console_server, phone, "Remy React", "revoke", original_message_id=first)
     expect(message(page, "This message was deleted")).to_have_count(1)
     expect(message(page, "Wrong chat, sorry")).to_have_count(0)
+
+
+def test_a_reply_cut_off_by_the_network_is_retried_with_its_key_and_sent_once(
+    console_server: ConsoleServer, new_page: Any, signed_in: Any
+) -> None:
+    phone = "+15550001007"
+    console_server.send_whatsapp_text(phone, "Is it in stock?", name="Nell Network")
+    page = new_page()
+    signed_in(page, console_server.agent)
+    open_conversation(page, "Nell Network")
+
+    keys: list[str] = []
+    network = {"down": True, "answers_lost": False}
+
+    def messages_post(route: Any) -> None:
+        if route.request.method != "POST":
+            route.continue_()
+            return
+        keys.append(route.request.headers.get("idempotency-key", ""))
+        if network["down"]:
+            route.abort("internetdisconnected")
+        elif network["answers_lost"]:
+            route.fetch()  # the server takes it and sends it; its answer never arrives
+            route.abort("connectionreset")
+        else:
+            route.continue_()
+
+    page.route("**/api/conversations/*/messages", messages_post)
+    reply(page, "Yes, three left")
+    sent = message(page, "Yes, three left")
+    expect(sent).to_contain_text("cannot be reached")
+    network["down"] = False
+    sent.get_by_role("button", name="Retry").click()
+    expect(sent).to_have_attribute("data-status", "sent")
+    expect(sent).to_have_count(1)
+    assert len(keys) == 2 and keys[0] == keys[1] != ""
+    assert sent_texts(console_server, phone) == ["Yes, three left"]
+
+    # Taken and sent, but the answer lost: the live event tells the console, once.
+    network["answers_lost"] = True
+    reply(page, "Shall I hold one?")
+    expect(message(page, "Shall I hold one?")).to_have_attribute("data-status", "sent")
+    expect(message(page, "Shall I hold one?").get_by_role("button", name="Retry")).to_have_count(0)
+    assert sent_texts(console_server, phone) == ["Yes, three left", "Shall I hold one?"]

@@ -119,20 +119,22 @@ export class MessageLog {
     this.schedule();
   }
 
-  /** The server's message replaces the composer's (the event may have come first). */
+  /** The server's message replaces the composer's. The answer is the message as it was
+   * stored: when its events came first they are newer, and it must not undo them. */
   confirmTemp(tempId, message) {
     this.remove(tempId);
-    this.upsert(message);
+    if (!this.rows.has(message.id)) this.upsert(message);
   }
 
   /** The stored twin of a message still shown as the composer's: the event can beat the
-   * POST's answer, and the agent must never see the message twice. */
+   * POST's answer, or be the only word of a send whose answer was lost; the agent must
+   * never see the message twice. A refused one (4xx) was never stored: it stays. */
   dropTemp(message) {
     for (const [id, row] of this.rows) {
       const temp = row.message;
       if (
         typeof id === "string" &&
-        !temp.unsent &&
+        (!temp.unsent || temp.retry !== false) &&
         temp.content === message.content &&
         temp.private === message.private &&
         message.sender_user_id === myId(this.ctx)
@@ -257,7 +259,9 @@ export class MessageLog {
       if (typeof m.id === "string") {
         await m.resend();
       } else {
-        this.upsert(await this.ctx.api("POST", `/api/messages/${m.id}/retry`));
+        const queued = await this.ctx.api("POST", `/api/messages/${m.id}/retry`);
+        // Only over the failure: a status event for the new attempt may have come first.
+        if (this.rows.get(m.id)?.message.status === "failed") this.upsert(queued);
       }
     } catch (err) {
       button.disabled = false;
