@@ -64,3 +64,37 @@ def test_a_message_arriving_in_an_open_conversation_is_read_for_everyone(
     expect(message(ana, "And a second one")).to_be_visible()
     expect(row).to_contain_text("And a second one")
     expect(row).not_to_contain_text("unread")
+
+
+def test_the_contact_panel_edits_the_lead_and_notes_and_the_other_agent_sees_the_lead_live(
+    console_server: ConsoleServer, new_page: Any, signed_in: Any
+) -> None:
+    console_server.send_whatsapp_text("+15550002003", "Price for 10 units?", name="Lea Lead")
+    ana, bruno = new_page(), new_page()
+    signed_in(ana, console_server.agent)
+    signed_in(bruno, console_server.agent2)
+    open_conversation(ana, "Lea Lead")
+    open_conversation(bruno, "Lea Lead")
+    panel = ana.get_by_role("complementary", name="Contact")
+    expect(panel).to_contain_text("+15550002003")
+
+    theirs = bruno.get_by_role("complementary", name="Contact")
+    draft = theirs.get_by_role("textbox", name="Contact notes")
+    draft.fill("Half a thought")
+
+    panel.get_by_role("combobox", name="Lead status").select_option("qualified")
+    panel.get_by_role("spinbutton", name="Lead value").fill("250")
+    panel.get_by_role("spinbutton", name="Lead value").press("Tab")
+    expect(theirs.get_by_role("combobox", name="Lead status")).to_have_value("qualified")
+    expect(theirs.get_by_role("spinbutton", name="Lead value")).to_have_value("250")
+    # Bruno's note in the making is left as it was, focus and all.
+    expect(draft).to_have_value("Half a thought")
+    expect(draft).to_be_focused()
+
+    panel.get_by_role("textbox", name="Contact notes").fill("Wholesale buyer")
+    panel.get_by_role("button", name="Save notes").click()
+    expect(panel.get_by_role("status")).to_have_text("Saved")
+    with console_server.api(console_server.agent) as api:
+        found = api.get("/api/conversations", params={"q": "Lea Lead", "view": "all"})
+        contact_id = found.json()["data"][0]["contact_id"]
+        assert api.get(f"/api/contacts/{contact_id}").json()["notes"] == "Wholesale buyer"

@@ -56,43 +56,61 @@ export class ContactPanel {
       ["Company", c.company],
     ].filter(([, value]) => value);
     const channels = [...new Set((c.identities || []).filter((i) => !i.replaced_at).map((i) => CHANNEL_NAMES[i.kind] || i.kind))];
-    this.body.replaceChildren(
+    // The lead and notes controls are built once and only their values follow changes:
+    // a colleague's edit must not take the focus or a half-typed note away.
+    this.leadEl ??= this.leadSection();
+    this.notesEl ??= this.notesSection();
+    this.fillLead();
+    this.fillNotes();
+    this.headEl ??= h("div", { class: "contact-head" });
+    this.othersEl ??= h("div");
+    // Placed once: moving a focused control out of the page and back drops its focus.
+    if (!this.body.contains(this.leadEl)) this.body.replaceChildren(this.headEl, this.leadEl, this.othersEl, this.notesEl);
+    this.headEl.replaceChildren(
       h("h3", {}, c.name || c.phone || c.email || "Unknown contact"),
       h("dl", { class: "facts" }, fields.map(([name, value]) => [h("dt", {}, name), h("dd", {}, value)])),
       channels.length ? h("p", { class: "channels" }, `Reached us on ${channels.join(", ")}`) : null,
-      this.leadSection(),
-      this.othersSection(),
-      this.notesSection(),
     );
+    this.othersEl.replaceChildren(this.othersSection());
   }
 
   leadSection() {
-    const lead = this.lead;
-    if (!lead) return h("section", { "aria-label": "Lead" }, h("h4", {}, "Lead"), h("p", { class: "muted" }, "No lead for this contact."));
-    const status = h(
+    this.leadNone = h("p", { class: "muted" }, "No lead for this contact.");
+    this.leadStatus = h(
       "select",
-      { "aria-label": "Lead status", onchange: () => this.saveLead({ status: status.value }) },
-      LEAD_STATUSES.map((s) => h("option", { value: s, selected: s === lead.status }, s[0].toUpperCase() + s.slice(1))),
+      { "aria-label": "Lead status", onchange: () => this.saveLead({ status: this.leadStatus.value }) },
+      LEAD_STATUSES.map((s) => h("option", { value: s }, s[0].toUpperCase() + s.slice(1))),
     );
-    const value = h("input", {
+    this.leadValue = h("input", {
       type: "number",
       min: "0",
       step: "0.01",
       "aria-label": "Lead value",
       placeholder: "Value",
-      value: lead.value ?? "",
-      onchange: () => this.saveLead({ value: value.value === "" ? null : Number(value.value) }),
+      onchange: () => this.saveLead({ value: this.leadValue.value === "" ? null : Number(this.leadValue.value) }),
     });
+    this.leadRow = h("div", { class: "lead-row" }, this.leadStatus, this.leadValue);
     this.leadError = h("p", { class: "action-error", role: "alert" });
-    return h("section", { "aria-label": "Lead" }, h("h4", {}, "Lead"), h("div", { class: "lead-row" }, status, value), this.leadError);
+    return h("section", { "aria-label": "Lead" }, h("h4", {}, "Lead"), this.leadNone, this.leadRow, this.leadError);
+  }
+
+  fillLead() {
+    const lead = this.lead;
+    this.leadNone.hidden = Boolean(lead);
+    this.leadRow.hidden = !lead;
+    if (!lead) return;
+    this.leadStatus.value = lead.status;
+    if (document.activeElement !== this.leadValue) this.leadValue.value = lead.value ?? "";
   }
 
   async saveLead(changes) {
+    this.leadError.textContent = "";
     try {
       this.lead = await this.ctx.api("PATCH", `/api/leads/${this.lead.id}`, { body: changes });
     } catch (err) {
-      if (this.leadError) this.leadError.textContent = err.message;
+      this.leadError.textContent = err.message;
     }
+    this.fillLead();
   }
 
   othersSection() {
@@ -114,18 +132,24 @@ export class ContactPanel {
   }
 
   notesSection() {
-    const notes = h("textarea", { rows: "3", "aria-label": "Contact notes" });
-    notes.value = this.contact.notes || "";
-    const saved = h("span", { class: "muted", role: "status" });
+    this.notes = h("textarea", { rows: "3", "aria-label": "Contact notes", oninput: () => (this.notesDirty = true) });
+    this.saved = h("span", { class: "muted", role: "status" });
     const save = async (event) => {
       event.preventDefault();
+      this.saved.textContent = "";
       try {
-        this.contact = { ...this.contact, ...(await this.ctx.api("PATCH", `/api/contacts/${this.contact.id}`, { body: { notes: notes.value || null } })) };
-        saved.textContent = "Saved";
+        const body = { notes: this.notes.value || null };
+        this.contact = { ...this.contact, ...(await this.ctx.api("PATCH", `/api/contacts/${this.contact.id}`, { body })) };
+        this.notesDirty = false;
+        this.saved.textContent = "Saved";
       } catch (err) {
-        saved.textContent = err.message;
+        this.saved.textContent = err.message;
       }
     };
-    return h("form", { class: "notes", onsubmit: save }, h("h4", {}, "Notes"), notes, h("div", {}, h("button", { type: "submit" }, "Save notes"), saved));
+    return h("form", { class: "notes", onsubmit: save }, h("h4", {}, "Notes"), this.notes, h("div", {}, h("button", { type: "submit" }, "Save notes"), this.saved));
+  }
+
+  fillNotes() {
+    if (!this.notesDirty && document.activeElement !== this.notes) this.notes.value = this.contact.notes || "";
   }
 }
