@@ -225,7 +225,8 @@ export class MessageLog {
     }
     if (m.content_type === "deleted") {
       body.push(h("p", { class: "deleted" }, "This message was deleted"));
-    } else if (m.content) {
+    } else if (m.content && !(m.attachments || []).some((a) => a.filename === m.content)) {
+      // A document without a caption has its file name for text: the link says it already.
       body.push(h("p", { class: "text" }, m.content));
     }
     for (const a of m.attachments || []) body.push(attachmentEl(a));
