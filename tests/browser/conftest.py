@@ -84,7 +84,11 @@ def console_server(
         server.close()
 
 
-@pytest.fixture(scope="session")
+# Per test module, not per session: Playwright's sync API keeps an asyncio loop running
+# on this thread while it is started, and the async tests an xdist worker runs after its
+# browser tests would find it there ("cannot be called from a running event loop").
+# With --dist loadfile a module runs whole on one worker, so it launches Chromium once.
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     try:
         from playwright.sync_api import sync_playwright
