@@ -191,13 +191,14 @@ class ConsoleServer:
     # -- what a platform sends ---------------------------------------------------
 
     def send_whatsapp_text(
-        self, from_phone: str, text: str, name: str = "Sheena Nelson"
+        self, from_phone: str, text: str, name: str = "Sheena Nelson", *, later: int = 0
     ) -> str:
-        """A customer's message, as a signed webhook through the real route."""
+        """A customer's message, as a signed webhook through the real route, stamped now
+        (WhatsApp's whole seconds) or ``later`` seconds on, for an order within a second."""
         wamid = f"wamid.browser{next(self._wamids):06d}"
         body = whatsapp_text(
             self.whatsapp, wamid, text, wa_id=from_phone.lstrip("+"), name=name,
-            timestamp=int(time.time()),
+            timestamp=int(time.time()) + later,
         )
         self._post_whatsapp(body)
         return wamid
