@@ -40,9 +40,9 @@ def same_origin(origin: str, allowed: Iterable[str]) -> bool:
 
 @dataclass(frozen=True, slots=True)
 class OriginPolicy:
-    """Which pages may open a socket: ``"*"`` any; else the ``allowed`` ones; none
-    listed, the service's own origin: ``own_url`` when set, else the one the handshake
-    was addressed to."""
+    """Which pages may open a socket: ``"*"`` any; else the service's own origin
+    (``own_url`` when set, else the one the handshake was addressed to), whose pages the
+    service serves itself, and the ``allowed`` ones."""
 
     allowed: tuple[str, ...] = ()
     own_url: str | None = None
@@ -50,4 +50,4 @@ class OriginPolicy:
     def __call__(self, origin: str, addressed_to: str) -> bool:
         if "*" in self.allowed:
             return True
-        return same_origin(origin, self.allowed or [self.own_url or addressed_to])
+        return same_origin(origin, [*self.allowed, self.own_url or addressed_to])

@@ -73,7 +73,7 @@ async def sign_in(ctx: Context[None, LoginRequest]) -> Response:
         expires_at=row.expires_at,
     )
     response = json_response(answer)
-    secure = console_sessions.secure_cookies(settings.public_url)
+    secure = console_sessions.secure_cookies(settings.public_url, ctx.request.url.scheme)
     response.headers.append(
         "set-cookie", console_sessions.cookie_header(token, settings.session_max, secure=secure)
     )
@@ -95,6 +95,6 @@ async def sign_out(ctx: Context[None, None]) -> Response:
     if ctx.state.live is not None:
         await ctx.state.live.revoke_session(ctx.org_id, principal.user_id, principal.session_id)
     response = Response(status_code=204)
-    secure = console_sessions.secure_cookies(ctx.state.settings.public_url)
+    secure = console_sessions.secure_cookies(ctx.state.settings.public_url, ctx.request.url.scheme)
     response.headers.append("set-cookie", console_sessions.cleared_cookie_header(secure=secure))
     return response

@@ -71,8 +71,9 @@ def cleared_cookie_header(*, secure: bool) -> str:
     return cookie_header("", 0, secure=secure)
 
 
-def secure_cookies(public_url: str | None) -> bool:
-    return public_url is not None and public_url.startswith("https://")
+def secure_cookies(public_url: str | None, scheme: str) -> bool:
+    """Secure when the service is public over https, or this request came over it."""
+    return scheme == "https" or (public_url is not None and public_url.startswith("https://"))
 
 
 def _origin(scheme: str, netloc: str) -> str:

@@ -46,6 +46,8 @@ class SnoozeWaker:
     async def run(self) -> None:
         while True:
             sleep = self.max_sleep
+            # Cleared before the pass: a snooze set while it runs wakes the next wait.
+            self._wake.clear()
             try:
                 while await self.reopen_due() == BATCH:
                     pass
@@ -54,7 +56,6 @@ class SnoozeWaker:
                 raise
             except Exception:
                 log.exception("reopening snoozed conversations failed; trying again")
-            self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), sleep)
 

@@ -65,7 +65,7 @@ def test_the_unread_badge_clears_when_another_agent_opens_the_conversation(
     expect(row(ana, "Rosa Read")).to_contain_text("1 unread")
 
     row(bruno, "Rosa Read").click()
-    expect(bruno.get_by_role("heading", name="Rosa Read")).to_be_visible()
+    expect(bruno.get_by_role("heading", name="Rosa Read", level=2)).to_be_visible()
 
     expect(row(ana, "Rosa Read")).not_to_contain_text("unread")
     expect(row(ana, "Rosa Read")).to_have_count(1)

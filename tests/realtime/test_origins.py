@@ -15,8 +15,10 @@ def test_the_service_s_public_url_stands_for_its_own_origin() -> None:
     assert not policy("http://10.0.0.5:8000", "http://10.0.0.5:8000")
 
 
-def test_a_list_replaces_the_own_origin_and_a_star_lets_any_page_in() -> None:
+def test_a_list_adds_to_the_own_origin_and_a_star_lets_any_page_in() -> None:
+    # The service serves its own console: a list of other pages never locks it out.
     listed = OriginPolicy(("https://app.example",), own_url="https://inbox.example")
     assert listed("https://app.example", "https://inbox.example")
-    assert not listed("https://inbox.example", "https://inbox.example")
+    assert listed("https://inbox.example", "https://inbox.example")
+    assert not listed("https://other.example", "https://inbox.example")
     assert OriginPolicy(("*",))("https://anything.example", "https://inbox.example")

@@ -59,8 +59,11 @@ export class Actions {
     this.offTeam = ctx.store?.on?.("team", () => this.conversation && this.render(this.conversation));
   }
 
-  render(conversation) {
+  /** `force`: also the menu the agent has focused, which a colleague's change otherwise
+   * leaves alone rather than change under the agent's hand. */
+  render(conversation, { force = false } = {}) {
     this.conversation = conversation;
+    const picking = (el) => !force && document.activeElement === el;
     const me = myId(this.ctx);
     this.assignMe.hidden = conversation.assignee_id === me || me === null;
     const team = [...(this.ctx.store?.team?.values?.() || [])];
@@ -69,14 +72,18 @@ export class Actions {
     if (conversation.assignee_id && !team.some((m) => m.id === conversation.assignee_id)) {
       options.push(h("option", { value: String(conversation.assignee_id) }, `User ${conversation.assignee_id}`));
     }
-    this.assignee.replaceChildren(...options);
-    this.assignee.value = conversation.assignee_id ? String(conversation.assignee_id) : "";
-    this.status.replaceChildren(
-      ...STATUSES.map(([value, label]) =>
-        h("option", { value, disabled: value === "snoozed" && conversation.status !== "snoozed" }, label),
-      ),
-    );
-    this.status.value = conversation.status;
+    if (!picking(this.assignee)) {
+      this.assignee.replaceChildren(...options);
+      this.assignee.value = conversation.assignee_id ? String(conversation.assignee_id) : "";
+    }
+    if (!picking(this.status)) {
+      this.status.replaceChildren(
+        ...STATUSES.map(([value, label]) =>
+          h("option", { value, disabled: value === "snoozed" && conversation.status !== "snoozed" }, label),
+        ),
+      );
+      this.status.value = conversation.status;
+    }
     this.snoozed.textContent =
       conversation.status === "snoozed" && conversation.snoozed_until
         ? `until ${new Date(conversation.snoozed_until).toLocaleString([], { weekday: "short", hour: "2-digit", minute: "2-digit", day: "numeric", month: "short" })}`
@@ -96,10 +103,10 @@ export class Actions {
   async patch(changes) {
     this.problem.textContent = "";
     try {
-      this.render(await this.ctx.api("PATCH", `/api/conversations/${this.conversationId}`, { body: changes }));
+      this.render(await this.ctx.api("PATCH", `/api/conversations/${this.conversationId}`, { body: changes }), { force: true });
     } catch (err) {
       this.problem.textContent = err.message;
-      if (this.conversation) this.render(this.conversation);
+      if (this.conversation) this.render(this.conversation, { force: true });
     }
   }
 

@@ -29,6 +29,8 @@ export class Composer {
     this.textarea = h("textarea", {
       id: uid,
       rows: "3",
+      // The API's own limit: longer is refused, so it cannot be typed.
+      maxlength: "4096",
       placeholder: "Type a reply… (/ for canned responses)",
       "aria-autocomplete": "list",
       "aria-expanded": "false",
@@ -164,7 +166,11 @@ export class Composer {
         error: retryable ? `Not sent: ${err.message}` : err.message,
         retry: retryable,
       });
-      if (!retryable) this.error.textContent = err.message;
+      if (!retryable) {
+        this.error.textContent = err.message;
+        // Refused as it is: the words come back to be changed, not retyped.
+        if (!this.textarea.value) this.textarea.value = body.content;
+      }
     }
   }
 

@@ -181,6 +181,8 @@ export class ConversationList {
     const generation = ++this.generation;
     this.loading = true;
     this.summary.textContent = "Loading…";
+    // What the socket says while the page is on its way may be newer than the page.
+    const arrived = (this.arrivedDuringLoad = new Map());
     try {
       const page = await this.ctx.api("GET", "/api/conversations", { query: this.query() });
       if (generation !== this.generation) return;
@@ -189,10 +191,19 @@ export class ConversationList {
       this.dirty.clear();
       this.listEl.replaceChildren();
       this.accept(page);
+      const served = new Map(page.data.map((conv) => [conv.id, conv]));
+      for (const conv of arrived.values()) {
+        const fromPage = served.get(conv.id);
+        if (!fromPage || Date.parse(conv.updated_at) >= Date.parse(fromPage.updated_at)) this.place(conv);
+      }
+      this.renderNow();
     } catch (err) {
       if (generation === this.generation) this.summary.textContent = `Could not load conversations: ${err.message}`;
     } finally {
-      if (generation === this.generation) this.loading = false;
+      if (generation === this.generation) {
+        this.loading = false;
+        this.arrivedDuringLoad = null;
+      }
     }
     this.fillViewport();
   }
@@ -316,6 +327,7 @@ export class ConversationList {
   subscribe() {
     const live = this.ctx.live;
     const conversation = (event) => {
+      this.arrivedDuringLoad?.set(event.data.id, event.data);
       this.ctx.store.noteChannel(event.data.channel);
       this.place(event.data);
       this.queueRender();

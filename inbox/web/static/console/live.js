@@ -210,10 +210,25 @@ export class LiveClient {
     clearTimeout(this.timers.ping);
     this.timers.ping = setTimeout(() => {
       if (!this.send({ type: "ping" })) return;
-      // No answer at all: the connection is dead without having said so.
-      this.timers.pong = setTimeout(() => this.socket?.close(4000), this.pongTimeoutMs);
+      // No answer at all: the connection is dead without having said so. Its closing
+      // handshake would wait as long, so it is dropped and a new one tried at once.
+      this.timers.pong = setTimeout(() => this.abandon(), this.pongTimeoutMs);
       this.schedulePing();
     }, this.pingMs);
+  }
+
+  abandon() {
+    const socket = this.socket;
+    if (!socket) return;
+    this.socket = null;
+    socket.onopen = socket.onmessage = socket.onclose = socket.onerror = null;
+    try {
+      socket.close(4000);
+    } catch {
+      // already closed
+    }
+    this.clearTimers();
+    this.retry();
   }
 
   markAlive() {

@@ -48,10 +48,11 @@ export class MessageLog {
       const page = await this.ctx.api("GET", `/api/conversations/${this.conversationId}/messages`, {
         query: { limit: PAGE },
       });
-      this.rows.clear();
-      this.order = [];
+      // Merged, not replaced: a resync keeps what is unsent (and its Retry) and what the
+      // socket brought while the page was on its way.
+      const first = this.rows.size === 0;
       for (const message of page.data) this.put(message);
-      this.hasMore = page.pagination.has_more;
+      if (first) this.hasMore = page.pagination.has_more;
       this.renderNow();
       this.el.scrollTop = this.el.scrollHeight;
     } catch (err) {
@@ -85,7 +86,13 @@ export class MessageLog {
 
   /** A message from the server (REST or an event): added, or its row replaced. */
   upsert(message) {
-    if (message.direction === "outbound") this.dropTemp(message);
+    if (!this.rows.has(message.id)) {
+      // Older than what is loaded: the page that holds it brings it, and it must not
+      // become the cursor that older pages are asked from.
+      const oldest = this.order.find((id) => typeof id === "number");
+      if (this.hasMore && oldest !== undefined && before(message, this.rows.get(oldest).message)) return;
+      if (message.direction === "outbound") this.dropTemp(message);
+    }
     this.put(message);
     this.schedule();
   }
@@ -123,7 +130,11 @@ export class MessageLog {
    * stored: when its events came first they are newer, and it must not undo them. */
   confirmTemp(tempId, message) {
     this.remove(tempId);
-    if (!this.rows.has(message.id)) this.upsert(message);
+    // Put, not upsert: another copy of the same words still on its way keeps its row.
+    if (!this.rows.has(message.id)) {
+      this.put(message);
+      this.schedule();
+    }
   }
 
   /** The stored twin of a message still shown as the composer's: the event can beat the
