@@ -1,12 +1,15 @@
 // The conversation list: views, filters and search over GET /api/conversations, paged by
 // cursor as it scrolls, kept live from the socket. Rows are keyed by conversation id: an
 // event touches its own row and moves it, never re-rendering the list, and the DOM work of
-// a burst of events is done once, after the batch.
+// a burst of events is done once, after the batch. Only the rows in sight (and a margin)
+// are in the document, so ten thousand loaded conversations scroll like fifty.
 
 import { h } from "./dom.js";
 import { fullTime, initials, relativeTime } from "./format.js";
 
 const PAGE = 50;
+const OVERSCAN = 12; // rows kept in the document above and below the visible ones
+const DEFAULT_ROW_HEIGHT = 78;
 const SEARCH_DEBOUNCE_MS = 300;
 const VIEWS = [
   ["mine", "Mine"],
@@ -47,8 +50,11 @@ export class ConversationList {
     this.total = 0;
     this.generation = 0;
     this.loading = false;
-    this.dirty = new Set();
+    this.dirty = new Set(); // rows whose content changed since they were last drawn
+    this.mounted = new Set(); // ids whose rows are in the document
+    this.rowHeight = 0;
     this.renderQueued = false;
+    this.windowQueued = false;
     this.offs = [];
     this.build();
     this.subscribe();
@@ -95,7 +101,7 @@ export class ConversationList {
       onclick: (e) => this.onClick(e),
     });
     this.sentinel = h("div", { class: "sentinel", "aria-hidden": "true" });
-    this.scroller = h("div", { class: "rows-scroll" }, this.listEl, this.sentinel);
+    this.scroller = h("div", { class: "rows-scroll", onscroll: () => this.queueWindow() }, this.listEl, this.sentinel);
     this.el = h(
       "section",
       { class: "list-panel", "aria-label": "Conversation list" },
@@ -109,6 +115,11 @@ export class ConversationList {
       if (entries.some((entry) => entry.isIntersecting)) this.loadMore();
     }, { root: this.scroller, rootMargin: "600px 0px" });
     this.observer.observe(this.sentinel);
+    this.resizer = new ResizeObserver(() => {
+      this.rowHeight = 0; // the font or the width changed: measure again
+      this.queueWindow();
+    });
+    this.resizer.observe(this.scroller);
     this.renderChannels();
     this.offs.push(this.ctx.store.on("channels", () => this.renderChannels()));
     this.offs.push(this.ctx.store.on("team", () => this.rows.forEach((_, id) => this.dirty.add(id)) || this.queueRender()));
@@ -189,7 +200,9 @@ export class ConversationList {
       this.rows.clear();
       this.order = [];
       this.dirty.clear();
+      this.mounted.clear();
       this.listEl.replaceChildren();
+      this.scroller.scrollTop = 0;
       this.accept(page);
       const served = new Map(page.data.map((conv) => [conv.id, conv]));
       for (const conv of arrived.values()) {
@@ -297,6 +310,7 @@ export class ConversationList {
     this.order.splice(this.indexOf(record.conv), 1);
     this.rows.delete(id);
     this.dirty.delete(id);
+    this.mounted.delete(id);
     this.total = Math.max(0, this.total - 1);
     const focused = record.el.contains(document.activeElement);
     record.el.remove();
@@ -359,20 +373,7 @@ export class ConversationList {
 
   renderNow() {
     this.renderQueued = false;
-    const focused = document.activeElement;
-    // Last first: each row goes before its successor, which is then already in place.
-    const position = new Map(this.order.map((id, index) => [id, index]));
-    const dirty = [...this.dirty].filter((id) => position.has(id)).sort((a, b) => position.get(b) - position.get(a));
-    for (const id of dirty) {
-      const record = this.rows.get(id);
-      this.renderRow(record);
-      const next = this.rows.get(this.order[position.get(id) + 1])?.el || null;
-      if (record.el.nextElementSibling !== next || record.el.parentNode !== this.listEl) {
-        this.listEl.insertBefore(record.el, next);
-      }
-    }
-    this.dirty.clear();
-    if (focused && focused !== document.activeElement && this.listEl.contains(focused)) focused.focus({ preventScroll: true });
+    this.renderWindow();
     this.updateTabStop();
     const shown = this.order.length;
     this.summary.textContent = shown ? `${this.total} conversation${this.total === 1 ? "" : "s"}` : "";
@@ -380,10 +381,71 @@ export class ConversationList {
     if (!shown && !this.loading) this.summary.textContent = this.filters.q ? "Nothing matches this search" : "No conversations here";
   }
 
+  queueWindow() {
+    if (this.windowQueued) return;
+    this.windowQueued = true;
+    requestAnimationFrame(() => {
+      this.windowQueued = false;
+      this.renderWindow();
+      this.updateTabStop();
+    });
+  }
+
+  /** The rows in sight, in order, with the space of the others above and below them. */
+  renderWindow() {
+    const count = this.order.length;
+    const height = this.rowHeight || DEFAULT_ROW_HEIGHT;
+    const top = this.scroller.scrollTop;
+    const first = Math.max(0, Math.min(count, Math.floor(top / height)) - OVERSCAN);
+    const last = Math.min(count, Math.ceil((top + (this.scroller.clientHeight || 800)) / height) + OVERSCAN);
+    const wanted = this.order.slice(first, last);
+    const keep = new Set(wanted);
+    const focused = document.activeElement;
+    let lostFocus = false;
+    for (const id of this.mounted) {
+      if (keep.has(id)) continue;
+      const record = this.rows.get(id);
+      if (record) {
+        lostFocus ||= record.el.contains(focused);
+        record.el.remove();
+      }
+      this.mounted.delete(id);
+    }
+    let previous = null;
+    wanted.forEach((id, offset) => {
+      const record = this.rows.get(id);
+      if (this.dirty.has(id) || !record.time) {
+        this.renderRow(record);
+        this.dirty.delete(id);
+      } else if (!this.mounted.has(id)) {
+        record.time.textContent = relativeTime(record.conv.last_message_at);
+      }
+      record.el.setAttribute("aria-posinset", String(first + offset + 1));
+      record.el.setAttribute("aria-setsize", String(Math.max(this.total, count)));
+      const expected = previous ? previous.nextSibling : this.listEl.firstChild;
+      if (expected !== record.el) this.listEl.insertBefore(record.el, expected);
+      this.mounted.add(id);
+      previous = record.el;
+    });
+    this.listEl.style.paddingTop = `${first * height}px`;
+    this.listEl.style.paddingBottom = `${(count - last) * height}px`;
+    if (wanted.length && !this.rowHeight) {
+      const measured = this.rows.get(wanted[0]).el.offsetHeight;
+      if (measured > 0 && measured !== height) {
+        this.rowHeight = measured;
+        this.queueWindow(); // the spacers assumed another height
+      } else if (measured > 0) this.rowHeight = measured;
+    }
+    if (focused && focused !== document.activeElement && this.listEl.contains(focused)) focused.focus({ preventScroll: true });
+    // The focused row scrolled out of the document: the list keeps the keyboard.
+    if (lostFocus) this.listEl.focus({ preventScroll: true });
+  }
+
   tick() {
     const now = Date.now();
-    for (const record of this.rows.values()) {
-      if (record.time) record.time.textContent = relativeTime(record.conv.last_message_at, now);
+    for (const id of this.mounted) {
+      const record = this.rows.get(id);
+      if (record?.time) record.time.textContent = relativeTime(record.conv.last_message_at, now);
     }
   }
 
@@ -403,7 +465,9 @@ export class ConversationList {
   }
 
   updateTabStop() {
-    const stop = this.rows.get(this.openId)?.el || this.listEl.querySelector('[tabindex="0"]') || this.rows.get(this.order[0])?.el;
+    // One tab stop among the rows in the document; none in sight: the list itself.
+    const open = this.mounted.has(this.openId) ? this.rows.get(this.openId).el : null;
+    const stop = open || this.listEl.querySelector('[tabindex="0"]') || this.listEl.firstElementChild;
     for (const el of this.listEl.querySelectorAll('[tabindex="0"]')) if (el !== stop) el.tabIndex = -1;
     if (stop) stop.tabIndex = 0;
     this.listEl.tabIndex = stop ? -1 : 0;
@@ -412,6 +476,14 @@ export class ConversationList {
   focusRow(id) {
     const record = this.rows.get(id);
     if (!record) return;
+    this.focusedId = id;
+    if (!this.mounted.has(id)) {
+      // Out of the document: scroll it into sight first, then draw that window now.
+      const height = this.rowHeight || DEFAULT_ROW_HEIGHT;
+      const index = this.order.indexOf(id);
+      this.scroller.scrollTop = Math.max(0, index * height - this.scroller.clientHeight / 2);
+      this.renderWindow();
+    }
     for (const el of this.listEl.querySelectorAll('[tabindex="0"]')) el.tabIndex = -1;
     record.el.tabIndex = 0;
     record.el.focus();
@@ -430,7 +502,9 @@ export class ConversationList {
   onKey(e) {
     if (e.altKey || e.ctrlKey || e.metaKey) return;
     const row = e.target.closest("li[data-id]");
-    const index = row ? this.order.indexOf(Number(row.dataset.id)) : -1;
+    // The list itself has focus when the focused row scrolled away: go on from that row.
+    const from = row ? Number(row.dataset.id) : this.rows.has(this.focusedId) ? this.focusedId : null;
+    const index = from === null ? -1 : this.order.indexOf(from);
     let target = null;
     if (e.key === "ArrowDown" || e.key === "j") target = this.order[Math.min(index + 1, this.order.length - 1)];
     else if (e.key === "ArrowUp" || e.key === "k") target = this.order[Math.max(index - 1, 0)];
@@ -448,6 +522,7 @@ export class ConversationList {
   close() {
     clearInterval(this.clock);
     this.observer.disconnect();
+    this.resizer.disconnect();
     for (const off of this.offs) off();
   }
 }
