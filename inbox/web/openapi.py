@@ -115,7 +115,9 @@ def build_openapi(
         errors = []
         if op.role is not None:
             errors += [401, 403]
-            entry["security"] = [{"bearerAuth": []}, {"apiKeyHeader": []}]
+            entry["security"] = [
+                {"bearerAuth": []}, {"apiKeyHeader": []}, {"consoleSession": []}
+            ]
         else:
             entry["security"] = []
         if "{" in op.path:
@@ -153,6 +155,15 @@ def build_openapi(
                     "description": "An access token from /api/auth/login, or an API key.",
                 },
                 "apiKeyHeader": {"type": "apiKey", "in": "header", "name": "X-Api-Key"},
+                "consoleSession": {
+                    "type": "apiKey",
+                    "in": "cookie",
+                    "name": "inbox_session",
+                    "description": (
+                        "The console's session cookie from POST /api/auth/session, accepted"
+                        " only from the service's own origin with `X-Inbox-Client: console`."
+                    ),
+                },
             },
         },
     }
