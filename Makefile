@@ -23,7 +23,7 @@ lint: $(BIN)/.installed
 	$(BIN)/ruff check .
 
 typecheck: $(BIN)/.installed
-	$(BIN)/mypy inbox realtime connectors
+	$(BIN)/mypy inbox realtime connectors clients/python/src
 
 # Test files run in parallel, one process per core (`make test PYTEST_ARGS=` for one).
 PYTEST_ARGS ?= -n auto --dist loadfile
@@ -47,7 +47,7 @@ check-latest:
 	$(LATEST)/bin/pip install --quiet --upgrade --upgrade-strategy eager -e '.[dev]'
 	$(LATEST)/bin/pip list --format=freeze > $(LATEST)/versions.txt
 	$(LATEST)/bin/ruff check .
-	$(LATEST)/bin/mypy inbox realtime connectors
+	$(LATEST)/bin/mypy inbox realtime connectors clients/python/src
 	$(LATEST)/bin/pytest -p no:cacheprovider $(PYTEST_ARGS)
 	rm -rf $(LATEST)
 

@@ -162,7 +162,8 @@ def main() -> int:
         fixture = json.loads(made.stdout.strip().splitlines()[-1])
         server, port = start_service("inbox", Path(workdir), database_url=database_url,
                                      redis_url=None, secret_key=SECRET_KEY, cpus=None,
-                                     extra_env={"INBOX_SECRETS_KEY": secrets_key})
+                                     extra_env={"INBOX_SECRETS_KEY": secrets_key,
+                                                "INBOX_RATE_LIMITS": "off"})
         url = f"http://127.0.0.1:{port}"
         try:
             driver = WhatsAppDriver("console", fixture["whatsapp_secret"],

@@ -107,6 +107,8 @@ class Environment:
         # Production requires one: the fixtures encrypt the channel's secrets with it
         # and every service process decrypts them.
         self.server_env.setdefault("INBOX_SECRETS_KEY", Fernet.generate_key().decode())
+        # The load comes from a few credentials, far past any per-user budget.
+        self.server_env.setdefault("INBOX_RATE_LIMITS", "off")
         self._redis_url = options.redis_url
         self._postgres_url = options.postgres_url
         self._templates: dict[Backend, tuple[str, Credentials]] = {}

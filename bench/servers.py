@@ -143,6 +143,10 @@ def start_service(
     )
     if redis_url:
         env["INBOX_REDIS_URL"] = redis_url
+    # BENCH_SERVER_ENV="INBOX_X=1,INBOX_Y=2": settings for an A/B run of one option.
+    env.update(
+        pair.split("=", 1) for pair in os.environ.get("BENCH_SERVER_ENV", "").split(",") if pair
+    )
     env.update(extra_env or {})
     process = Process(name, pinned(cpus, [*inbox_command(), "serve"]), log_dir, env, log_dir)
     try:

@@ -3,11 +3,13 @@
 Body: ``{"from": "+15550123456", "content": "...", "platform": "whatsapp",
 "name"?: "...", "external_id"?: "...", "timestamp"?: ISO-8601}``. There is no
 platform signature: the application authenticates the request with an
-organization API key before parsing it, and there is no platform to send to.
+organization API key before parsing it. Replies go to the channel's ``callback_url``
+when it has one, signed as Standard Webhooks specify.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -15,12 +17,17 @@ from typing import Any
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from . import standard_webhooks
 from .errors import PayloadError, SendError
 from .payload import load_json, validation_error
 from .phones import to_e164
-from .settings import ChannelSettings
+from .safe_urls import Unresolvable, UnsafeUrl, read_capped
+from .sending import retry_after, transport_errors
+from .settings import ChannelSettings, GenericSettings, expect
 from .types import InboundEvent, InboundMessage, OutboundMessage, SendResult, WebhookRequest
 
+# What is kept of a callback's answer: enough for an id, never a whole download.
+_ANSWER_BYTES = 4096
 # Platforms whose sender ids are phone numbers.
 _PHONE_PLATFORMS = frozenset({"whatsapp", "sms"})
 
@@ -77,8 +84,18 @@ class GenericAdapter:
         settings: ChannelSettings,
         message: OutboundMessage,
     ) -> SendResult:
-        raise SendError(
-            "a generic channel has no platform to send to", retryable=False, code="unsupported"
+        """POST the reply to the channel's ``callback_url``, signed; a 2xx is ``sent``.
+
+        ``client`` is the one for customers' URLs (it refuses private addresses)."""
+        generic = expect(GenericSettings, settings)
+        if not generic.callback_url or generic.callback_secret is None:
+            raise SendError(
+                "a generic channel without a callback_url has nowhere to send replies",
+                retryable=False,
+                code="unsupported",
+            )
+        return await send_callback(
+            client, generic.callback_url, generic.callback_secret.get_secret_value(), message
         )
 
 
@@ -101,4 +118,49 @@ def parse_message(body: bytes) -> InboundMessage:
         content_type="text",
         sender_name=message.name or None,
         sender_phone=to_e164(message.sender) if is_phone else None,
+    )
+
+
+async def send_callback(
+    client: httpx.AsyncClient, url: str, secret: str, message: OutboundMessage
+) -> SendResult:
+    body = json.dumps(
+        {
+            "type": "message.reply",
+            "message_id": message.message_id,
+            "conversation_id": message.conversation_id,
+            "to": message.to,
+            "content": message.text,
+            "attachments": message.attachments,
+        },
+        separators=(",", ":"),
+        ensure_ascii=False,
+    ).encode()
+    # The same on every retry of one reply, so the receiver can drop a repeat.
+    msg_id = f"msg_reply_{message.message_id}"
+    headers = standard_webhooks.headers([secret], msg_id, body)
+    headers["content-type"] = "application/json"
+    try:
+        with transport_errors(url, SendError):
+            async with client.stream("POST", url, content=body, headers=headers) as response:
+                answer = await read_capped(response, _ANSWER_BYTES)
+    except Unresolvable as exc:
+        raise SendError(str(exc), retryable=True, code="connect_error") from None
+    except UnsafeUrl as exc:
+        raise SendError(str(exc), retryable=False, code="unsafe_url") from None
+    status = response.status_code
+    if 200 <= status < 300:
+        try:
+            given = json.loads(answer)
+        except ValueError:
+            given = None
+        found = given.get("id") if isinstance(given, dict) else None
+        return SendResult(external_id=str(found) if found else msg_id)
+    raise SendError(
+        f"the callback answered HTTP {status}",
+        # Gone: the receiver says it will never take one again.
+        retryable=status != 410,
+        code=f"http_{status}",
+        retry_after=retry_after(response.headers.get("retry-after")),
+        status_code=status,
     )

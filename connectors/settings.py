@@ -8,7 +8,10 @@ from __future__ import annotations
 
 from typing import Any, ClassVar, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+
+from .safe_urls import UnsafeUrl, check_url
+from .standard_webhooks import InvalidSecret, secret_bytes
 
 
 class ChannelSettings(BaseModel):
@@ -118,7 +121,53 @@ class SmsSettings(ChannelSettings):
 
 
 class GenericSettings(ChannelSettings):
-    """A source that posts normalized JSON with an organization API key."""
+    """A source that posts normalized JSON with an organization API key, and may take
+    the replies to its conversations at ``callback_url`` (Standard Webhooks signed with
+    ``callback_secret``); without one, its conversations cannot be replied to."""
+
+    secret_fields: ClassVar[frozenset[str]] = frozenset({"callback_secret"})
+    quiet_fields: ClassVar[frozenset[str]] = ChannelSettings.quiet_fields | {
+        "callback_url",
+        "callback_secret",
+    }
+
+    callback_url: str | None = Field(
+        default=None,
+        max_length=2048,
+        description="Where agents' replies are POSTed, signed (Standard Webhooks).",
+    )
+    callback_secret: SecretStr | None = Field(
+        default=None, description="The signing secret of the callbacks: whsec_ and base64."
+    )
+
+    @field_validator("callback_url")
+    @classmethod
+    def _callback_url(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        try:
+            return check_url(value)
+        except UnsafeUrl as exc:
+            raise ValueError(str(exc)) from None
+
+    @field_validator("callback_secret")
+    @classmethod
+    def _callback_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value():
+            return None
+        if value.get_secret_value() == "*":
+            return value  # what the API shows in place of a secret that is set
+        try:
+            secret_bytes(value.get_secret_value())
+        except InvalidSecret as exc:
+            raise ValueError(str(exc)) from None
+        return value
+
+    @model_validator(mode="after")
+    def _secret_with_url(self) -> GenericSettings:
+        if self.callback_url and self.callback_secret is None:
+            raise ValueError("a callback_url needs a callback_secret (whsec_ and base64)")
+        return self
 
 
 SETTINGS_BY_KIND: dict[str, type[ChannelSettings]] = {

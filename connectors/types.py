@@ -322,6 +322,11 @@ class OutboundMessage:
     attachments: list[dict[str, Any]] = field(default_factory=list)
     # Where the platform should report delivery progress, on platforms that ask per send.
     status_callback: str | None = None
+    # A filled WhatsApp template (``whatsapp_templates.fill``): sent instead of ``text``.
+    template: dict[str, Any] | None = None
+    # Ours, for a receiver that is not a platform (a generic channel's callback).
+    message_id: int | None = None
+    conversation_id: int | None = None
 
 
 @dataclass(frozen=True)

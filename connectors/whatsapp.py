@@ -72,6 +72,13 @@ class WhatsAppAdapter:
 def _send_payload(message: OutboundMessage) -> dict[str, Any]:
     # wa_ids are digits; an E.164 number is accepted after dropping its "+".
     to = message.to[1:] if message.to.startswith("+") else message.to
+    if message.template is not None:
+        return {
+            "messaging_product": "whatsapp",
+            "to": to,
+            "type": "template",
+            "template": message.template,
+        }
     if not message.attachments:
         if not message.text:
             raise SendError("nothing to send", retryable=False, code="unsupported")

@@ -24,6 +24,7 @@ from .security import (
     decode_token,
     looks_like_jwt,
 )
+from .services import refresh_tokens
 from .services.console_sessions import ConsoleSessions
 from .settings import Settings
 
@@ -64,8 +65,10 @@ KEY_CANNOT_USE_API = (
     "This API key is for ingest only: the REST API and /ws need a key with the api scope"
 )
 
-Role = Literal["agent", "admin", "owner"]
-ROLES: tuple[Role, ...] = ("agent", "admin", "owner")
+# A viewer reads (analytics, conversations, contacts, /ws) and writes nothing: a
+# dashboard or a wall screen.
+Role = Literal["viewer", "agent", "admin", "owner"]
+ROLES: tuple[Role, ...] = ("viewer", "agent", "admin", "owner")
 _RANK: dict[str, int] = {role: rank for rank, role in enumerate(ROLES)}
 
 # last_used_at is a hint, not an audit log: one write a minute per key at most.
@@ -112,6 +115,9 @@ class Principal:
     owner_id: int | None = None
     # A console session's (the browser's cookie): its sockets close when it ends.
     session_id: int | None = None
+    # An API client's session (the refresh family its access token was issued in): its
+    # sockets close when it ends, and they outlive one access token.
+    family_id: int | None = None
 
     @property
     def user_id(self) -> int | None:
@@ -127,7 +133,7 @@ class Principal:
 
 def as_role(value: str) -> Role:
     """A stored role as the type; anything unknown counts as the least privileged."""
-    return cast(Role, value) if value in _RANK else "agent"
+    return cast(Role, value) if value in _RANK else "viewer"
 
 
 def role_at_least(role: str, minimum: Role) -> bool:
@@ -333,22 +339,42 @@ async def _from_access_token(db: Database, signing_key: str, token: str) -> Prin
             raise authentication_failed("expired", EXPIRED_JWT) from None
         raise authentication_failed("invalid", INVALID_JWT) from None
     return await user_principal(
-        db, claims.user_id, claims.organization_id, claims.session_epoch, claims.expires_at
+        db,
+        claims.user_id,
+        claims.organization_id,
+        claims.session_epoch,
+        claims.expires_at,
+        family_id=claims.family_id,
     )
 
 
 async def user_principal(
-    db: Database, user_id: int, organization_id: int, epoch: int, expires_at: datetime
+    db: Database,
+    user_id: int,
+    organization_id: int,
+    epoch: int,
+    expires_at: datetime,
+    *,
+    family_id: int | None = None,
 ) -> Principal:
-    """The principal of a genuine credential naming this user; AuthenticationFailed when it
-    was revoked since it was issued."""
+    """The principal of a genuine credential naming this user (and the refresh family it
+    was issued in); AuthenticationFailed when it was revoked since it was issued."""
     async with db.session() as session:
         user = await session.get(User, user_id)
+        family = None
+        if family_id is not None:
+            connection = await session.connection()
+            params = {"family_id": family_id}
+            family = (await connection.execute(refresh_tokens.STANDING, params)).first()
     # Genuine, unexpired, but its user was deactivated, deleted or moved since.
     if user is None or not user.is_active or user.organization_id != organization_id:
         raise authentication_failed("revoked", REVOKED_JWT)
     if user.session_epoch != epoch:
         raise authentication_failed("revoked", ENDED_SESSION)
+    if family_id is not None:
+        if family is None or family.organization_id != organization_id:
+            raise authentication_failed("revoked", ENDED_SESSION)
+        refresh_tokens.check_standing(family.ended_at, family.end_reason, family.expires_at)
     # The role stored now wins over the one in the token: demotions apply at once.
     return Principal(
         organization_id=user.organization_id,
@@ -356,4 +382,5 @@ async def user_principal(
         user=user,
         expires_at=expires_at,
         session_epoch=user.session_epoch,
+        family_id=family_id,
     )

@@ -13,6 +13,7 @@ import sys
 from types import FrameType
 from typing import Any
 
+from .commands.analytics import cmd_rebuild_analytics
 from .commands.channel_secrets import cmd_secrets_new_key, cmd_secrets_rotate
 from .commands.database import cmd_migrate, prepare, run
 from .commands.output import CliError, command_name
@@ -26,6 +27,8 @@ from .commands.setup import (
     cmd_token,
     parse_scopes,
 )
+from .commands.templates import cmd_sync_templates
+from .commands.webhook_log import cmd_webhooks_list, cmd_webhooks_replay
 from .errors import ApiError
 from .settings import ConfigError, Settings, load_settings, with_development_key
 
@@ -59,8 +62,9 @@ def _listen_problem(host: str, port: int) -> str | None:
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
+    from .telemetry.logs import uvicorn_log_config
+    from .web.connection_bounds import ConnectionLimits, fit_descriptor_limit, server_options
     from .web.head_meter import HeadLimits
-    from .web.http_limits import uvicorn_options
 
     if args.workers > 1 and not settings.redis_url:
         # Each worker is a process with its own in-memory broker: WebSockets held by one
@@ -89,6 +93,12 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     # for ends as "killed by SIGTERM" (`make run` then reports Error 143). A stop asked
     # for is a clean exit: the signal's second raise lands here and exits with 0.
     signal.signal(signal.SIGTERM, _exit_cleanly)
+    fit_descriptor_limit(settings.max_connections)
+    if args.workers > 1 or os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from .telemetry.workers import prepare_multiprocess_dir
+
+        # Before any worker starts: each chooses how to keep its figures on import.
+        prepare_multiprocess_dir()
     uvicorn.run(
         "inbox.process:create_served_app",
         factory=True,
@@ -96,9 +106,13 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         port=port,
         workers=args.workers,
         log_level=settings.log_level,
+        log_config=uvicorn_log_config(settings.log_format),
         # Our own access log redacts tokens from query strings; uvicorn's would not.
         access_log=False,
         proxy_headers=True,
+        # The peers whose X-Forwarded-For/-Proto are believed: the ones the rate limits
+        # believe (uvicorn would otherwise read FORWARDED_ALLOW_IPS, 127.0.0.1 by default).
+        forwarded_allow_ips=settings.trusted_proxies,
         # A little above the endpoint's 64 KiB limit, so it answers 1009 itself without
         # uvicorn buffering frames up to its 16 MiB default first.
         ws_max_size=64 * 1024 + 1024,
@@ -109,9 +123,15 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         ws_ping_timeout=20,
         timeout_graceful_shutdown=10,
         # uvicorn's httptools parser takes headers without limit: the head is counted,
-        # and refused with 431, before the parser sees it.
-        **uvicorn_options(
-            HeadLimits(max_bytes=settings.max_header_bytes, max_headers=settings.max_headers)
+        # and refused with 431, before the parser sees it; slow requests are closed and
+        # connections past INBOX_MAX_CONNECTIONS refused (see web/connection_bounds).
+        **server_options(
+            HeadLimits(max_bytes=settings.max_header_bytes, max_headers=settings.max_headers),
+            ConnectionLimits(
+                header_timeout=settings.header_timeout,
+                body_timeout=settings.body_timeout,
+                max_connections=settings.max_connections,
+            ),
         ),
     )
     return 0
@@ -182,19 +202,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--email", required=True)
     p.add_argument("--password", required=True)
     p.add_argument("--name", help="display name (default: the part of the email before @)")
-    p.add_argument("--role", choices=["owner", "admin", "agent"], default="agent")
+    p.add_argument("--role", choices=["owner", "admin", "agent", "viewer"], default="agent")
     p = command(
         "create-api-key", cmd_create_api_key, "create an API key (printed once)", creates=True
     )
     p.add_argument("--org", type=int, required=True)
     p.add_argument("--name", required=True)
-    p.add_argument("--role", choices=["agent", "admin"], default="agent")
+    p.add_argument("--role", choices=["viewer", "agent", "admin"], default="agent")
     p.add_argument(
         "--scopes",
         type=parse_scopes,
         default=["api"],
         help="comma-separated: api (REST and /ws, the default), ingest (the generic webhook)",
     )
+    p = command(
+        "analytics-rebuild",
+        cmd_rebuild_analytics,
+        "recompute the analytics' message rollups from the stored messages",
+    )
+    p.add_argument("--org", type=int, help="only this organization (default: every one)")
     p = command("token", cmd_token, "print an access token for a user", keyed=True)
     p.add_argument("--email", required=True)
     p.add_argument("--ttl", type=int, help="lifetime in seconds")
@@ -234,6 +260,39 @@ def build_parser() -> argparse.ArgumentParser:
     # Needs no configuration: it makes what production's is missing.
     new_key.set_defaults(handler=cmd_secrets_new_key, needs_settings=False)
     new_key.add_argument("--json", action="store_true", help="print a JSON object")
+    p = sub.add_parser(
+        "channels",
+        help="messaging channels",
+        description="Work on the connected messaging channels.",
+    )
+    actions = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    sync = actions.add_parser(
+        "sync-templates",
+        help="read the WhatsApp message templates of a channel (default: every active "
+        "WhatsApp channel) from its Business Account",
+    )
+    sync.set_defaults(handler=cmd_sync_templates, keyed=True)
+    sync.add_argument("channel", nargs="?", type=int, metavar="CHANNEL", help="a channel id")
+    sync.add_argument("--json", action="store_true", help="print a JSON object")
+    p = sub.add_parser(
+        "webhooks",
+        help="webhook requests received (INBOX_WEBHOOK_ARCHIVE_DAYS)",
+        description="The archive of webhook requests, of every organization and of none.",
+    )
+    actions = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    listed = actions.add_parser("list", help="the newest records")
+    listed.set_defaults(handler=cmd_webhooks_list)
+    listed.add_argument("--outcome", help="only records with this outcome")
+    listed.add_argument("--limit", type=int, default=50)
+    listed.add_argument("--json", action="store_true", help="print a JSON object")
+    replayed = actions.add_parser(
+        "replay",
+        help="run recorded requests again through today's code and channels "
+        "(a delivery already stored stores nothing new)",
+    )
+    replayed.set_defaults(handler=cmd_webhooks_replay, keyed=True)
+    replayed.add_argument("ids", nargs="+", type=int, metavar="ID", help="record ids")
+    replayed.add_argument("--json", action="store_true", help="print a JSON object")
     p = command(
         "demo",
         cmd_demo,

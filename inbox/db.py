@@ -20,6 +20,7 @@ from sqlalchemy.pool import AsyncAdaptedQueuePool, NullPool
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from . import sqlite_inline
+from .telemetry.metrics import count_connections_in_use
 
 log = logging.getLogger("inbox.db")
 
@@ -78,6 +79,12 @@ def timed_out(exc: BaseException) -> bool:
     return isinstance(exc, OperationalError) and "database is locked" in str(exc)
 
 
+def _server_gone(code: str | None) -> bool:
+    """A connection failure (class 08) or a server shutting down, crashed or starting
+    up (57P01-57P03): the same work succeeds once the server is back."""
+    return code is not None and (code.startswith("08") or code in ("57P01", "57P02", "57P03"))
+
+
 def _operational(context: ExceptionContext) -> BaseException | None:
     """asyncpg's deadlocks and timeouts reach SQLAlchemy as plain DBAPIErrors; they are
     the database's condition, not the statement's fault: OperationalError, as the
@@ -85,7 +92,8 @@ def _operational(context: ExceptionContext) -> BaseException | None:
     error = context.sqlalchemy_exception
     if error is None or isinstance(error, OperationalError):
         return None
-    if _sqlstate(error) not in _RUN_AGAIN | _TIMED_OUT:
+    code = _sqlstate(error)
+    if code not in _RUN_AGAIN | _TIMED_OUT and not _server_gone(code):
         return None
     return OperationalError(
         context.statement,
@@ -271,6 +279,8 @@ class Database:
         self._writer_sessions = async_sessionmaker(
             self.writer_engine, class_=AsyncSession, expire_on_commit=False
         )
+        count_connections_in_use(self.engine)
+        count_connections_in_use(self.writer_engine)
 
     @property
     def dialect(self) -> str:

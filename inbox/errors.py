@@ -12,6 +12,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Match, Route
 
+from .telemetry.context import request_id
+
 log = logging.getLogger("inbox.errors")
 
 
@@ -59,6 +61,10 @@ class UnsupportedMediaType(ApiError):
 
 class ValidationFailed(ApiError):
     status, code = 422, "VALIDATION_ERROR"
+
+
+class ChannelCannotReply(ApiError):
+    status, code = 422, "CHANNEL_CANNOT_REPLY"
 
 
 class IdempotencyKeyReused(ApiError):
@@ -149,4 +155,9 @@ async def http_error_handler(request: Request, exc: Exception) -> Response:
 
 async def unhandled_error_handler(request: Request, exc: Exception) -> Response:
     log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
-    return error_response(500, "INTERNAL_ERROR", "Internal server error")
+    response = error_response(500, "INTERNAL_ERROR", "Internal server error")
+    # Answered outside the middleware that stamps every other answer with the id.
+    rid = request_id.get()
+    if rid is not None:
+        response.headers["X-Request-Id"] = rid
+    return response

@@ -24,6 +24,8 @@ class EventType(StrEnum):
     CANNED_RESPONSE_CREATED = "canned_response.created"
     CANNED_RESPONSE_UPDATED = "canned_response.updated"
     CANNED_RESPONSE_DELETED = "canned_response.deleted"
+    # An outgoing webhook endpoint turned off: its receiver is gone or kept failing.
+    WEBHOOK_DISABLED = "webhook.disabled"
     # Live only: figures, presence and typing, never stored.
     METRICS_UPDATE = "metrics.update"
     AGENT_STATUS = "agent.status"

@@ -6,6 +6,7 @@ here, so these settings hold for the server process alone, not for tests or tool
 
 from __future__ import annotations
 
+import atexit
 import gc
 
 from starlette.applications import Starlette
@@ -13,14 +14,19 @@ from starlette.applications import Starlette
 from .app import create_app
 from .settings import Settings, load_settings
 from .state import AppState
+from .telemetry.logs import configure_logging
+from .telemetry.metrics import SERVER_PROCESSES
+from .telemetry.workers import worker_stopped
 from .web.drain import delay_exit_signals
-from .web.redaction import redact_server_logs
 
 
 def create_served_app(settings: Settings | None = None) -> Starlette:
     """The app as a server process runs it (the factory `inbox serve` hands uvicorn)."""
-    redact_server_logs()
-    return create_app(settings or load_settings(), started=settle_process)
+    settings = settings or load_settings()
+    configure_logging(settings.log_format, settings.log_level)
+    SERVER_PROCESSES.set(1)
+    atexit.register(worker_stopped)
+    return create_app(settings, started=settle_process)
 
 
 def settle_process(state: AppState) -> None:

@@ -18,6 +18,8 @@ JWT_ALGORITHM = "HS256"
 API_KEY_PREFIX = "ibx_"
 # The access token's claim carrying its user's session epoch at issue.
 EPOCH_CLAIM = "epoch"
+# The claim naming the refresh family (an API client's session) a token was issued in.
+FAMILY_CLAIM = "fam"
 
 _hasher = PasswordHasher()
 
@@ -53,6 +55,7 @@ class TokenClaims:
     issued_at: datetime
     expires_at: datetime
     session_epoch: int
+    family_id: int | None = None
 
 
 def issue_token(
@@ -63,8 +66,10 @@ def issue_token(
     key: str,
     ttl_seconds: int,
     session_epoch: int = 0,
+    family_id: int | None = None,
 ) -> str:
-    """An access token; ``session_epoch`` is the user's, so bumping it revokes the token."""
+    """An access token; ``session_epoch`` is the user's, so bumping it revokes the token,
+    and so does ending the refresh family ``family_id`` it was issued in."""
     now = datetime.now(UTC)
     claims = {
         "sub": str(user_id),
@@ -74,6 +79,8 @@ def issue_token(
         "iat": now,
         "exp": now + timedelta(seconds=ttl_seconds),
     }
+    if family_id is not None:
+        claims[FAMILY_CLAIM] = family_id
     return jwt.encode(claims, key, algorithm=JWT_ALGORITHM)
 
 
@@ -98,6 +105,7 @@ def decode_token(token: str, key: str) -> TokenClaims:
             expires_at=datetime.fromtimestamp(int(payload["exp"]), UTC),
             # Tokens issued before epochs existed count as the first one.
             session_epoch=_epoch(payload.get(EPOCH_CLAIM, 0)),
+            family_id=_family(payload.get(FAMILY_CLAIM)),
         )
     except (jwt.PyJWTError, ValueError, TypeError) as exc:
         raise InvalidToken(str(exc)) from None
@@ -107,6 +115,14 @@ def _epoch(value: object) -> int:
     # A signed token carries what we wrote, but a bool or a float is refused, not coerced.
     if type(value) is not int:
         raise ValueError(f"{EPOCH_CLAIM} must be an integer")
+    return value
+
+
+def _family(value: object) -> int | None:
+    if value is None:
+        return None
+    if type(value) is not int:
+        raise ValueError(f"{FAMILY_CLAIM} must be an integer")
     return value
 
 

@@ -24,6 +24,9 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from .ratelimit.addresses import parse_networks
+from .ratelimit.rules import Rate, parse_rates
+
 log = logging.getLogger("inbox.settings")
 
 DEV_SECRET_FILE = ".inbox-secret-key"  # noqa: S105 - a file name, not a secret
@@ -74,6 +77,10 @@ class Settings(BaseSettings):
     # does not live forever.
     session_idle: int = Field(default=12 * 3600, ge=1, le=365 * 24 * 3600)
     session_max: int = Field(default=7 * 24 * 3600, ge=1, le=365 * 24 * 3600)
+    # An API client's refresh token lapses this long after it was issued unless it is
+    # used (each use hands out the next), and its family after refresh_max whatever its use.
+    refresh_ttl: int = Field(default=30 * 24 * 3600, ge=60, le=365 * 24 * 3600)
+    refresh_max: int = Field(default=90 * 24 * 3600, ge=60, le=5 * 365 * 24 * 3600)
     host: str = "127.0.0.1"
     port: int = Field(
         default=8000, ge=1, le=65535, validation_alias=AliasChoices("INBOX_PORT", "PORT")
@@ -84,11 +91,20 @@ class Settings(BaseSettings):
     delivery_timeout: float = Field(default=15.0, gt=0, le=120)
     drain_seconds: float | None = Field(default=None, ge=0, le=300)
     event_retention_days: int = Field(default=7, ge=1, le=365)
+    # Webhook requests kept to be read and replayed: days (0: none kept), a size cap in
+    # MiB past which the oldest go, and forged requests kept per client address a minute.
+    webhook_archive_days: int = Field(default=3, ge=0, le=90)
+    webhook_archive_max_mb: int = Field(default=512, ge=1, le=1_000_000)
+    webhook_archive_forged_per_minute: int = Field(default=10, ge=0, le=10_000)
     # Live events are written to uvicorn's WebSocket transports as encoded frames where a
     # probe of the server, at the first connection, finds that this works; false sends
     # every frame through ASGI instead (a way out should a uvicorn upgrade break it).
     ws_direct_frames: bool = True
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    # "json": one JSON object per line, for a log pipeline; "text" stays readable.
+    log_format: Literal["text", "json"] = "text"
+    # GET /metrics asks for this bearer token; unset, only loopback clients may scrape.
+    metrics_token: SecretStr | None = None
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
     # Platforms document deliveries larger than any REST request (WhatsApp: 3 MB).
     max_webhook_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
@@ -96,6 +112,13 @@ class Settings(BaseSettings):
     # before it is read further. Browsers send a few KiB, most of it cookies.
     max_header_bytes: int = Field(default=32 * 1024, ge=4096, le=1024 * 1024)
     max_headers: int = Field(default=100, ge=16, le=1000)
+    # Seconds a request's head may take to arrive from its first byte (or from the
+    # connection), and its body from the end of the head: slow clients are closed.
+    header_timeout: float = Field(default=10.0, gt=0, le=3600)
+    body_timeout: float = Field(default=60.0, gt=0, le=3600)
+    # Open HTTP and WebSocket connections per server process; past it new ones are
+    # answered 503 (a WebSocket: closed with 1013). Keep it below `ulimit -n`.
+    max_connections: int = Field(default=10_000, ge=1)
     # Seconds a request's database statement may take, waits for locks included, before
     # it fails and the request answers 503: PostgreSQL's statement_timeout, SQLite's busy
     # timeout. Migrations and maintenance (pruning the outbox) are not bounded by it.
@@ -103,6 +126,37 @@ class Settings(BaseSettings):
     # /readyz answers 503 while the file system of the SQLite database has less free
     # space than this: SQLite fails writes on a full disk. 0: not checked.
     min_free_disk_bytes: int = Field(default=64 * 1024 * 1024, ge=0)
+    # Outgoing webhooks: the delays in seconds before each retry of a delivery (about a
+    # day in all), how long a receiver may take to answer, how many requests one
+    # endpoint has in flight at once, and whether loopback and private addresses may
+    # be sent to (tests, internal networks; link-local and metadata ones never are).
+    webhook_retry_schedule: Annotated[list[float], NoDecode] = Field(
+        default_factory=lambda: [5.0, 60.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 36000.0]
+    )
+    webhook_timeout: float = Field(default=10.0, gt=0, le=120)
+    webhook_concurrency: int = Field(default=16, ge=1, le=256)
+    webhook_allow_private: bool = False
+    # Request budgets per category (count/period, comma-separated, over the defaults of
+    # `ratelimit.rules`); "off" limits nothing. Checked at start-up.
+    rate_limits: Annotated[dict[str, Rate], NoDecode] = Field(
+        default_factory=lambda: parse_rates("")
+    )
+    # Peers whose X-Forwarded-For is believed (addresses or CIDR networks): the client
+    # address that sign-ins and the lead form are limited by.
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["127.0.0.1", "::1"]
+    )
+    # WebSockets one user or API key may hold open in one process.
+    max_sockets_per_user: int = Field(default=50, ge=1, le=100_000)
+    # Attachments (fetched from the platforms, uploaded by agents) are kept here, and
+    # none larger than media_max_bytes is fetched or taken.
+    media_dir: str = "media"
+    media_max_bytes: int = Field(default=25 * 1024 * 1024, ge=1024, le=1024 * 1024 * 1024)
+    # Whether this process runs a worker fetching inbound attachments (any number may).
+    media_fetch: bool = True
+    # Whether attachments' URLs (named in webhooks) may be on loopback and private
+    # addresses (tests); link-local and metadata ones never are.
+    media_allow_private: bool = False
 
     @field_validator("database_url")
     @classmethod
@@ -149,6 +203,34 @@ class Settings(BaseSettings):
                     "each key must be 32 url-safe base64-encoded bytes, newest first and "
                     f"comma-separated ({SECRETS_KEY_HINT})"
                 ) from None
+        return value
+
+    @field_validator("webhook_retry_schedule", mode="before")
+    @classmethod
+    def _retry_schedule(cls, value: object) -> object:
+        if isinstance(value, str):
+            try:
+                value = [float(v) for v in value.split(",") if v.strip()]
+            except ValueError:
+                raise ValueError("must be comma-separated seconds, e.g. 5,60,300") from None
+        if isinstance(value, list) and (
+            not value or len(value) > 50 or any(not 0 <= float(v) <= 7 * 86400 for v in value)
+        ):
+            raise ValueError("must hold 1 to 50 delays of 0 to 604800 seconds")
+        return value
+
+    @field_validator("rate_limits", mode="before")
+    @classmethod
+    def _rate_limits(cls, value: object) -> object:
+        return parse_rates(value) if isinstance(value, str) else value
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _trusted_proxies(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = [v.strip() for v in value.split(",") if v.strip()]
+        if isinstance(value, list):
+            parse_networks(str(v) for v in value)
         return value
 
     @field_validator("allowed_origins", mode="before")

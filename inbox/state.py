@@ -8,12 +8,17 @@ from dataclasses import dataclass, field
 from .auth import Authenticator
 from .db import Database
 from .live import Live
+from .media import MediaService
+from .media.fetcher import MediaFetcher
 from .services.channel_cache import ChannelCache
 from .services.channel_secrets import ChannelSecrets
 from .services.delivery import DeliveryWorker
 from .services.group_commit import GroupCommit
 from .services.outbox import EventSink, NullSink
 from .services.profiles import ProfileFetcher
+from .services.template_resync import TemplateResync
+from .services.webhook_archive import ArchiveWriter
+from .services.webhooks.sender import WebhookSender
 from .settings import Settings
 
 
@@ -36,6 +41,15 @@ class AppState:
     delivery: DeliveryWorker | None = None
     # Instagram senders' names, looked up after their delivery is stored.
     profiles: ProfileFetcher | None = None
+    # Templates read again when a status webhook names one never synced.
+    template_resync: TemplateResync | None = None
+    # The outgoing webhooks' sender, when this process runs one.
+    webhooks: WebhookSender | None = None
+    # Attachments' store and links; the worker that fetches inbound ones.
+    media: MediaService | None = None
+    media_fetcher: MediaFetcher | None = None
+    # Webhook requests recorded off the request path; None when the archive is off.
+    archive: ArchiveWriter | None = None
     draining: bool = False
     # Extra /readyz checks by name, e.g. the broker when one is configured.
     readiness_checks: dict[str, Callable[[], Awaitable[object]]] = field(default_factory=dict)

@@ -21,6 +21,7 @@ from .schemas.conversations import (
 )
 from .schemas.leads import LeadPublic
 from .services.channel_secrets import public_view
+from .services.reply_window import window_expires_at
 
 
 def channel_public(channel: Channel) -> ChannelPublic:
@@ -87,6 +88,8 @@ class ConversationFields(Protocol):
     @property
     def snoozed_until(self) -> datetime | None: ...
     @property
+    def last_inbound_at(self) -> datetime | None: ...
+    @property
     def created_at(self) -> datetime: ...
     @property
     def updated_at(self) -> datetime: ...
@@ -121,6 +124,9 @@ def conversation_public(
         # in its row (the ingest core writes its status only); no longer snoozed, it is
         # no time to show.
         snoozed_until=conv.snoozed_until if conv.status == "snoozed" else None,
+        reply_window_expires_at=window_expires_at(
+            channel_kind, conv.last_inbound_at, conv.created_at
+        ),
         created_at=conv.created_at,
         updated_at=conv.updated_at,
     )

@@ -17,6 +17,7 @@ from .backends.memory import MemoryBackend
 from .backends.redis import RedisBackend
 from .control import Control
 from .envelope import Envelope
+from .metrics import BROKER_RECONNECTS
 
 __all__ = ["Broker", "BrokerBackend", "BrokerUnavailable", "Control", "create_backend"]
 
@@ -104,6 +105,7 @@ class Broker:
                 continue
             if envelope is None:
                 self.reconnects += 1
+                BROKER_RECONNECTS.inc()
                 if self._on_reconnected is not None:
                     try:
                         await self._on_reconnected()

@@ -20,9 +20,12 @@ from typing import Protocol
 
 from .counters import HubCounters
 from .envelope import Envelope
+from .metrics import CONNECTIONS_OPEN, EVICTED_QUEUE, EVICTED_UNSENT, EVICTIONS
 from .writers import DirectWriter, TurnEnd, send_queued
 
 logger = logging.getLogger(__name__)
+
+_EVICTIONS = {reason: EVICTIONS.labels(reason) for reason in (EVICTED_QUEUE, EVICTED_UNSENT)}
 
 CLOSE_GOING_AWAY = 1001
 CLOSE_INTERNAL_ERROR = 1011
@@ -281,6 +284,7 @@ class Connection:
             await asyncio.wait(pending)
         self._state = State.CLOSED
         self._counters.connections_closed += 1
+        CONNECTIONS_OPEN.dec()
         # A graceful close can leave a socket that waits forever to flush its buffer to a
         # peer that stopped reading; whatever happened, drop it after the timeout.
         asyncio.get_running_loop().call_later(self._limits.close_timeout, self.socket.abort)
@@ -297,12 +301,13 @@ class Connection:
         logger.error("writing to connection %s failed: closing it", self.id, exc_info=error)
         self.close(CLOSE_INTERNAL_ERROR)
 
-    def too_slow(self, why: str) -> None:
+    def too_slow(self, why: str, reason: str = EVICTED_QUEUE) -> None:
         if self.closing:
             return
         if self._writer is not None:
             self._writer.discard()
         self._counters.evictions += 1
+        _EVICTIONS[reason].inc()
         logger.info(
             "evicting connection %s of organization %s: %s", self.id, self.organization_id, why
         )

@@ -28,6 +28,7 @@ from .connection import (
 from .counters import HubCounters
 from .envelope import Envelope
 from .eventlog import EventLog
+from .metrics import CONNECTIONS_OPEN, DELIVERIES
 from .ordering import EventOrder
 from .writers import TurnEnd
 
@@ -123,6 +124,7 @@ class Hub:
             org = self._organizations[organization_id] = self._organization(organization_id)
         org.connections = (*org.connections, connection)
         self.counters.connections_opened += 1
+        CONNECTIONS_OPEN.inc()
         return connection
 
     def revoke(self, organization_id: int, subject: str, code: int = CLOSE_UNAUTHORIZED) -> int:
@@ -183,6 +185,8 @@ class Hub:
                 delivered += 1
         self.counters.events_dispatched += 1
         self.counters.deliveries += delivered
+        if delivered:
+            DELIVERIES.inc(delivered)
 
     def _unregister(self, connection: Connection) -> None:
         org = self._organizations.get(connection.organization_id)

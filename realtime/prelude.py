@@ -10,6 +10,7 @@ from .connection import Connection
 from .envelope import Envelope
 from .eventlog import EventLog, ReplayTruncated, reading
 from .hub import Hub
+from .metrics import REPLAY_SIZE, REPLAYS
 from .protocol import REPLAY_TRUNCATED, session_ready
 
 
@@ -52,4 +53,6 @@ async def send_prelude(
         await connection.send_now(REPLAY_TRUNCATED)
     finally:
         hub.counters.replayed += replayed
+        REPLAYS.inc()
+        REPLAY_SIZE.observe(replayed)
     return last

@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Protocol
 
 from .envelope import Envelope
+from .metrics import EVICTED_UNSENT
 
 if TYPE_CHECKING:
     from .connection import EventQueue
@@ -35,7 +36,7 @@ class WriterOwner(Protocol):
 
     def write_failed(self, error: Exception) -> None: ...
 
-    def too_slow(self, why: str) -> None: ...
+    def too_slow(self, why: str, reason: str = ...) -> None: ...
 
 
 class TurnEnd:
@@ -132,4 +133,4 @@ class DirectWriter:
             self._owner.write_failed(error)
             return
         if unsent > self._max_unsent:
-            self._owner.too_slow(f"{unsent} bytes unsent")
+            self._owner.too_slow(f"{unsent} bytes unsent", EVICTED_UNSENT)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import pwd
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -127,7 +128,23 @@ class PostgresServer:
         return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
 
     def start(self) -> None:
+        """Start the cluster (made on the first start; a later one reuses its data)."""
         data = self.dir / "data"
+        if not data.exists():
+            self._initdb(data)
+        self._run(data)
+
+    def stop(self) -> None:
+        """Stop the server, keeping its data: a fast shutdown, which ends the sessions
+        clients still hold (a smart one, SIGTERM, would wait for them)."""
+        if self.proc is not None:
+            # The postmaster itself: runuser passes SIGTERM on, not SIGINT.
+            postmaster = int((self.dir / "data" / "postmaster.pid").read_text().split()[0])
+            os.kill(postmaster, signal.SIGINT)
+            self.proc.wait(timeout=30)
+            self.proc = None
+
+    def _initdb(self, data: Path) -> None:
         subprocess.run(
             [
                 *self.run_as,
@@ -146,6 +163,8 @@ class PostgresServer:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
+
+    def _run(self, data: Path) -> None:
         self.proc = subprocess.Popen(
             [
                 *self.run_as,

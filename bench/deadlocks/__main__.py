@@ -106,7 +106,7 @@ class Load:
 
 async def _setup(group: ServerGroup, traffic: Traffic, load: Load) -> None:
     """An SMS channel beside the fixtures' WhatsApp one; every sender writes once on
-    each channel; the conversations that made are what agents reply to."""
+    each channel; the WhatsApp and SMS conversations that made are what agents reply to."""
     urls = [f"http://{HOST}:{port}" for port in group.ports]
     headers = {"Authorization": f"Bearer {traffic.accounts.token}"}
     async with httpx.AsyncClient(base_url=urls[0], headers=headers, timeout=30) as api:
@@ -137,7 +137,10 @@ async def _setup(group: ServerGroup, traffic: Traffic, load: Load) -> None:
         while True:
             page = (await api.get("/api/conversations",
                                   params={"limit": 200, "offset": offset})).json()
-            traffic.known.conversations += [c["id"] for c in page["data"]]
+            # A generic channel without a callback_url cannot be replied to (422).
+            traffic.known.conversations += [
+                c["id"] for c in page["data"] if c["channel"]["kind"] != "generic"
+            ]
             if not page["pagination"]["has_more"]:
                 break
             offset += 200

@@ -9,6 +9,7 @@ from ..schemas.channels import ChannelCreate, ChannelPatch, ChannelPublic
 from ..schemas.common import Page, PageQuery
 from ..services.channels import create_channel as connect_channel
 from ..services.channels import parse_settings, routing_conflict
+from ..services.webhooks.callbacks import check_callback
 from ..views import channel_public
 from ..web.endpoint import Context, Endpoints
 from .common import apply_changes, count, get_owned, omit_nulls
@@ -44,13 +45,15 @@ async def list_channels(ctx: Context[PageQuery, None]) -> Page[ChannelPublic]:
 )
 async def create_channel(ctx: Context[None, ChannelCreate]) -> ChannelPublic:
     body = ctx.body
+    settings = parse_settings(body.kind, body.settings)
+    await check_callback(settings, ctx.state.settings.webhook_allow_private)
     channel = await connect_channel(
         ctx.state.db,
         ctx.state.secrets,
         ctx.org_id,
         kind=body.kind,
         name=body.name,
-        settings=parse_settings(body.kind, body.settings),
+        settings=settings,
         is_active=body.is_active,
     )
     ctx.state.channels.invalidate()
@@ -84,6 +87,7 @@ async def update_channel(ctx: Context[None, ChannelPatch]) -> ChannelPublic:
         if ctx.body.settings is not None:
             current = ctx.state.secrets.decrypted(channel)
             parsed = parse_settings(channel.kind, {**current, **ctx.body.settings})
+            await check_callback(parsed, ctx.state.settings.webhook_allow_private)
             if parsed.stored() != current:
                 # Every secret encrypted anew, under the newest key.
                 changes["settings"] = ctx.state.secrets.seal(parsed)

@@ -53,7 +53,13 @@ async def _list(ctx: Context[ContactQuery, None], status: str | None) -> Page[Co
     return Page.of(items, total=total, limit=q.limit, offset=q.offset)
 
 
-@api.get("/api/contacts", summary="List contacts", query=ContactQuery, response=Page[ContactPublic])
+@api.get(
+    "/api/contacts",
+    summary="List contacts",
+    query=ContactQuery,
+    response=Page[ContactPublic],
+    role="viewer",
+)
 async def list_contacts(ctx: Context[ContactQuery, None]) -> Page[ContactPublic]:
     return await _list(ctx, ctx.query.status)
 
@@ -63,6 +69,7 @@ async def list_contacts(ctx: Context[ContactQuery, None]) -> Page[ContactPublic]
     summary="List customers: contacts whose status is customer",
     query=ContactQuery,
     response=Page[ContactPublic],
+    role="viewer",
 )
 async def list_customers(ctx: Context[ContactQuery, None]) -> Page[ContactPublic]:
     return await _list(ctx, "customer")
@@ -88,6 +95,7 @@ async def create_contact(ctx: Context[None, ContactCreate]) -> ContactPublic:
     "/api/contacts/{contact_id:int}",
     summary="Get a contact with its identities, leads and conversations across channels",
     response=ContactDetail,
+    role="viewer",
 )
 async def get_contact(ctx: Context[None, None]) -> ContactDetail:
     async with ctx.state.db.session() as session:

@@ -8,7 +8,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from ..errors import NotFound, field_error
 from ..events import EventType
-from ..models import Conversation, Message, User
+from ..models import Conversation, Message, User, utcnow
 from ..schemas.conversations import (
     MAX_LABELS,
     ConversationPage,
@@ -43,6 +43,7 @@ api = Endpoints("conversations")
     summary="List conversations, newest activity first",
     query=ConversationQuery,
     response=ConversationPage,
+    role="viewer",
 )
 async def list_conversations(ctx: Context[ConversationQuery, None]) -> ConversationPage:
     """Page on with `cursor` (the `pagination.next_cursor` of the page before): a
@@ -76,6 +77,7 @@ async def list_conversations(ctx: Context[ConversationQuery, None]) -> Conversat
     "/api/conversations/{conversation_id:int}",
     summary="Get a conversation",
     response=ConversationPublic,
+    role="viewer",
 )
 async def get_conversation(ctx: Context[None, None]) -> ConversationPublic:
     async with ctx.state.db.session() as session:
@@ -93,6 +95,13 @@ async def _change(ctx: Context[Any, Any], changes: dict[str, Any]) -> Conversati
                 raise field_error(
                     "assignee_id", f"no active user {assignee_id} in this organization"
                 )
+        if "status" in changes:
+            # Resolution time runs to the latest close; closing twice moves nothing.
+            if changes["status"] != "closed":
+                changes["closed_at"] = changes["resolution_seconds"] = None
+            elif conv.status != "closed":
+                closed = changes["closed_at"] = utcnow()
+                changes["resolution_seconds"] = (closed - conv.created_at).total_seconds()
         return await _apply(tx, conv, changes)
 
 
@@ -207,6 +216,7 @@ async def _cursor(
     summary="Messages of a conversation in conversation order, by cursor",
     query=MessageQuery,
     response=MessagePage,
+    role="viewer",
 )
 async def list_messages(ctx: Context[MessageQuery, None]) -> MessagePage:
     """Conversation order is the platform's timestamp (then arrival). Without a cursor: the

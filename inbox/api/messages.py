@@ -6,6 +6,7 @@ from starlette.responses import Response
 
 from ..errors import Conflict, field_error
 from ..events import EventType
+from ..media.attachments import reply_attachments
 from ..models import Message, utcnow
 from ..schemas.conversations import MessagePublic, ReplyCreate
 from ..services.message_status import status_data
@@ -30,7 +31,11 @@ async def create_message(ctx: Context[None, ReplyCreate]) -> Response:
     With an `Idempotency-Key` header, a repeat of the same request by the same user or
     API key answers 200 with the first message and sends nothing; the same key with a
     different request answers 422 `IDEMPOTENCY_KEY_REUSED` and changes nothing. Keys
-    are each credential's own: another user's key never answers yours."""
+    are each credential's own: another user's key never answers yours.
+    On WhatsApp (and Instagram) a free-form reply after the conversation's
+    `reply_window_expires_at` is refused with 422 `REPLY_WINDOW_CLOSED` and nothing is
+    queued; on WhatsApp a `template` is what still reaches the customer. A private note
+    is never refused."""
     principal = ctx.principal
     idempotency = None
     key = ctx.request.headers.get("idempotency-key")
@@ -47,9 +52,15 @@ async def create_message(ctx: Context[None, ReplyCreate]) -> Response:
         conversation_id=ctx.path["conversation_id"],
         user_id=principal.user_id,
         content=ctx.body.content,
-        attachments=[a.model_dump(exclude_none=True) for a in ctx.body.attachments],
+        attachments=await reply_attachments(
+            ctx.state.db,
+            ctx.org_id,
+            [a.model_dump(exclude_none=True) for a in ctx.body.attachments],
+            sendable=ctx.body.private or ctx.state.settings.public_url is not None,
+        ),
         private=ctx.body.private,
         idempotency=idempotency,
+        template=ctx.body.template.model_dump() if ctx.body.template is not None else None,
     )
     if created and message.status == "queued" and ctx.state.delivery is not None:
         ctx.state.delivery.wake()

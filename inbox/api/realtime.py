@@ -20,6 +20,7 @@ def _live(ctx: Context[None, None]) -> Live:
     "when the caller's credential expires sooner); the socket closes when the credential "
     "expires or is revoked",
     response=TicketResponse,
+    role="viewer",
 )
 async def create_ticket(ctx: Context[None, None]) -> TicketResponse:
     return TicketResponse(**_live(ctx).ticket_for(ctx.principal))
@@ -29,6 +30,7 @@ async def create_ticket(ctx: Context[None, None]) -> TicketResponse:
     "/api/analytics/live",
     summary="The organization's live figures, as metrics.update carries them",
     response=MetricsSnapshot,
+    role="viewer",
 )
 async def live_metrics(ctx: Context[None, None]) -> MetricsSnapshot:
     return MetricsSnapshot(**await _live(ctx).figures(ctx.org_id))

@@ -11,6 +11,7 @@ from starlette.responses import Response
 from ..auth import as_role
 from ..errors import AuthenticationFailed, AuthorizationFailed
 from ..models import Organization, User, utcnow
+from ..ratelimit.middleware import spend_sign_in
 from ..schemas.auth import LoginRequest, OrganizationPublic
 from ..schemas.common import Output
 from ..schemas.users import RoleName, UserPublic
@@ -49,6 +50,8 @@ async def sign_in(ctx: Context[None, LoginRequest]) -> Response:
     authenticates requests that carry `X-Inbox-Client: console` from this origin."""
     settings = ctx.state.settings
     console_sessions.check_origin(ctx.request.headers, ctx.request.url.scheme, settings.public_url)
+    # Per e-mail as well as per address: guessing one account's password stops too.
+    await spend_sign_in(ctx.request, ctx.body.email.strip().lower())
     async with ctx.state.db.session(write=True) as session:
         email = ctx.body.email.strip().lower()
         user = (await session.exec(select(User).where(func.lower(User.email) == email))).first()
@@ -85,6 +88,7 @@ async def sign_in(ctx: Context[None, LoginRequest]) -> Response:
     summary="Sign the console out: the session ends on every server, its sockets close "
     "(4401) and the cookie is cleared",
     errors=(403,),
+    role="viewer",
 )
 async def sign_out(ctx: Context[None, None]) -> Response:
     principal = ctx.principal

@@ -327,6 +327,7 @@ class _Seed:
         conv.created_at = messages[0].created_at
         conv.updated_at = last.created_at
         first_in = next(m for m in messages if m.direction == "inbound")
+        conv.last_inbound_at = max(m.created_at for m in messages if m.direction == "inbound")
         reply = next(
             (m for m in shown if m.direction == "outbound" and m.status != "failed"), None
         )

@@ -21,6 +21,7 @@ from ..schemas.contacts import ContactPublic
 from ..schemas.conversations import ConversationPublic, MessagePublic
 from ..schemas.leads import LeadPublic
 from ..schemas.realtime import AgentStatus, Deleted, MessageStatusChange, MetricsSnapshot, Typing
+from ..schemas.webhooks import WebhookDisabled
 
 REF = "#/components/schemas/{model}"
 
@@ -43,6 +44,7 @@ STORED_EVENTS: dict[EventType, type[BaseModel]] = {
     EventType.CANNED_RESPONSE_CREATED: CannedResponsePublic,
     EventType.CANNED_RESPONSE_UPDATED: CannedResponsePublic,
     EventType.CANNED_RESPONSE_DELETED: Deleted,
+    EventType.WEBHOOK_DISABLED: WebhookDisabled,
 }
 LIVE_EVENTS: dict[EventType, type[BaseModel]] = {
     EventType.METRICS_UPDATE: MetricsSnapshot,

@@ -12,6 +12,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from starlette.requests import HTTPConnection
 
 from realtime.endpoint import HandshakeRefused, Session
+from realtime.hub import Hub
 
 from ..auth import (
     Authenticator,
@@ -23,7 +24,8 @@ from ..auth import (
 )
 from ..db import Database
 from ..errors import ApiError, AuthenticationFailed, ServiceUnavailable
-from ..services import console_sessions
+from ..ratelimit.sockets import check_socket_cap
+from ..services import console_sessions, refresh_tokens
 from ..settings import Settings
 from .revocation import subject_of
 from .tickets import (
@@ -52,8 +54,11 @@ class Handshake:
         db: Database,
         auth: Authenticator,
         admitted: Callable[[int], None],
+        hub: Hub | None = None,
     ) -> None:
         self.settings = settings
+        # Counts the sockets a credential holds here, against INBOX_MAX_SOCKETS_PER_USER.
+        self.hub = hub
         self.db = db
         self.auth = auth
         self.used_tickets = UsedTickets(db, session_idle=settings.session_idle)
@@ -73,6 +78,8 @@ class Handshake:
                     conn.headers.get("authorization"), conn.headers.get("x-api-key")
                 ) or query.get("token")
                 principal = await self.auth.authenticate(credential)
+                if principal.family_id is not None:
+                    principal = await self._for_family(principal, principal.family_id)
         except STORAGE_ERRORS as exc:
             # A clear refusal the client may retry, not a 500.
             log.warning("refusing a handshake: %s", exc.__class__.__name__)
@@ -83,6 +90,8 @@ class Handshake:
         except ApiError as exc:
             # REST's code, words and details; the status stays the documented 403.
             raise HandshakeRefused(exc.code, exc.message, exc.details) from None
+        if self.hub is not None:
+            check_socket_cap(self.hub, principal, self.settings.max_sockets_per_user)
         self._admitted(principal.organization_id)
         user = principal.user
         return Session(
@@ -92,10 +101,20 @@ class Handshake:
                 if user is not None
                 else {"api_key_id": principal.api_key_id, "role": principal.role}
             ),
-            user_id=principal.user_id,
+            # A viewer (a dashboard, a wall screen) is no agent: never online, never typing.
+            user_id=principal.user_id if principal.role != "viewer" else None,
             expires_at=principal.expires_at,
             subject=subject_of(principal),
         )
+
+    async def _for_family(self, principal: Principal, family_id: int) -> Principal:
+        # An API client's socket outlives the access token it was opened with while its
+        # session (the refresh family) refreshes: the credential check closes it once the
+        # family's newest access token has lapsed, and the family's limit bounds it all.
+        lasts = await refresh_tokens.family_lasts_until(
+            self.db, family_id, principal.organization_id
+        )
+        return replace(principal, expires_at=lasts)
 
     async def _redeem(self, ticket: str) -> Principal:
         claims = read_ticket(self.settings.signing_key, ticket)
@@ -126,9 +145,17 @@ class Handshake:
                 )
                 return replace(found, session_id=claims.session_id)
             if claims.user_id is not None:
-                return await user_principal(
-                    self.db, claims.user_id, org_id, claims.session_epoch, expires_at
+                found = await user_principal(
+                    self.db,
+                    claims.user_id,
+                    org_id,
+                    claims.session_epoch,
+                    expires_at,
+                    family_id=claims.family_id,
                 )
+                if claims.family_id is not None:
+                    return await self._for_family(found, claims.family_id)
+                return found
             assert claims.api_key_id is not None
             found = await api_key_principal(self.db, claims.api_key_id, org_id)
         except AuthenticationFailed as exc:

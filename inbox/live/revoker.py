@@ -23,6 +23,8 @@ log = logging.getLogger("inbox.live")
 # earlier release ignores rather than take for every session of the user).
 REVOKED = "session.revoked"
 CONSOLE_SESSION_ENDED = "console_session.ended"
+# One API client's session (a refresh family) ended: signed out, or a token reused.
+REFRESH_FAMILY_ENDED = "refresh_family.ended"
 # How often each process checks the credentials its sockets were opened with against
 # the database: the bound on a revocation the broker did not carry (it was down, or the
 # change came from the command line or by hand).
@@ -58,8 +60,9 @@ class Revoker:
         epoch: int,
         keys: Sequence[int] = (),
         keep_session: int | None = None,
+        keep_family: int | None = None,
     ) -> None:
-        self._user_revoked(org_id, user_id, epoch, keys, keep_session)
+        self._user_revoked(org_id, user_id, epoch, keys, keep_session, keep_family)
         data: dict[str, object] = {
             "subject": Subject("user", user_id).text,
             "epoch": epoch,
@@ -67,6 +70,8 @@ class Revoker:
         }
         if keep_session is not None:
             data["keep_session"] = keep_session
+        if keep_family is not None:
+            data["keep_family"] = keep_family
         await self._instruct(Control(REVOKED, org_id, data))
 
     async def revoke_key(self, org_id: int, api_key_id: int) -> None:
@@ -78,8 +83,20 @@ class Revoker:
         data = {"session": session_id, "user": user_id}
         await self._instruct(Control(CONSOLE_SESSION_ENDED, org_id, data))
 
+    async def revoke_family(self, org_id: int, user_id: int, family_id: int) -> None:
+        self._family_ended(org_id, family_id)
+        data = {"family": family_id, "user": user_id}
+        await self._instruct(Control(REFRESH_FAMILY_ENDED, org_id, data))
+
     def instructed(self, control: Control) -> None:
         """Carry out a revocation said by any process, this one included."""
+        if control.kind == REFRESH_FAMILY_ENDED:
+            family_id = control.data.get("family")
+            if type(family_id) is not int:
+                log.warning("ignoring a malformed %s instruction", control.kind)
+                return
+            self._family_ended(control.organization_id, family_id)
+            return
         if control.kind == CONSOLE_SESSION_ENDED:
             session_id = control.data.get("session")
             if type(session_id) is not int:
@@ -95,6 +112,7 @@ class Revoker:
             keys = [int(k) for k in control.data.get("keys", ())]
             epoch = control.data.get("epoch")
             kept = control.data.get("keep_session")
+            kept_family = control.data.get("keep_family")
         except (KeyError, TypeError, ValueError):
             log.warning("ignoring a malformed %s instruction", control.kind)
             return
@@ -104,7 +122,10 @@ class Revoker:
             # Without an epoch: every session of the user.
             below = epoch if type(epoch) is int else None
             keep = kept if type(kept) is int else None
-            self._user_revoked(control.organization_id, subject.id, below, keys, keep)
+            keep_family = kept_family if type(kept_family) is int else None
+            self._user_revoked(
+                control.organization_id, subject.id, below, keys, keep, keep_family
+            )
 
     def _user_revoked(
         self,
@@ -113,6 +134,7 @@ class Revoker:
         below: int | None,
         keys: Sequence[int],
         keep_session: int | None = None,
+        keep_family: int | None = None,
     ) -> None:
         self.auth.forget_owner(user_id)
         for key_id in keys:
@@ -125,6 +147,8 @@ class Revoker:
                 and (below is None or subject.epoch < below)
                 # The console that changed its password stays signed in, sockets too.
                 and (keep_session is None or subject.session != keep_session)
+                # So does the API client's session that changed it.
+                and (keep_family is None or subject.family != keep_family)
             )
 
         self._close(org_id, ended)
@@ -132,6 +156,10 @@ class Revoker:
     def _session_ended(self, org_id: int, session_id: int) -> None:
         self.auth.forget_session(session_id)
         self._close(org_id, lambda subject: subject.session == session_id)
+
+    def _family_ended(self, org_id: int, family_id: int) -> None:
+        # Nothing to forget: access tokens read their family on every request.
+        self._close(org_id, lambda subject: subject.family == family_id)
 
     def _key_revoked(self, org_id: int, api_key_id: int) -> None:
         self.auth.forget_key(api_key_id)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import orjson
@@ -33,6 +33,7 @@ from ..events import EventType
 from ..services.metrics import METRIC_EVENTS, LiveMetrics
 from ..services.outbox import OutboxEvent
 from ..settings import Settings
+from ..telemetry.metrics import EVENTS_PUBLISHED
 from .asyncapi import EVENT_TYPES
 from .handshake import Handshake
 from .outbox_log import OutboxLog, envelope_of
@@ -61,9 +62,14 @@ class Live:
             settings.redis_url, self._presence_changed, prefix=CHANNEL_PREFIX
         )
         self.sender = Sender(self.broker)
+        # Told of each commit's events once published (the outgoing webhooks' sender).
+        self.committed: list[Callable[[], None]] = []
         self.metrics = LiveMetrics(db, self._publish_metrics, self._agents_online)
-        self.revoker = Revoker(self.hub, auth, CredentialCheck(db), self.sender.instruct)
-        self.handshake = Handshake(settings, db, auth, admitted=self.revoker.watch)
+        credentials = CredentialCheck(db, access_token_ttl=settings.access_token_ttl)
+        self.revoker = Revoker(self.hub, auth, credentials, self.sender.instruct)
+        self.handshake = Handshake(
+            settings, db, auth, admitted=self.revoker.watch, hub=self.hub
+        )
         self.typists = Typists(db, self.sender.send)
         self.viewers = Typists(db, self.sender.send, EventType.VIEWING)
         self.endpoint = RealtimeEndpoint(
@@ -122,11 +128,13 @@ class Live:
         epoch: int,
         keys: Sequence[int] = (),
         keep_session: int | None = None,
+        keep_family: int | None = None,
     ) -> None:
         """Close, in every process, the sockets opened with a session of the user older
         than ``epoch``, and those of ``keys`` (the keys that stopped with the user); not
-        those of the console session ``keep_session``, which stays signed in."""
-        await self.revoker.revoke_user(org_id, user_id, epoch, keys, keep_session)
+        those of the console session ``keep_session`` nor of the refresh family
+        ``keep_family``, which stay signed in."""
+        await self.revoker.revoke_user(org_id, user_id, epoch, keys, keep_session, keep_family)
 
     async def revoke_key(self, org_id: int, api_key_id: int) -> None:
         """Close, in every process, the sockets a deleted key opened; stop trusting it."""
@@ -136,6 +144,11 @@ class Live:
         """Close, in every process, the sockets a console session opened; stop trusting
         the session: it was signed out."""
         await self.revoker.revoke_session(org_id, user_id, session_id)
+
+    async def revoke_family(self, org_id: int, user_id: int, family_id: int) -> None:
+        """Close, in every process, the sockets an API client's session (a refresh
+        family) opened: it was signed out, or one of its refresh tokens reused."""
+        await self.revoker.revoke_family(org_id, user_id, family_id)
 
     async def recheck(self) -> int:
         """Close the local sockets whose credential the database no longer stands behind."""
@@ -154,6 +167,9 @@ class Live:
                 # the outbox when the next one shows the gap.
                 log.exception("event %d (%s) cannot be published", event.id, event.type)
         await self.sender.send(*envelopes)
+        EVENTS_PUBLISHED.inc(len(envelopes))
+        for listener in self.committed:
+            listener()
         for org_id in {e.organization_id for e in events if e.type in METRIC_EVENTS}:
             self.metrics.touch(org_id)
 

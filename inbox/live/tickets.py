@@ -25,7 +25,7 @@ from ..db import Database
 from ..errors import AuthenticationFailed, ServiceUnavailable
 from ..models.organizations import UsedTicket
 from ..security import JWT_ALGORITHM
-from ..services import console_sessions
+from ..services import console_sessions, refresh_tokens
 
 log = logging.getLogger("inbox.live")
 
@@ -62,6 +62,8 @@ class TicketClaims:
     credential_expires_at: datetime | None
     # The console session it was minted from, if any: the socket closes when it ends.
     session_id: int | None = None
+    # The refresh family (an API client's session) it was minted in, if any: likewise.
+    family_id: int | None = None
 
 
 class UsedTickets:
@@ -106,6 +108,7 @@ class UsedTickets:
             # Sessions end far less often than tickets are used: this piggy-backs on the
             # tickets' minute rather than run a task of its own.
             await console_sessions.prune(self.db, self.session_idle)
+            await refresh_tokens.prune(self.db)
         return int(getattr(result, "rowcount", 0) or 0)
 
 
@@ -133,6 +136,8 @@ def issue_ticket(key: str, principal: Principal) -> tuple[str, int]:
         claims["epoch"] = principal.session_epoch or 0
         if principal.session_id is not None:
             claims["sid"] = principal.session_id
+        if principal.family_id is not None:
+            claims["fam"] = principal.family_id
     if principal.api_key_id is not None:
         claims["key"] = principal.api_key_id
     lifetime = max(1, round((expires_at - now).total_seconds()))
@@ -167,6 +172,7 @@ def read_ticket(key: str, ticket: str) -> TicketClaims:
                 None if credential_expiry is None else _moment(credential_expiry)
             ),
             session_id=_integer(claims["sid"]) if "sid" in claims else None,
+            family_id=_integer(claims["fam"]) if "fam" in claims else None,
         )
     except (KeyError, TypeError, ValueError, OverflowError, OSError):
         raise authentication_failed("invalid", INVALID_TICKET) from None

@@ -15,7 +15,7 @@ from realtime.envelope import Envelope
 from realtime.protocol import FrameError
 
 from ..db import Database
-from ..errors import NotFound
+from ..errors import AuthorizationFailed, NotFound
 from ..events import EventType
 from ..models import Conversation
 from ..schemas.fields import MAX_ID
@@ -89,6 +89,9 @@ class Typists:
         self.conversations = KnownConversations()
 
     async def __call__(self, session: Session, conversation_id: int, connection_id: str) -> None:
+        if session.user.get("role") == "viewer":
+            refused = AuthorizationFailed("A viewer only watches: it cannot type or view")
+            raise FrameError(refused.code, refused.message)
         if not await self._conversation_exists(session.organization_id, conversation_id):
             # Another organization's conversation is refused in the same words as a missing
             # one: the answer must not tell which ids exist elsewhere.

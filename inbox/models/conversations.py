@@ -45,6 +45,44 @@ class Conversation(SQLModel, table=True):
         Index("ix_conversations_contact_channel", "contact_id", "channel_id"),
         Index("ix_conversations_org_first_response", "organization_id", "first_response_at"),
         Index("ix_conversations_snoozed_until", "snoozed_until"),
+        # The analytics read these alone, never the table: counts of a range by channel
+        # and assignee, and medians read in the order of the value.
+        Index(
+            "ix_conversations_org_created",
+            "organization_id",
+            "created_at",
+            "channel_id",
+            "assignee_id",
+        ),
+        Index("ix_conversations_org_closed", "organization_id", "closed_at", "assignee_id"),
+        Index("ix_conversations_org_status_assignee", "organization_id", "status", "assignee_id"),
+        Index(
+            "ix_conversations_org_responded",
+            "organization_id",
+            "first_response_at",
+            "first_response_seconds",
+            "first_responder_id",
+            "channel_id",
+        ),
+        Index(
+            "ix_conversations_org_response_order",
+            "organization_id",
+            "first_response_seconds",
+            "first_response_at",
+        ),
+        Index(
+            "ix_conversations_org_responder_order",
+            "organization_id",
+            "first_responder_id",
+            "first_response_seconds",
+            "first_response_at",
+        ),
+        Index(
+            "ix_conversations_org_resolution_order",
+            "organization_id",
+            "resolution_seconds",
+            "closed_at",
+        ),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -59,6 +97,15 @@ class Conversation(SQLModel, table=True):
     last_message_preview: str | None = Field(default=None, max_length=280)
     first_response_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     first_response_seconds: float | None = Field(default=None)
+    # The user whose reply was the first response. No foreign key: the column was added
+    # in place, and a user's deletion leaves a figure no listing reaches.
+    first_responder_id: int | None = Field(default=None)
+    # When the conversation was last closed, and how long after its opening; None while
+    # it is not closed.
+    closed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    resolution_seconds: float | None = Field(default=None)
+    # The customer's latest message: where a platform's reply window starts.
+    last_inbound_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     # Set while the status is "snoozed": the conversation reopens by itself then.
     snoozed_until: datetime | None = Field(default=None, sa_type=UTCDateTime)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)

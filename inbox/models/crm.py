@@ -18,6 +18,7 @@ class Contact(SQLModel, table=True):
         Index("ix_contacts_org_email", "organization_id", "email"),
         Index("ix_contacts_org_phone", "organization_id", "phone"),
         Index("ix_contacts_org_status", "organization_id", "status"),
+        Index("ix_contacts_org_created", "organization_id", "created_at"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -74,6 +75,7 @@ class Lead(SQLModel, table=True):
         Index("ix_leads_org_created", "organization_id", "created_at"),
         Index("ix_leads_org_status", "organization_id", "status"),
         Index("ix_leads_contact", "contact_id"),
+        Index("ix_leads_org_converted", "organization_id", "converted_at"),
     )
 
     id: int | None = Field(default=None, primary_key=True)

@@ -23,6 +23,10 @@ class Organization(SQLModel, table=True):
     lead_form_key: str | None = Field(
         default=None, sa_column=Column(String(64), unique=True, nullable=True)
     )
+    # An IANA zone name: where "today" and the analytics' days and weeks begin.
+    timezone: str = Field(
+        default="UTC", sa_column=Column(String(64), nullable=False, server_default="UTC")
+    )
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 

@@ -22,6 +22,24 @@ class TokenResponse(Output):
     user: UserPublic
 
 
+class LoginResponse(TokenResponse):
+    refresh_token: str = Field(
+        description="Opaque; POST it to /api/auth/refresh for a new access token and the next "
+        "refresh token. Each works once: presenting a spent one ends the whole session."
+    )
+    refresh_expires_in: int = Field(
+        description="Seconds until this refresh token lapses unused (INBOX_REFRESH_TTL, never "
+        "past session_expires_at)"
+    )
+    session_expires_at: datetime = Field(
+        description="When the session ends whatever its use (INBOX_REFRESH_MAX after login)"
+    )
+
+
+class RefreshRequest(Input):
+    refresh_token: str = Field(min_length=1, max_length=200)
+
+
 class OrganizationPublic(Output):
     id: int
     name: str
@@ -29,11 +47,20 @@ class OrganizationPublic(Output):
         description="Publishable key for POST /webhooks/leads/incoming?key=...; it can only "
         "create leads. Null until an admin creates one."
     )
+    timezone: str = Field(
+        description='IANA zone of "today" in metrics.update and of the analytics\' days'
+    )
     created_at: datetime
 
 
 class OrganizationPatch(Input):
-    name: str = Field(min_length=1, max_length=200)
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    timezone: str | None = Field(
+        default=None,
+        max_length=64,
+        description='An IANA zone name (Europe/Berlin): where "today" and the analytics\' '
+        "days begin.",
+    )
 
 
 class MeResponse(Output):
@@ -57,7 +84,7 @@ def _default_scopes() -> list[ScopeName]:
 
 class ApiKeyCreate(Input):
     name: str = Field(min_length=1, max_length=200)
-    role: Literal["agent", "admin"] = "agent"
+    role: Literal["viewer", "agent", "admin"] = "agent"
     scopes: list[ScopeName] = Field(
         default_factory=_default_scopes,
         min_length=1,

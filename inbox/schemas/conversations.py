@@ -7,6 +7,7 @@ from pydantic import Field, field_validator, model_validator
 
 from .common import Input, Output, PageQuery
 from .fields import MAX_BIG_ID, Id, Tag
+from .templates import TemplateSend
 
 ConversationStatus = Literal["open", "pending", "snoozed", "closed"]
 MessageDirection = Literal["inbound", "outbound"]
@@ -45,6 +46,12 @@ class ConversationPublic(Output):
     first_response_seconds: float | None
     snoozed_until: datetime | None = Field(
         default=None, description="While snoozed: when it reopens by itself."
+    )
+    reply_window_expires_at: datetime | None = Field(
+        default=None,
+        description="When the platform stops taking free-form replies (WhatsApp and "
+        "Instagram: 24 h after the customer's last message; in the past once closed). "
+        "null where the platform has no window (SMS, generic).",
     )
     created_at: datetime
     updated_at: datetime
@@ -188,10 +195,23 @@ class MessagePage(Output):
 
 
 class Attachment(Input):
-    url: str = Field(min_length=8, max_length=2000, pattern=r"^https?://")
+    url: str | None = Field(default=None, min_length=8, max_length=2000, pattern=r"^https?://")
+    media_id: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=32,
+        description="A file uploaded with POST /api/media (its type and name come with it); "
+        "sent from the service's public URL, so INBOX_PUBLIC_URL must be set.",
+    )
     type: Literal["image", "video", "audio", "document"] = "document"
     filename: str | None = Field(default=None, max_length=255)
     caption: str | None = Field(default=None, max_length=1024)
+
+    @model_validator(mode="after")
+    def _one_source(self) -> Attachment:
+        if (self.url is None) == (self.media_id is None):
+            raise ValueError("an attachment has either a url or a media_id")
+        return self
 
 
 class ReplyCreate(Input):
@@ -200,9 +220,18 @@ class ReplyCreate(Input):
     private: bool = Field(
         default=False, description="An internal note: stored and shown, never sent."
     )
+    template: TemplateSend | None = Field(
+        default=None,
+        description="A WhatsApp template (synced, APPROVED) instead of content: what "
+        "reaches a customer whose reply window has closed. Stored with its text filled in.",
+    )
 
     @model_validator(mode="after")
     def _not_empty(self) -> ReplyCreate:
+        if self.template is not None:
+            if self.content.strip() or self.attachments or self.private:
+                raise ValueError("a template goes alone: no content, attachments or private")
+            return self
         if not self.content.strip() and not self.attachments:
             raise ValueError("a message needs content or an attachment")
         return self

@@ -8,7 +8,7 @@ from pydantic import Field
 from .common import Input, Output, PageQuery
 from .fields import Email
 
-RoleName = Literal["agent", "admin", "owner"]
+RoleName = Literal["viewer", "agent", "admin", "owner"]
 Password = str
 
 

@@ -15,6 +15,7 @@ from ..errors import Conflict, NotFound
 from ..models import ApiKey, Organization, User
 from ..security import generate_api_key, hash_password
 from .console_sessions import end_user_sessions
+from .refresh_tokens import end_user_families
 
 
 async def create_organization(db: Database, name: str) -> Organization:
@@ -96,12 +97,18 @@ async def create_api_key(
 
 
 async def end_sessions(
-    session: AsyncSession, user_id: int, *, keep_console_session: int | None = None
+    session: AsyncSession,
+    user_id: int,
+    *,
+    keep_console_session: int | None = None,
+    keep_refresh_family: int | None = None,
 ) -> int:
     """Bump the user's session epoch in the caller's transaction: every access token
     (and ticket) issued before is refused once it commits, and every console session
-    but ``keep_console_session`` ends. Answers the new epoch."""
+    but ``keep_console_session`` and every refresh family but ``keep_refresh_family``
+    ends. Answers the new epoch."""
     await end_user_sessions(session, user_id, keep=keep_console_session)
+    await end_user_families(session, user_id, keep=keep_refresh_family)
     connection = await session.connection()
     bumped = await connection.execute(
         update(User)

@@ -16,6 +16,7 @@ from typing import Any, Protocol
 
 from connectors.types import InboundMessage
 
+from ..media.inbound import media_slots
 from ..models import Channel, Conversation
 from ..schemas.conversations import MessagePublic
 from ..views import conversation_public
@@ -50,6 +51,7 @@ class ConversationActivity(Protocol):
     last_message_at: datetime | None
     last_message_preview: str | None
     snoozed_until: datetime | None
+    last_inbound_at: datetime | None
 
 
 @dataclass(eq=False, slots=True)
@@ -71,6 +73,7 @@ class ConversationState:
     updated_at: datetime
     changed: bool = False
     snoozed_until: datetime | None = None
+    last_inbound_at: datetime | None = None
 
     @classmethod
     def of_row(cls, row: Any) -> ConversationState:
@@ -96,7 +99,7 @@ def preview(content: str | None, content_type: str) -> str:
 
 
 def attachments_of(event: InboundMessage) -> list[dict[str, Any]]:
-    attachments = [dict(a) for a in event.attachments]
+    attachments = media_slots(event.platform, [dict(a) for a in event.attachments])
     if event.raw and event.content_type in _STRUCTURED:
         attachments.append({"type": event.content_type, "data": event.raw})
     return attachments
@@ -150,12 +153,20 @@ def record_inbound(
     *,
     unread: bool = True,
     opens: bool = True,
+    now: datetime | None = None,
 ) -> None:
-    """A message from the customer, stored. ``unread``: it waits for an answer (an
-    activity entry does not); ``opens``: it takes a pending or snoozed conversation
-    back to open, as the customer acting does."""
+    """A message from the customer, stored (``now``: when it reached us). ``unread``:
+    it waits for an answer (an activity entry does not); ``opens``: it takes a pending
+    or snoozed conversation back to open, as the customer acting does."""
+    now = now or at
     if unread:
         conversation.unread_count += 1
+        # A message the customer wrote (not an activity entry) opens the platform's
+        # reply window. Counted from its arrival, not the platform's clock: a late
+        # delivery then lets a reply through that the platform may still refuse
+        # (and the reply fails), never the other way round.
+        if conversation.last_inbound_at is None or now > conversation.last_inbound_at:
+            conversation.last_inbound_at = now
     if opens and conversation.status in _OPENED_BY_CUSTOMER:
         conversation.status = "open"
         conversation.snoozed_until = None

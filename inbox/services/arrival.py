@@ -86,7 +86,13 @@ class ArrivalRun:
             if row["direction"] == "inbound":
                 self.tx.emit(EventType.MESSAGE_RECEIVED, message_payload(row))
                 record_inbound(
-                    conversation, at, content, content_type, unread=entry.unread, opens=entry.opens
+                    conversation,
+                    at,
+                    content,
+                    content_type,
+                    unread=entry.unread,
+                    opens=entry.opens,
+                    now=row["created_at"],
                 )
             else:
                 self.tx.emit(EventType.MESSAGE_SENT, message_payload(row))

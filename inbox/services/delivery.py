@@ -38,12 +38,15 @@ from connectors.settings import ChannelSettings
 from connectors.types import OutboundMessage, SendError, SendResult
 
 from ..db import Database
+from ..media.links import MediaLinks, outbound_attachments
 from ..models import Channel, Contact, ContactIdentity, Conversation, Message, utcnow
+from ..telemetry.metrics import sending
 from .channel_secrets import ChannelSecrets, SecretsKeyError
 from .message_status import apply_pending, late_statuses, move_status
 from .outbound import record_first_response
 from .outbox import EventSink, unit_of_work
 from .sandbox import SandboxReports
+from .webhooks.schedule import retry_delay
 
 log = logging.getLogger("inbox.delivery")
 
@@ -92,6 +95,12 @@ class DeliveryWorker:
         # An attempt older than this without an outcome belongs to a process that died.
         self.stale_after = timedelta(seconds=request_timeout * 2 + 30)
         self._wake = asyncio.Event()
+        # Signs the links a platform fetches an agent's attachments from.
+        self.media_links: MediaLinks | None = None
+        # Generic channels post to their owner's callback_url: a customer's URL, reached
+        # through a guarded client and retried on the outgoing webhooks' schedule.
+        self.callback_http: httpx.AsyncClient | None = None
+        self.callback_schedule: list[float] | None = None
 
     def wake(self) -> None:
         self._wake.set()
@@ -207,12 +216,14 @@ class DeliveryWorker:
             raise SendError(exc.message, retryable=True, code="secrets_key") from None
 
     async def _deliver(self, message: Message) -> None:
+        kind: str | None = None
         try:
             channel, outbound = await self._prepare(message)
+            kind = channel.kind
             settings = self._settings(channel)
             result = await self._send(channel, settings, outbound)
         except SendError as exc:
-            await self._failed_attempt(message, exc)
+            await self._failed_attempt(message, exc, kind)
             return
         except Exception as exc:
             log.exception("sending message %s failed unexpectedly", message.id)
@@ -241,7 +252,10 @@ class DeliveryWorker:
             return await sandbox.send(settings, outbound)
         adapter = adapter_for(channel.kind)
         base_url = self.base_urls.get(channel.kind, "")
-        return await adapter.send(self.http, base_url, settings, outbound)
+        guarded = channel.kind == "generic" and self.callback_http is not None
+        client = self.callback_http if guarded and self.callback_http else self.http
+        with sending(channel.kind):
+            return await adapter.send(client, base_url, settings, outbound)
 
     async def _prepare(self, message: Message) -> tuple[Channel, OutboundMessage]:
         async with self.db.session() as session:
@@ -275,6 +289,8 @@ class DeliveryWorker:
                     recipient = (
                         contact.phone.lstrip("+") if channel.kind == "whatsapp" else contact.phone
                     )
+        if recipient is None and channel.kind == "generic":
+            recipient = f"contact:{conv.contact_id}"  # the callback's owner knows them so
         if recipient is None:
             raise SendError(
                 f"The contact has no {channel.kind} identity to send to",
@@ -290,13 +306,25 @@ class DeliveryWorker:
         return channel, OutboundMessage(
             to=recipient,
             text=message.content or "",
-            attachments=list(message.attachments),
+            attachments=outbound_attachments(message.attachments, self.media_links),
             status_callback=callback,
+            message_id=message.id,
+            conversation_id=message.conversation_id,
+            template=message.platform_data.get("template")
+            if message.content_type == "template"
+            else None,
         )
 
-    async def _failed_attempt(self, message: Message, error: SendError) -> None:
-        if error.retryable and message.attempts < self.max_attempts:
+    async def _failed_attempt(
+        self, message: Message, error: SendError, kind: str | None = None
+    ) -> None:
+        delay: float | None = None
+        if kind == "generic" and self.callback_schedule is not None:
+            if error.retryable:
+                delay = retry_delay(self.callback_schedule, message.attempts, error.retry_after)
+        elif error.retryable and message.attempts < self.max_attempts:
             delay = backoff(message.attempts, error.retry_after)
+        if delay is not None:
             log.info(
                 "message %s: attempt %d failed (%s), retrying in %.1fs",
                 message.id,

@@ -17,7 +17,6 @@ that stores them.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
 from datetime import datetime
 from itertools import groupby
 from typing import Any
@@ -41,17 +40,9 @@ from .ingest_statements import (
     UPDATE_CONVERSATION,
     insert_message,
 )
+from .side_writes import record_side_writes
 
 __all__ = ["ArrivalRun", "InboundBatch", "IngestResult", "record_side_writes"]
-
-
-async def record_side_writes(connection: AsyncConnection, stored: Sequence[dict[str, Any]]) -> None:
-    """The place for work that follows from stored messages (rollups, an archive).
-
-    Called once per flush, in the messages' own transaction, with the row of every
-    message the flush stored (``id`` included), in the order they were told. This is
-    the ingest hot path: one statement per table for all of ``stored``, none per row.
-    """
 
 
 class InboundBatch:
@@ -391,6 +382,7 @@ class InboundBatch:
                     "b_unread_count": c.unread_count,
                     "b_last_message_at": c.last_message_at,
                     "b_last_message_preview": c.last_message_preview,
+                    "b_last_inbound_at": c.last_inbound_at,
                     "b_updated_at": c.updated_at,
                 }
                 for c in changed

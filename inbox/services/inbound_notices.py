@@ -21,6 +21,7 @@ from connectors.types import Activity, ChannelHealth
 from ..events import EventType
 from ..models import Channel, utcnow
 from ..views import channel_data
+from .templates import set_status
 
 if TYPE_CHECKING:
     from .arrival import ArrivalRun
@@ -65,6 +66,9 @@ async def store_activity(batch: InboundBatch, run: ArrivalRun, event: Activity) 
 
 
 async def apply_health(run: ArrivalRun, event: ChannelHealth) -> None:
+    if event.field == "message_template_status_update":
+        await _template_status(run, event)
+        return
     if event.health is None:
         # Worth knowing, changes nothing about sending.
         log.info("channel %s: %s %s: %s", run.channel_id, event.field, event.event, event.reason)
@@ -96,3 +100,30 @@ async def apply_health(run: ArrivalRun, event: ChannelHealth) -> None:
     )
     run.result.updated += 1
     run.tell(EventType.CHANNEL_UPDATED, channel_data(channel))
+
+
+async def _template_status(run: ArrivalRun, event: ChannelHealth) -> None:
+    """A template approved, rejected, paused or disabled: its status changes at once,
+    so a message asking for it is judged by what the platform says now."""
+    if run.channel.kind != "whatsapp":
+        run.result.ignored += 1
+        return
+    changed = await set_status(run.session, run.channel_id, event.data)
+    if changed is None:
+        # Never synced, or an event not understood here: the channel's list is read
+        # again after the answer (TemplateResync), and brings it with all its parts.
+        log.info(
+            "channel %s: template event %s (template not synced yet, or event unknown)",
+            run.channel_id,
+            event.event,
+        )
+        run.result.ignored += 1
+        return
+    log.info(
+        "channel %s: template %s (%s) is now %s",
+        run.channel_id,
+        changed.name,
+        changed.language,
+        changed.status,
+    )
+    run.result.updated += 1

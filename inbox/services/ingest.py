@@ -12,34 +12,47 @@ from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy import insert
+
 from connectors.types import InboundEvent, InboundMessage
 
-from ..models import Channel
+from ..models import Channel, WebhookRecord, table_of
 from .arrival import ArrivalRun, IngestResult
 from .group_commit import GroupCommit, Work
 from .inbound_batch import InboundBatch
 from .outbox import UnitOfWork
 from .text import storable_events
+from .webhook_archive.record import Delivery, delivery_row, outcome_of
 
 __all__ = ["Arrival", "IngestResult", "ingest", "store_arrivals", "writes_under"]
 
 
 async def ingest(
-    commits: GroupCommit, channel: Channel, events: Sequence[InboundEvent]
+    commits: GroupCommit,
+    channel: Channel,
+    events: Sequence[InboundEvent],
+    *,
+    archive: Delivery | None = None,
 ) -> IngestResult:
     """Store one arrival's events as one unit of work and record what changed.
 
     ``channel`` is read, never written: it may be a cached copy shared by arrivals.
     Every string PostgreSQL cannot hold (NUL, a lone surrogate) becomes U+FFFD here,
-    the same on SQLite (``text``).
+    the same on SQLite (``text``). ``archive``: the request, recorded in the same
+    transaction with what became of it.
     """
     events = storable_events(events)
-    return await commits.run(
+    if archive is not None:
+        archive.found(channel.organization_id, channel.id)
+    result = await commits.run(
         channel.organization_id,
-        Arrival(channel, events),
+        Arrival(channel, events, archive),
         together=store_arrivals,
         keys=writes_under(channel.organization_id, events),
     )
+    if archive is not None:
+        archive.committed = True
+    return result
 
 
 @dataclass(frozen=True)
@@ -48,6 +61,7 @@ class Arrival:
 
     channel: Channel
     events: Sequence[InboundEvent]
+    archive: Delivery | None = None
 
     async def __call__(self, tx: UnitOfWork) -> IngestResult:
         [result] = await store_arrivals([(tx, self)])
@@ -64,7 +78,15 @@ async def store_arrivals(units: Sequence[tuple[UnitOfWork, Work[Any]]]) -> list[
         assert isinstance(work, Arrival)
         runs.append(ArrivalRun(tx, work.channel, work.events))
     connection = await units[0][0].session.connection()
-    return await InboundBatch(connection, runs).run()
+    results = await InboundBatch(connection, runs).run()
+    archived = [
+        delivery_row(work.archive, outcome_of(result))
+        for (_, work), result in zip(units, results, strict=True)
+        if isinstance(work, Arrival) and work.archive is not None
+    ]
+    if archived:
+        await connection.execute(insert(table_of(WebhookRecord)), archived)
+    return results
 
 
 def writes_under(

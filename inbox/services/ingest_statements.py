@@ -73,6 +73,7 @@ UPDATE_CONVERSATION = (
         unread_count=bindparam("b_unread_count"),
         last_message_at=bindparam("b_last_message_at"),
         last_message_preview=bindparam("b_last_message_preview"),
+        last_inbound_at=bindparam("b_last_inbound_at"),
         updated_at=bindparam("b_updated_at"),
     )
 )

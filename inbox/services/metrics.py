@@ -13,13 +13,15 @@ import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import func, select
 from sqlmodel import col
 
 from ..db import Database
 from ..events import EventType
-from ..models import Conversation, Lead, Message
+from ..models import Conversation, Lead, Message, Organization
+from .analytics_ranges import start_of_local_day
 from .timers import Timers
 
 log = logging.getLogger("inbox.metrics")
@@ -39,13 +41,21 @@ METRIC_EVENTS = frozenset(
 )
 
 
-def start_of_day(now: datetime) -> datetime:
-    return now.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+def start_of_day(now: datetime, zone: str = "UTC") -> datetime:
+    """When ``now``'s day began in the IANA zone ``zone`` (UTC for a name it lacks)."""
+    try:
+        return start_of_local_day(now, ZoneInfo(zone))
+    except (ZoneInfoNotFoundError, ValueError):
+        return now.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
 
 
 async def snapshot(db: Database, org_id: int, agents_online: int) -> dict[str, Any]:
-    """The organization's figures now; "today" is the UTC day."""
-    today = start_of_day(datetime.now(UTC))
+    """The organization's figures now; "today" is the day in its time zone."""
+    async with db.session() as session:
+        zone = await session.scalar(
+            select(col(Organization.timezone)).where(col(Organization.id) == org_id)
+        )
+    today = start_of_day(datetime.now(UTC), zone or "UTC")
 
     def conversations(status: str) -> Any:
         return (

@@ -29,6 +29,7 @@ from ..schemas.fields import MAX_ID
 from ..services import console_sessions
 from ..services.outbox import UnitOfWork, unit_of_work
 from ..state import AppState
+from ..telemetry.context import organization_id
 
 Q = TypeVar("Q", bound=BaseModel | None)
 B = TypeVar("B", bound=BaseModel | None)
@@ -323,6 +324,7 @@ def as_route(op: Operation) -> Route:
         principal = None
         if op.role is not None:
             principal = await authenticate(request, state)
+            organization_id.set(principal.organization_id)
             principal.require(op.role)
         # Every id in a path is a 32-bit row id; a larger one names no row (and the
         # database driver would fail on it rather than find nothing).

@@ -20,6 +20,10 @@ from ..services.channels import generic_channel
 from ..services.ingest import ingest
 from ..services.leads import add_form_lead, form_organization
 from ..services.outbox import unit_of_work
+from ..services.webhook_archive import current_delivery, outcome_of
+from ..telemetry.context import channel_id, organization_id
+from ..telemetry.metrics import webhook_received, webhook_stored
+from .webhook_archive import REPLAY_FOR
 from .webhook_common import (
     acknowledged,
     app_state,
@@ -35,17 +39,30 @@ async def generic_message(request: Request) -> Response:
     """A normalized message from any source, authenticated by an organization API key made
     for ingest: a user's token or a key without the scope could post as a customer."""
     state = app_state(request)
-    credential = credentials_from_headers(
-        request.headers.get("authorization"), request.headers.get("x-api-key")
-    )
-    principal = await state.auth.authenticate(credential, scope="ingest")
+    replayed_for = request.scope.get(REPLAY_FOR)
+    if replayed_for is None:
+        credential = credentials_from_headers(
+            request.headers.get("authorization"), request.headers.get("x-api-key")
+        )
+        org_id = (await state.auth.authenticate(credential, scope="ingest")).organization_id
+    else:
+        org_id = replayed_for  # its key was checked when it arrived; it is not kept
+    delivery = current_delivery()
+    if delivery is not None:
+        delivery.found(org_id)
     req = await webhook_request(request, state)
     try:
         events = adapter_for("generic").parse(req)
     except PayloadError as exc:
         raise payload_error(exc) from None
-    channel = await generic_channel(state.db, state.channels, principal.organization_id)
-    return acknowledged(await ingest(state.group_commit, channel, events))
+    channel = await generic_channel(state.db, state.channels, org_id)
+    organization_id.set(org_id)
+    channel_id.set(channel.id)
+    result = await ingest(state.group_commit, channel, events, archive=delivery)
+    webhook_stored("generic", result)
+    if delivery is not None:
+        delivery.outcome = outcome_of(result)
+    return acknowledged(result)
 
 
 _FORM_CORS = {
@@ -67,6 +84,9 @@ async def lead_form(request: Request) -> Response:
     org_id = await form_organization(state.db, key)
     if org_id is None:
         raise AuthenticationFailed("Unknown form key")
+    delivery = current_delivery()
+    if delivery is not None:
+        delivery.found(org_id)
     req = await webhook_request(request, state)
     try:
         submission = parse_lead(req)
@@ -74,6 +94,7 @@ async def lead_form(request: Request) -> Response:
         raise payload_error(exc) from None
     async with unit_of_work(state.db, org_id, state.events) as tx:
         lead = await add_form_lead(tx, submission)
+    webhook_received("lead_form", "stored")
     return Response(
         orjson.dumps({"id": lead.id, "status": "received"}),
         status_code=201,
@@ -83,8 +104,14 @@ async def lead_form(request: Request) -> Response:
 
 
 routes = [
-    Route("/webhooks/messages/incoming", stored_or_503(generic_message), methods=["POST"]),
-    Route("/webhooks/leads/incoming", stored_or_503(lead_form), methods=["POST", "OPTIONS"]),
+    Route(
+        "/webhooks/messages/incoming", stored_or_503(generic_message, "generic"), methods=["POST"]
+    ),
+    Route(
+        "/webhooks/leads/incoming",
+        stored_or_503(lead_form, "lead_form"),
+        methods=["POST", "OPTIONS"],
+    ),
 ]
 
 _GENERIC_MESSAGE = webhook_doc(

@@ -1,15 +1,20 @@
-"""ASGI middleware: request body limit and an access log that never shows secrets."""
+"""ASGI middleware: request body limit, and request ids, metrics and an access log that
+never shows secrets."""
 
 from __future__ import annotations
 
 import logging
+import re
 import time
 from typing import Any
 
 from starlette.middleware.cors import CORSMiddleware
+from starlette.routing import Mount
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..errors import error_body
+from ..telemetry.context import request_id, request_id_from
+from ..telemetry.metrics import HTTP_DURATION, HTTP_REQUESTS, UNMATCHED
 from .redaction import redact_query
 
 access_log = logging.getLogger("inbox.access")
@@ -26,6 +31,9 @@ class BodyTooLarge(Exception):
 DRAIN_BYTES = 8 * 1024 * 1024
 
 WEBHOOK_PREFIX = "/webhooks/"
+# Agents' files are uploaded here, under a limit of their own.
+UPLOAD_PATH = "/api/media"
+UPLOAD_ENVELOPE_BYTES = 64 * 1024
 
 
 class BodyLimitMiddleware:
@@ -41,19 +49,25 @@ class BodyLimitMiddleware:
         max_bytes: int,
         max_webhook_bytes: int | None = None,
         drain_bytes: int = DRAIN_BYTES,
+        max_upload_bytes: int | None = None,
     ) -> None:
         self.app = app
         self.max_bytes = max_bytes
         self.max_webhook_bytes = max_bytes if max_webhook_bytes is None else max_webhook_bytes
+        self.max_upload_bytes = max_bytes if max_upload_bytes is None else max_upload_bytes
         self.drain_bytes = drain_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        limit = (
-            self.max_webhook_bytes if scope["path"].startswith(WEBHOOK_PREFIX) else self.max_bytes
-        )
+        path = scope["path"]
+        if path.startswith(WEBHOOK_PREFIX):
+            limit = self.max_webhook_bytes
+        elif path == UPLOAD_PATH:
+            limit = self.max_upload_bytes
+        else:
+            limit = self.max_bytes
         declared = 0
         expects_continue = False
         for name, value in scope["headers"]:
@@ -127,43 +141,108 @@ class BodyLimitMiddleware:
 
 
 class AccessLogMiddleware:
-    """One line per request with the query string's secrets redacted."""
+    """Every request gets an id (X-Request-Id, kept when the client's is well-formed),
+    counted in the metrics by its route's template, and one log line with the query
+    string's secrets redacted."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
+        # (route, method, status) -> the counter's child; (route, method) -> the histogram's.
+        self._counted: dict[tuple[str, str, int], Any] = {}
+        self._timed: dict[tuple[str, str], Any] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] not in ("http", "websocket") or not access_log.isEnabledFor(logging.INFO):
+        kind = scope["type"]
+        if kind not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        status: dict[str, Any] = {"code": 0}
+        header = None
+        for name, value in scope["headers"]:
+            if name == b"x-request-id":
+                header = value
+                break
+        rid = request_id_from(header)
+        request_id.set(rid)
+        rid_header = (b"x-request-id", rid.encode())
+        status = 0
 
         async def capture(message: Message) -> None:
+            nonlocal status
             kind = message["type"]
             if kind in ("http.response.start", "websocket.http.response.start"):
-                status["code"] = message["status"]
+                status = message["status"]
+                message["headers"] = [*message.get("headers", ()), rid_header]
             elif kind == "websocket.accept":
-                status["code"] = 101
-            elif kind == "websocket.close" and not status["code"]:
+                status = 101
+                message["headers"] = [*message.get("headers", ()), rid_header]
+            elif kind == "websocket.close" and not status:
                 # Closed before accepting: the server answers the handshake with 403.
-                status["code"] = 403
+                status = 403
             await send(message)
 
         try:
             await self.app(scope, receive, capture)
+        except BaseException:
+            # Answered (500) by the error handler outside, if at all.
+            status = status or 500
+            raise
         finally:
-            query = scope.get("query_string", b"").decode("latin-1")
-            path = scope["path"] + ("?" + redact_query(query) if query else "")
-            client = scope.get("client") or ("-", 0)
-            access_log.info(
-                '%s - "%s %s" %s %.1fms',
-                client[0],
-                scope.get("method", "WS"),
-                path,
-                status["code"] or "-",
-                (time.perf_counter() - started) * 1000,
+            elapsed = time.perf_counter() - started
+            route = route_template(scope)
+            method = scope.get("method", "WS")
+            if kind == "http":
+                self._count(route, method, status, elapsed)
+            if access_log.isEnabledFor(logging.INFO):
+                query = scope.get("query_string", b"").decode("latin-1")
+                path = scope["path"] + ("?" + redact_query(query) if query else "")
+                client = scope.get("client") or ("-", 0)
+                duration_ms = round(elapsed * 1000, 1)
+                access_log.info(
+                    '%s - "%s %s" %s %.1fms',
+                    client[0],
+                    method,
+                    path,
+                    status or "-",
+                    duration_ms,
+                    extra={"route": route, "status": status or None, "duration_ms": duration_ms},
+                )
+
+    def _count(self, route: str, method: str, status: int, elapsed: float) -> None:
+        counted = self._counted.get((route, method, status))
+        if counted is None:
+            counted = self._counted[(route, method, status)] = HTTP_REQUESTS.labels(
+                route, method, str(status)
             )
+        counted.inc()
+        timed = self._timed.get((route, method))
+        if timed is None:
+            timed = self._timed[(route, method)] = HTTP_DURATION.labels(route, method)
+        timed.observe(elapsed)
+
+
+# Route (by identity: routes compare by value and do not hash) -> its template.
+_templates: dict[int, str] = {}
+_CONVERTOR = re.compile(r":[a-z]+}")
+
+
+def route_template(scope: Scope) -> str:
+    """The template of the route that took the request, without convertors
+    (``/api/conversations/{conversation_id}``): not its path, whose ids would make a
+    label of unbounded values. Paths of no route share one label."""
+    route = scope.get("route")
+    if route is None:
+        return UNMATCHED
+    template = _templates.get(id(route))
+    if template is None:
+        path = getattr(route, "path", None)
+        if not isinstance(path, str):
+            return UNMATCHED
+        template = _CONVERTOR.sub("}", path) or "/"
+        if isinstance(route, Mount):
+            template = f"{path}/{{path}}"
+        _templates[id(route)] = template
+    return template
 
 
 class ApiCORSMiddleware(CORSMiddleware):

@@ -143,7 +143,10 @@ def build_openapi(
             "title": title,
             "version": version,
             "description": "CRM data of a real-time unified inbox. Every call is scoped to the "
-            'caller\'s organization. Errors: {"error": {"code", "message", "details"}}.',
+            'caller\'s organization. Errors: {"error": {"code", "message", "details"}}. '
+            "Every answer carries X-RateLimit-Limit, X-RateLimit-Remaining and "
+            "X-RateLimit-Reset (Unix seconds); past the limit, 429 RATE_LIMITED with "
+            "Retry-After.",
         },
         "paths": paths,
         "components": {

@@ -21,8 +21,15 @@ from ..errors import error_response
 log = logging.getLogger("inbox.errors")
 
 # What the exception handler is registered for; TimeoutError: the client's own bound
-# on a PostgreSQL server that does not answer at all.
-DATABASE_UNAVAILABLE = (OperationalError, InterfaceError, PoolTimeout, TimeoutError)
+# on a PostgreSQL server that does not answer at all; ConnectionError: asyncpg's
+# connect to a server that is down (refused, reset) reaches us unwrapped.
+DATABASE_UNAVAILABLE = (
+    OperationalError,
+    InterfaceError,
+    PoolTimeout,
+    TimeoutError,
+    ConnectionError,
+)
 RETRY_AFTER_SECONDS = 1
 
 

@@ -16,9 +16,11 @@ from starlette.responses import Response
 
 from connectors.types import Headers, PayloadError, WebhookRequest
 
-from ..errors import MalformedRequest, ServiceUnavailable
+from ..errors import ApiError, MalformedRequest, ServiceUnavailable
 from ..services.ingest import IngestResult
 from ..state import AppState
+from ..telemetry.metrics import webhook_received
+from .webhook_archive import answered, arrived
 
 log = logging.getLogger("inbox.webhooks")
 
@@ -79,19 +81,58 @@ def acknowledged(result: IngestResult) -> Response:
 _UNAVAILABLE = (OSError, OperationalError, InterfaceError, PoolTimeout)
 
 
+# Why a refused delivery was refused, by its answer's status (any other 4xx: malformed).
+_REFUSALS = {
+    401: "bad_signature",
+    403: "bad_signature",
+    404: "unknown_channel",
+    500: "failed",
+    503: "failed",
+}
+
+
+def _refused(request: Request, kind: str, outcome: str) -> None:
+    # Meta's GET challenge and the lead form's CORS preflight are not deliveries.
+    if request.method == "POST":
+        webhook_received(kind, outcome)
+
+
 def stored_or_503(
-    handler: Callable[[Request], Awaitable[Response]],
+    handler: Callable[[Request], Awaitable[Response]], kind: str
 ) -> Callable[[Request], Awaitable[Response]]:
     """A delivery that could not be stored is answered 503 (platforms retry those),
-    never a 200 and never a bare 500."""
+    never a 200 and never a bare 500. A refused delivery is counted here, by why; the
+    handler counts those it answers 200."""
 
     @functools.wraps(handler)
     async def guarded(request: Request) -> Response:
+        state = app_state(request)
+        delivery = None
         try:
-            return await handler(request)
+            delivery = await arrived(request, state, kind)
+            response = await handler(request)
         except _UNAVAILABLE as exc:
-            log.warning("%s %s: database unavailable (%s)", request.method, request.url.path, exc)
+            answered(state, delivery, "failed", 503, str(exc))
+            _refused(request, kind, "failed")
+            log.warning(
+                "%s %s: database unavailable (%s)",
+                request.method,
+                request.url.path,
+                exc,
+                extra={"kind": kind},
+            )
             raise ServiceUnavailable("The service cannot store this now; retry later") from None
+        except ApiError as exc:
+            outcome = _REFUSALS.get(exc.status, "malformed")
+            answered(state, delivery, outcome, exc.status, f"{exc.code}: {exc.message}")
+            _refused(request, kind, outcome)
+            raise
+        except Exception as exc:
+            answered(state, delivery, "failed", 500, repr(exc))
+            _refused(request, kind, "failed")
+            raise
+        answered(state, delivery, None, response.status_code)
+        return response
 
     return guarded
 

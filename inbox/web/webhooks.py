@@ -33,7 +33,10 @@ from ..errors import AuthenticationFailed, error_response
 from ..services.channel_cache import KnownChannel
 from ..services.channels import active_settings
 from ..services.ingest import IngestResult, ingest
+from ..services.webhook_archive import current_delivery, outcome_of
 from ..state import AppState
+from ..telemetry.context import channel_id, organization_id
+from ..telemetry.metrics import webhook_stored
 from . import intake
 from .webhook_common import (
     WEBHOOK_ERRORS,
@@ -88,12 +91,12 @@ async def receive(request: Request, kind: str) -> IngestResult:
     if not route and isinstance(adapter, MessageRouting):
         route = await _route_by_message(state, kind, adapter, req, keys)
     if not route:
-        return await _acknowledge_unrouted(state, kind, adapter, req, keys + accounts)
+        return await _acknowledge_unrouted(state, kind, adapter, req, keys + accounts, known=False)
     # Every channel named must vouch for the body before any of it is parsed. One that
     # does not is answered as a delivery naming no channel: signed with a secret of some
     # other channel here (one's own), it must not tell a connected key from an unknown one.
     if not all(_vouches(adapter, req, known.settings) for known in route.values()):
-        return await _acknowledge_unrouted(state, kind, adapter, req, keys + accounts)
+        return await _acknowledge_unrouted(state, kind, adapter, req, keys + accounts, known=True)
     try:
         events = adapter.parse(req)
     except PayloadError as exc:
@@ -124,15 +127,30 @@ async def receive(request: Request, kind: str) -> IngestResult:
             total.ignored += 1
             continue
         by_channel[key].append(event)
+    # Recorded with the data when one channel's transaction holds all of it.
+    delivery = current_delivery()
+    one = delivery if len(by_channel) == 1 else None
     for key, channel_events in by_channel.items():
-        result = await ingest(state.group_commit, route[key].channel, channel_events)
+        organization_id.set(route[key].channel.organization_id)
+        channel_id.set(route[key].channel.id)
+        result = await ingest(state.group_commit, route[key].channel, channel_events, archive=one)
         if state.profiles is not None:
             # Stored: the senders' names are looked up in the background, not waited for.
             state.profiles.want(route[key].channel, route[key].settings, channel_events)
+        if state.template_resync is not None:
+            # A template named that was never synced: the list is read after the answer.
+            state.template_resync.want(route[key].channel, channel_events)
+        if result.stored and state.media_fetcher is not None:
+            state.media_fetcher.wake()  # attachments, if any, are fetched after the answer
         total.stored += result.stored
         total.duplicates += result.duplicates
         total.updated += result.updated
         total.ignored += result.ignored
+    webhook_stored(kind, total)
+    if delivery is not None:
+        delivery.outcome = outcome_of(total)
+        if one is None and by_channel:
+            delivery.found(next(iter(route.values())).channel.organization_id)
     return total
 
 
@@ -213,12 +231,24 @@ async def _check_signed_here(state: AppState, kind: str, req: WebhookRequest) ->
 
 
 async def _acknowledge_unrouted(
-    state: AppState, kind: str, adapter: Adapter, req: WebhookRequest, named: list[str]
+    state: AppState,
+    kind: str,
+    adapter: Adapter,
+    req: WebhookRequest,
+    named: list[str],
+    *,
+    known: bool,
 ) -> IngestResult:
     """A delivery that names no active channel, or none that signed it: 200 with nothing
     stored when one of the secrets configured here signed it, else 401 -- the same
     answers for a known channel and an unknown one, so a caller cannot learn which ids
-    are connected."""
+    are connected.
+
+    Archived as for an unknown channel, refused or not, unless a channel it names
+    failed to vouch for it: that one is a bad signature, never replayed."""
+    delivery = current_delivery()
+    if delivery is not None and not known:
+        delivery.outcome = "unknown_channel"
     await _check_signed_here(state, kind, req)
     try:
         events = adapter.parse(req)
@@ -231,8 +261,13 @@ async def _acknowledge_unrouted(
         kind,
         ", ".join(named) or "none named",
         len(events),
+        extra={"kind": kind},
     )
-    return IngestResult(ignored=len(events))
+    result = IngestResult(ignored=len(events))
+    webhook_stored(kind, result, unrouted=True)
+    if delivery is not None:
+        delivery.outcome = "unknown_channel"
+    return result
 
 
 async def meta_challenge(request: Request, kind: str) -> Response:
@@ -291,10 +326,10 @@ _META_OK = "Stored, or acknowledged (counted as ignored)"
 _FORM = "application/x-www-form-urlencoded"
 
 routes = [
-    Route("/webhooks/whatsapp", stored_or_503(whatsapp), methods=["GET", "POST"]),
-    Route("/webhooks/instagram", stored_or_503(instagram), methods=["GET", "POST"]),
-    Route("/webhooks/twilio/sms", stored_or_503(twilio), methods=["POST"]),
-    Route("/webhooks/twilio/status", stored_or_503(twilio), methods=["POST"]),
+    Route("/webhooks/whatsapp", stored_or_503(whatsapp, "whatsapp"), methods=["GET", "POST"]),
+    Route("/webhooks/instagram", stored_or_503(instagram, "instagram"), methods=["GET", "POST"]),
+    Route("/webhooks/twilio/sms", stored_or_503(twilio, "sms"), methods=["POST"]),
+    Route("/webhooks/twilio/status", stored_or_503(twilio, "sms"), methods=["POST"]),
     *intake.routes,
 ]
 

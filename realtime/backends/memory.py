@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 from ..control import Control
 from ..envelope import Envelope
+from ..metrics import BROKER_CONNECTED
 
 
 class MemoryBackend:
@@ -17,9 +18,11 @@ class MemoryBackend:
 
     async def connect(self) -> None:
         self._queue = asyncio.Queue(self._queue_size)
+        BROKER_CONNECTED.set(1)
 
     async def disconnect(self) -> None:
         self._subscribed = False
+        BROKER_CONNECTED.set(0)
 
     async def subscribe(self) -> None:
         self._subscribed = True

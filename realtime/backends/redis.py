@@ -26,6 +26,7 @@ from redis.exceptions import RedisError
 
 from ..control import Control, ControlError
 from ..envelope import Envelope, EnvelopeError
+from ..metrics import BROKER_CONNECTED
 from .base import BrokerUnavailable, all_channels, channel, control_channel
 
 logger = logging.getLogger(__name__)
@@ -152,6 +153,7 @@ class RedisBackend:
             try:
                 await self._subscribe(pubsub)
                 self.subscribed = True
+                BROKER_CONNECTED.set(1)
                 if failures:
                     logger.warning("Redis subscription restored after %d failed attempts", failures)
                     # Tell the consumer that events may have been missed.
@@ -165,6 +167,7 @@ class RedisBackend:
                 logger.warning("Redis subscription failed (attempt %d): %r", failures, exc)
             finally:
                 self.subscribed = False
+                BROKER_CONNECTED.set(0)
                 await self._close(pubsub)
             if not first_attempt.done():
                 first_attempt.set_result(None)

@@ -8,7 +8,8 @@ prefix (use ``base_url`` as the Graph API and the Twilio API base):
 - ``POST .../{account_id}/messages`` with an Instagram body,
 - ``POST .../2010-04-01/Accounts/{sid}/Messages.json``,
 
-and the Graph API's user profiles, ``GET .../{user_id}?fields=...``.
+the Graph API's user profiles, ``GET .../{user_id}?fields=...``, and a WhatsApp
+Business Account's message templates, paged (``templates``).
 
 Unscripted requests get the platform's success answer with a fresh id.
 Scripted replies (``enqueue``) are used first, in order: rate limits with
@@ -34,6 +35,8 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+
+from tests.connectors.fake_media import FakeMedia
 
 
 @dataclass(frozen=True)
@@ -164,8 +167,12 @@ class FakePlatform:
         self.requests: list[RecordedRequest] = []
         self._replies: deque[Reply] = deque()
         self._profiles: dict[str, deque[Reply]] = {}
+        # WhatsApp Business Account id -> its message templates, served in pages.
+        self._templates: dict[str, tuple[list[dict[str, Any]], int]] = {}
         self._lock = threading.Condition()
         self._ids = itertools.count(1)
+        # Attachments' bytes, served as each platform does (fake_media.py).
+        self.media = FakeMedia(lambda: self.base_url)
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -219,6 +226,32 @@ class FakePlatform:
             raise ValueError("a profile needs at least one reply")
         with self._lock:
             self._profiles[user_id] = deque(replies)
+
+    def templates(
+        self, business_account_id: str, templates: list[dict[str, Any]], page_size: int = 2
+    ) -> None:
+        """Serve ``GET .../{business_account_id}/message_templates``: ``templates`` in
+        pages of ``page_size``, each but the last with ``paging.next`` to follow."""
+        with self._lock:
+            self._templates[business_account_id] = (list(templates), page_size)
+
+    def _template_page(self, path: str, query: str) -> Reply | None:
+        parts = path.rstrip("/").split("/")
+        if len(parts) < 2 or parts[-1] != "message_templates":
+            return None
+        with self._lock:
+            listed = self._templates.get(parts[-2])
+        if listed is None:
+            return no_such_object(parts[-2])
+        templates, page_size = listed
+        after = int(parse_qs(query).get("after", ["0"])[0])
+        page: dict[str, Any] = {"data": templates[after : after + page_size]}
+        if after + page_size < len(templates):
+            page["paging"] = {
+                "cursors": {"before": str(after), "after": str(after + page_size)},
+                "next": f"{self.base_url}{path}?limit={page_size}&after={after + page_size}",
+            }
+        return Reply(body=page)
 
     def profile_requests(self, user_id: str) -> list[RecordedRequest]:
         """The profile requests for ``user_id`` so far."""
@@ -324,7 +357,14 @@ def _handler_for(platform: FakePlatform) -> type[BaseHTTPRequestHandler]:
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length) if length else b""
             parts = urlsplit(self.path)
-            reply = platform._next_reply(self.command, parts.path, body)
+            headers = {name.lower(): value for name, value in self.headers.items()}
+            reply = (
+                self.command == "GET"
+                and (
+                    platform.media.reply(parts.path, headers)
+                    or platform._template_page(parts.path, parts.query)
+                )
+            ) or platform._next_reply(self.command, parts.path, body)
             if isinstance(reply.body, bytes):
                 payload = reply.body
             elif reply.body is None:
@@ -348,7 +388,8 @@ def _handler_for(platform: FakePlatform) -> type[BaseHTTPRequestHandler]:
                 time.sleep(reply.delay)
             try:
                 self.send_response(reply.status)
-                self.send_header("Content-Type", "application/json")
+                if "Content-Type" not in reply.headers:
+                    self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(payload)))
                 for name, value in reply.headers.items():
                     self.send_header(name, value)

@@ -27,6 +27,8 @@ from inbox.web.redaction import redact_server_logs
 from tests.connectors.fake_platform import FakePlatform
 
 SECRET = "test-signing-key-that-is-long-enough"
+SEED_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+HIGH_RATE_LIMITS = "auth=100000/minute,read=1000000/minute,write=1000000/minute,leads=100000/minute"
 BACKENDS = ["sqlite", "postgres"]
 _seq = itertools.count(1)
 
@@ -109,6 +111,20 @@ def make_settings(database_url: str, **overrides: Any) -> Settings:
         "secret_key": SECRET,
         "redis_url": None,
         "allowed_origins": [],
+        "media_dir": tempfile.mkdtemp(prefix="inbox-media-"),
+        # Attachments are fetched only by the servers of the tests about them.
+        "media_fetch": False,
+        # Webhook receivers in tests listen on 127.0.0.1, and a retry schedule of a day
+        # would outlast any test.
+        "webhook_allow_private": True,
+        # The fake platform serves attachments from 127.0.0.1 as well.
+        "media_allow_private": True,
+        "webhook_retry_schedule": [0.2, 0.2],
+        "webhook_timeout": 2.0,
+        # Budgets no test spends by accident; the rate-limit tests set their own.
+        "rate_limits": HIGH_RATE_LIMITS,
+        # Fan-out tests hold more sockets with one key than the default cap allows.
+        "max_sockets_per_user": 1000,
         **overrides,
     }
     return Settings(**values)
@@ -219,7 +235,9 @@ async def seed_conversation(
             kind="generic",
             name=f"{kind} {n}",
             routing_key=None,
-            settings={},
+            # Replies may be written (a generic channel without a callback refuses them)
+            # and fail to arrive: nothing listens on the discard port.
+            settings={"callback_url": "http://127.0.0.1:9/replies", "callback_secret": SEED_SECRET},
         )
         contact = Contact(organization_id=org_id, name=name, phone=f"+1415555{n:04d}")
         session.add_all([channel, contact])

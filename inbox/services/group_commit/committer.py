@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
+import time
 from collections.abc import Hashable
 from types import TracebackType
 from typing import Self, TypeVar
 
 from ...db import Database
+from ...telemetry.context import joined, request_id
+from ...telemetry.metrics import BATCH_SIZE, COMMIT_DURATION
 from ..outbox import EventSink
 from .key_check import wanted
 from .publish_order import PublishOrder
@@ -16,6 +20,8 @@ from .queue import Batch, CommitQueue, Together, Unit, Work
 from .retry import commit_batch
 
 T = TypeVar("T")
+
+log = logging.getLogger("inbox.group_commit")
 
 # Bounds a batch's transaction (and so the wait of its first caller, and the time
 # row locks are held on PostgreSQL).
@@ -121,7 +127,7 @@ class GroupCommit:
             cause = None if self._taking.cancelled() else self._taking.exception()
             raise RuntimeError(f"the group commit stopped taking units: {cause!r}") from cause
         answer: asyncio.Future[T] = loop.create_future()
-        self._queue.put(Unit(organization_id, work, together, keys, answer))
+        self._queue.put(Unit(organization_id, work, together, keys, answer, request_id.get()))
         self._wake.set()
         return await answer
 
@@ -145,6 +151,10 @@ class GroupCommit:
         task.add_done_callback(self._tasks.discard)
 
     async def _commit(self, batch: Batch) -> None:
+        # This task's own context: what it logs, here and while publishing, names the
+        # requests it serves.
+        request_id.set(joined([unit.request_id for unit in batch.units]))
+        started = time.perf_counter()
         try:
             events = await commit_batch(self.db, batch.units, check_keys=self.check_keys)
         except asyncio.CancelledError:
@@ -154,4 +164,15 @@ class GroupCommit:
         finally:
             self._batches.discard(batch)
             self._wake.set()
+        elapsed = time.perf_counter() - started
+        BATCH_SIZE.observe(len(batch.units))
+        COMMIT_DURATION.observe(elapsed)
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug(
+                "committed %d units with %d events in %.1fms",
+                len(batch.units),
+                len(events),
+                elapsed * 1000,
+                extra={"duration_ms": round(elapsed * 1000, 1)},
+            )
         await self._order.publish(events)

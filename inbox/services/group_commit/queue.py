@@ -32,6 +32,9 @@ class Unit(Generic[T]):
     # What it writes under; None: anything.
     keys: frozenset[Hashable] | None
     answer: asyncio.Future[T]
+    # The request it serves: the batch's log lines name it (contextvars stay behind
+    # in the caller's task).
+    request_id: str | None = None
     # Set once a together call failed with this unit in it: it runs on its own.
     alone: bool = False
     # Filled by the attempt that ran it.

@@ -4,6 +4,7 @@ and repeats none; writes go on meanwhile; readiness says what is happening."""
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -24,7 +25,7 @@ from tests.inbox.live.wsclient import (
     rest,
     stored,
 )
-from tests.inbox.platforms import meta_headers, whatsapp_channel, whatsapp_text
+from tests.inbox.platforms import events_of, meta_headers, whatsapp_channel, whatsapp_text
 
 pytestmark = [pytest.mark.redis, pytest.mark.postgres]
 
@@ -139,3 +140,59 @@ async def test_an_agent_who_leaves_while_redis_is_down_is_reported_offline_after
             assert [f for f in frames if status_of(stays, "offline")(f)] == []
             figures = (await api.get("/api/analytics/live")).json()
             assert figures["agents_online"] == 1
+
+
+async def test_redis_flapping_five_times_mid_stream_loses_and_repeats_no_event(
+    pg_url, loop, own_redis
+):
+    with extra_service(pg_url, loop, redis_url=own_redis.url) as service:
+        tenant = service.new_tenant()
+        agent, _ = tenant.user("agent")
+        token = service.token_for(tenant.owner)
+        async with (
+            rest(service.url, token) as api,
+            await open_ws(service.url, token) as owner,
+            await open_ws(service.url, service.token_for(agent)) as colleague,
+            await open_ws(service.url, tenant.api_key()) as dashboard,
+        ):
+            clients = [owner, colleague, dashboard]
+            for ws in clients:
+                await ready(ws)
+            received: dict[int, list[Any]] = {id(ws): [] for ws in clients}
+
+            async def read(ws: Any) -> None:
+                async for raw in ws:
+                    received[id(ws)].append(json.loads(raw))
+
+            readers = [asyncio.create_task(read(ws)) for ws in clients]
+            streaming = True
+
+            async def stream() -> None:
+                n = 0
+                while streaming:
+                    r = await api.post("/api/leads", json={"name": f"Lead {n}"})
+                    assert r.status_code == 201, r.text
+                    n += 1
+
+            writer = asyncio.create_task(stream())
+            for _flap in range(5):
+                own_redis.stop()
+                await _until_ready_is(api, 503)
+                own_redis.start()
+                await _until_ready_is(api, 200)
+            streaming = False
+            await writer
+            last = len(events_of(service, tenant.org_id))
+            assert last > 0
+            deadline = time.monotonic() + 30
+            while not all(any(f.get("id") == last for f in got) for got in received.values()):
+                assert time.monotonic() < deadline, "an event never reached a client"
+                await asyncio.sleep(0.05)
+            for task in readers:
+                task.cancel()
+            await asyncio.gather(*readers, return_exceptions=True)
+            for ws in clients:
+                received[id(ws)] += await drain(ws)
+
+        for ws in clients:
+            assert ids_of(stored(received[id(ws)])) == list(range(1, last + 1))

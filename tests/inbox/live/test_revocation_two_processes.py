@@ -23,7 +23,7 @@ from servers import RedisServer, create_database, drop_database, free_port
 
 from inbox.db import Database
 from inbox.settings import async_database_url
-from tests.inbox.conftest import SECRET, Service, make_settings
+from tests.inbox.conftest import HIGH_RATE_LIMITS, SECRET, Service, make_settings
 from tests.inbox.live.wsclient import closed_with, drain, open_ws, ready, refusal, rest
 
 pytestmark = [pytest.mark.redis, pytest.mark.postgres]
@@ -54,6 +54,8 @@ def cluster(postgres_server_url: str, loop: Any) -> Iterator[Cluster]:
         "INBOX_SECRETS_KEY": Fernet.generate_key().decode(),
         "INBOX_LOG_LEVEL": "warning",
         "INBOX_DRAIN_SECONDS": "0",
+        # The tests sign in far more often than the default budget of 10 a minute.
+        "INBOX_RATE_LIMITS": HIGH_RATE_LIMITS,
     }
     subprocess.run([INBOX, "migrate"], env=env, check=True, capture_output=True)
     procs: list[tuple[subprocess.Popen[bytes], str, Path]] = []
@@ -187,6 +189,33 @@ async def test_a_ticket_opens_one_socket_across_both_processes(cluster):
         status, error = await refusal(a.url, query=f"ticket={issued}")
         assert (status, error["details"]) == (403, {"reason": "invalid"})
         assert "used" in error["message"]
+
+
+async def test_a_reused_refresh_token_closes_its_sessions_sockets_on_both_processes(cluster):
+    a, b = cluster.a, cluster.b
+    tenant = a.new_tenant()
+    user, _ = tenant.user("agent", password=PASSWORD)
+    async with rest(a.url) as api:
+        r = await api.post("/api/auth/login", json={"email": user.email, "password": PASSWORD})
+        session = r.json()
+    async with rest(b.url, session["access_token"]) as api:
+        issued = (await api.post("/api/realtime/tickets")).json()["ticket"]
+    async with (
+        await open_ws(a.url, session["access_token"]) as on_a,
+        await open_ws(b.url, query=f"ticket={issued}") as on_b,
+        rest(a.url) as via_a,
+        rest(b.url) as via_b,
+    ):
+        for ws in (on_a, on_b):
+            await ready(ws)
+        spent = {"refresh_token": session["refresh_token"]}
+        assert (await via_b.post("/api/auth/refresh", json=spent)).status_code == 200
+        for ws in (on_a, on_b):  # a refresh ends nothing
+            await drain(ws)
+        r = await via_a.post("/api/auth/refresh", json=spent)
+        assert (r.status_code, r.json()["error"]["details"]) == (401, {"reason": "reused"})
+        for ws in (on_a, on_b):
+            assert await closed_with(ws) == 4401
 
 
 async def test_with_redis_down_a_revocation_still_reaches_the_other_process(cluster):

@@ -68,6 +68,8 @@ def processes(postgres_server_url: str, loop: Any, platform: Any) -> Iterator[li
         "INBOX_GRAPH_API_URL": platform.base_url,
         "INBOX_LOG_LEVEL": "warning",
         "INBOX_DRAIN_SECONDS": "0",
+        # Refilled slowly enough that no test sees a sign-in come back.
+        "INBOX_RATE_LIMITS": "auth=10/hour",
     }
     subprocess.run([INBOX, "migrate"], env=env, check=True, capture_output=True)
     started: list[Process] = []
@@ -270,3 +272,20 @@ async def test_a_key_deleted_through_one_process_is_refused_by_the_other_at_once
             r = await key_on_b.get("/api/leads")
             assert r.status_code == 401, r.text
             assert r.json()["error"]["code"] == "AUTHENTICATION_FAILED"
+
+
+def test_both_processes_spend_one_budget_through_redis(processes):
+    a, b = processes
+    tenant = a.new_tenant()
+    token = a.token_for(tenant.owner)
+    via = [a.client(token), b.client(token)]
+    answers = [via[n % 2].get("/api/contacts") for n in range(2)]
+    assert [r.headers["x-ratelimit-limit"] for r in answers] == ["1200", "1200"]
+
+    # Ten sign-ins an hour per e-mail: the 11th is refused, wherever each attempt lands.
+    def attempt(n: int) -> int:
+        return via[n % 2].post(
+            "/api/auth/login", json={"email": tenant.owner.email, "password": f"guess {n}"}
+        ).status_code
+
+    assert [attempt(n) for n in range(11)] == [401] * 10 + [429]

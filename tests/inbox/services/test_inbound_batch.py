@@ -209,7 +209,8 @@ class Inbox:
         }
 
 
-_DROPPED = {"created_at", "updated_at"}
+# The reply window runs from when a message was stored: a time of storage too.
+_DROPPED = {"created_at", "updated_at", "reply_window_expires_at"}
 _NAMESPACE = {
     "contact_id": "contact",
     "sender_contact_id": "contact",

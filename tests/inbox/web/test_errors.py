@@ -117,7 +117,7 @@ def test_a_wrong_method_is_not_allowed_in_the_envelope(tenant):
     lead = tenant.api.post("/api/leads", json={"name": "Ada"}).json()
     for method, path, allowed in (
         ("DELETE", "/api/leads", "GET, HEAD, POST"),
-        ("PUT", "/api/conversations", "GET, HEAD"),
+        ("PUT", "/api/conversations", "GET, HEAD, POST"),
         ("POST", f"/api/leads/{lead['id']}", "DELETE, GET, HEAD, PATCH, PUT"),
         ("POST", "/livez", "GET, HEAD"),
     ):

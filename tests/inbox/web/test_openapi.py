@@ -102,7 +102,7 @@ CHECKS = [
 ]
 
 
-def seed(tenant: Any) -> dict[str, int]:
+def seed(tenant: Any) -> dict[str, Any]:
     """A little of everything, so fixed-id runs reach real rows instead of only 404s."""
     conv = tenant.conversation(messages=3)
     contact = tenant.api.post("/api/contacts", json={"name": "Fuzz", "tags": ["x"]}).json()
@@ -116,10 +116,18 @@ def seed(tenant: Any) -> dict[str, int]:
         "/api/canned-responses", json={"short_code": "fuzz", "content": "Hello {{contact.name}}"}
     ).json()
     first_message = tenant.api.get(f"/api/conversations/{conv.id}/messages").json()["data"][0]
+    png = b"\x89PNG\r\n\x1a\n" + bytes(32)
+    media = tenant.api.post("/api/media", content=png, headers={"Content-Type": "image/png"})
+    hook = tenant.api.post(
+        "/api/webhooks", json={"url": "http://127.0.0.1:9/fuzz", "events": ["*"]}
+    ).json()
+    delivery = tenant.api.post(f"/api/webhooks/{hook['id']}/test").json()
     return {
+        "webhook_id": hook["id"], "delivery_id": delivery["id"],
         "conversation_id": conv.id, "contact_id": contact["id"], "lead_id": lead["id"],
         "channel_id": channel["id"], "user_id": agent.id, "key_id": key["id"],
         "canned_id": canned["id"], "message_id": first_message["id"],
+        "media_id": media.json()["id"],
     }
 
 

@@ -5,6 +5,8 @@
 import { h } from "./dom.js";
 import { CannedPicker, cannedSource, fillPlaceholders, slashQuery } from "./canned.js";
 import { myId } from "./messages.js";
+import { attachControls } from "./attachments.js";
+import { TemplateMode } from "./templates.js";
 
 // At most one `typing` frame per this many ms; others show it for a little longer.
 const TYPING_EVERY_MS = 3000;
@@ -43,17 +45,20 @@ export class Composer {
     this.send = h("button", { type: "submit", class: "primary" }, "Send");
     this.error = h("p", { class: "composer-error", role: "alert" });
     this.typingEl = h("p", { class: "typing", "aria-live": "polite" });
+    this.templates = new TemplateMode(this);
     this.el = h(
       "form",
       { class: "composer", onsubmit: (e) => this.submit(e) },
       this.typingEl,
       this.picker.el,
+      this.templates.el,
       h("label", { for: uid, class: "visually-hidden" }, "Reply"),
       this.textarea,
       h(
         "div",
         { class: "composer-bar" },
         h("label", { class: "toggle" }, this.note, "Private note"),
+        ...attachControls(this),
         this.error,
         this.send,
       ),
@@ -62,6 +67,7 @@ export class Composer {
 
   setConversation(conversation) {
     this.current = conversation;
+    this.templates.update(conversation);
   }
 
   focus() {
@@ -70,6 +76,8 @@ export class Composer {
 
   noteChanged() {
     this.el.classList.toggle("is-note", this.note.checked);
+    // A note is never refused: the text box comes back for it.
+    this.templates.update(this.current);
     this.textarea.placeholder = this.note.checked
       ? "A private note: only your team sees it"
       : "Type a reply… (/ for canned responses)";
@@ -123,6 +131,7 @@ export class Composer {
 
   async submit(event) {
     event.preventDefault();
+    if (this.templates.active) return this.templates.submit();
     const content = this.textarea.value.trim();
     if (!content) return;
     this.error.textContent = "";
@@ -232,5 +241,6 @@ export class Composer {
     this.viewers.clear();
     this.canned.close();
     this.offCanned?.();
+    this.templates.close();
   }
 }

@@ -2,6 +2,7 @@
 // (status and value, editable), their other conversations, and the team's notes.
 
 import { h } from "./dom.js";
+import { NewConversation } from "./new_conversation.js";
 
 const LEAD_STATUSES = ["new", "contacted", "qualified", "converted", "lost"];
 const CHANNEL_NAMES = { whatsapp: "WhatsApp", instagram: "Instagram", sms: "SMS", generic: "Other" };
@@ -64,8 +65,9 @@ export class ContactPanel {
     this.fillNotes();
     this.headEl ??= h("div", { class: "contact-head" });
     this.othersEl ??= h("div");
+    this.starter ??= new NewConversation(this.ctx, { contact: () => this.contact, conversations: () => this.others });
     // Placed once: moving a focused control out of the page and back drops its focus.
-    if (!this.body.contains(this.leadEl)) this.body.replaceChildren(this.headEl, this.leadEl, this.othersEl, this.notesEl);
+    if (!this.body.contains(this.leadEl)) this.body.replaceChildren(this.headEl, this.starter.el, this.leadEl, this.othersEl, this.notesEl);
     this.headEl.replaceChildren(
       h("h3", {}, c.name || c.phone || c.email || "Unknown contact"),
       h("dl", { class: "facts" }, fields.map(([name, value]) => [h("dt", {}, name), h("dd", {}, value)])),

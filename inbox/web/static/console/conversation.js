@@ -6,6 +6,7 @@ import { Actions } from "./actions.js";
 import { Composer } from "./composer.js";
 import { ContactPanel } from "./contact.js";
 import { MessageLog } from "./messages.js";
+import { windowText } from "./templates.js";
 
 // Marking read is a write every console hears about: once per burst of arrivals is enough.
 const READ_DEBOUNCE_MS = 400;
@@ -24,10 +25,11 @@ export function openConversation(container, ctx, conversationId) {
   });
   const title = h("h2", { class: "pane-title", id: `pane-title-${id}` }, "…");
   const subtitle = h("p", { class: "pane-subtitle" });
+  const replyWindow = h("p", { class: "reply-window", role: "status" });
   const root = h(
     "section",
     { class: "pane", "aria-labelledby": title.id },
-    h("header", { class: "pane-head" }, h("div", { class: "pane-who" }, title, subtitle), actions.el),
+    h("header", { class: "pane-head" }, h("div", { class: "pane-who" }, title, subtitle, replyWindow), actions.el),
     h("div", { class: "pane-body" }, h("div", { class: "pane-main" }, log.el, composer.el), contact.el),
   );
   container.replaceChildren(root);
@@ -43,9 +45,18 @@ export function openConversation(container, ctx, conversationId) {
     log.contactName = conversation.contact?.name || "Customer";
     const channel = conversation.channel?.name || conversation.channel?.kind || "";
     subtitle.textContent = channel;
+    showWindow();
     actions.render(conversation);
     composer.setConversation(conversation);
   }
+
+  function showWindow() {
+    const text = windowText(current);
+    replyWindow.textContent = text || "";
+    replyWindow.classList.toggle("closed", text === "Reply window closed");
+  }
+  // The hours left count down while the conversation stays open.
+  const windowTimer = setInterval(showWindow, 60_000);
 
   function markRead(wait = READ_DEBOUNCE_MS) {
     clearTimeout(readTimer);
@@ -115,6 +126,7 @@ export function openConversation(container, ctx, conversationId) {
       closed = true;
       clearTimeout(readTimer);
       clearInterval(viewingTimer);
+      clearInterval(windowTimer);
       document.removeEventListener("visibilitychange", visible);
       for (const off of unsubscribe) off();
       composer.close();

@@ -3,6 +3,7 @@
 // built once; a change re-renders only the rows it touches, at most once per frame.
 
 import { h } from "./dom.js";
+import { mediaEl } from "./attachments.js";
 
 const PAGE = 50;
 // How close to the top (px) the agent scrolls before the older page is asked for.
@@ -240,7 +241,7 @@ export class MessageLog {
       // A document without a caption has its file name for text: the link says it already.
       body.push(h("p", { class: "text" }, m.content));
     }
-    for (const a of m.attachments || []) body.push(attachmentEl(a));
+    for (const a of m.attachments || []) body.push(a.media ? mediaEl(this.ctx, a) : attachmentEl(a));
     const meta = [h("time", { datetime: m.ordered_at }, clock(new Date(m.ordered_at || Date.now())))];
     if ((m.platform_data?.edits || []).length) meta.push(h("span", { class: "edited" }, "edited"));
     if (m.direction === "outbound" && !m.private) {
