@@ -25,8 +25,9 @@ lint: $(BIN)/.installed
 typecheck: $(BIN)/.installed
 	$(BIN)/mypy inbox realtime connectors clients/python/src
 
-# Test files run in parallel, one process per core (`make test PYTEST_ARGS=` for one).
-PYTEST_ARGS ?= -n auto --dist loadfile
+# Test files run in parallel, two processes per core: most tests spend their time
+# waiting on a server, a browser or a socket (`make test PYTEST_ARGS=` for one).
+PYTEST_ARGS ?= -n $(shell echo $$(( $$(nproc) * 2 ))) --dist loadfile
 
 test: check-lock lint typecheck
 	$(BIN)/pytest $(PYTEST_ARGS)
