@@ -1,6 +1,6 @@
 """The console under load, in Debian's Chromium: an organization with many
-conversations scrolled from top to bottom, then customers writing in at a steady rate
-while the list is on screen.
+conversations scrolled from top to bottom, customers writing in at a steady rate while
+the list is on screen, then a conversation with a long history opened.
 
     .venv/bin/python -m bench.console [--conversations 10000] [--rate 50] [--seconds 10]
 
@@ -90,7 +90,9 @@ async def send_all(url: str, driver: WhatsAppDriver, phase: str, seqs: range,
     return stored
 
 
-def measure(url: str, args: argparse.Namespace, driver: WhatsAppDriver) -> dict[str, Any]:
+def measure(
+    url: str, args: argparse.Namespace, driver: WhatsAppDriver, fixture: dict[str, Any]
+) -> dict[str, Any]:
     from playwright.sync_api import sync_playwright
 
     result: dict[str, Any] = {}
@@ -139,6 +141,24 @@ def measure(url: str, args: argparse.Namespace, driver: WhatsAppDriver) -> dict[
         last = f"Message live {count - 1}"
         listbox.get_by_role("option").filter(has_text=last).wait_for(timeout=30_000)
         result["live"] = {"sent": count, "stored": stored, **frame_summary(page.evaluate(COLLECT))}
+
+        # One customer with a long history: the conversation opens on its latest page.
+        long_driver = WhatsAppDriver("console-long", fixture["whatsapp_secret"],
+                                     fixture["phone_number_id"], senders=1)
+        with ThreadPoolExecutor(1) as pool:
+            pool.submit(asyncio.run, send_all(url, long_driver, "long",
+                                              range(args.history))).result()
+        name = "Bench 16505550000"
+        listbox.get_by_role("option").filter(has_text=name).first.wait_for(timeout=30_000)
+        started = time.perf_counter()
+        listbox.get_by_role("option").filter(has_text=name).first.click()
+        log = page.get_by_role("log", name="Messages")
+        log.get_by_text(f"Message long {args.history - 1}", exact=True).wait_for()
+        result["long_conversation"] = {
+            "messages": args.history,
+            "open_to_latest_s": round(time.perf_counter() - started, 2),
+            "messages_in_document": log.locator("[data-id]").count(),
+        }
         browser.close()
     return result
 
@@ -148,6 +168,8 @@ def main() -> int:
     parser.add_argument("--conversations", type=int, default=10_000)
     parser.add_argument("--rate", type=float, default=50.0, help="events a second while watching")
     parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--history", type=int, default=5_000,
+                        help="messages in the long conversation opened last")
     args = parser.parse_args()
     if not Path(CHROMIUM).exists():
         raise SystemExit(f"{CHROMIUM} is missing: apt-get install chromium")
@@ -172,7 +194,7 @@ def main() -> int:
             stored = asyncio.run(send_all(url, driver, "seed", range(args.conversations)))
             seeded = round(time.perf_counter() - started, 1)
             print(f"seeded {stored} conversations in {seeded} s", file=sys.stderr)
-            result = {"conversations": args.conversations, **measure(url, args, driver)}
+            result = {"conversations": args.conversations, **measure(url, args, driver, fixture)}
         finally:
             server.stop()
     print(json.dumps(result, indent=2))
