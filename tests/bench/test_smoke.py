@@ -31,3 +31,24 @@ def test_a_tiny_fanout_run_reports_every_event_delivered(tmp_path: Path, redis_u
     assert service["figures"]["out_of_order"]["max"] == 0
     assert service["vs_reference"]["deliveries_per_s"]["median"] > 0
     assert (tmp_path / "quick.md").read_text().startswith("# Benchmark results")
+
+
+@pytest.mark.redis
+def test_a_short_soak_loses_and_repeats_nothing_across_reconnects(tmp_path: Path) -> None:
+    from bench.soak import main as soak
+
+    # Its own redis-server: pub/sub channels are shared by every database of a server.
+    out = tmp_path / "soak.json"
+    code = soak([
+        "--minutes", "0.15", "--clients", "8", "--rate", "10", "--rest-rate", "5",
+        "--reconnects", "4", "--sample", "3", "--out", str(out),
+    ])
+
+    result = json.loads(out.read_text())
+    assert code == 0
+    assert result["webhooks_acknowledged"] == result["webhooks_sent"] > 0
+    assert result["reconnects"] > 0 and result["sockets_at_end"] == 8
+    assert result["lost"] == result["duplicates"] == result["out_of_order"] == 0
+    assert result["deliveries"] == 8 * result["webhooks_acknowledged"]
+    assert result["rest_ok"] > 0 and result["rest_errors"] == 0
+    assert result["rss_mib"]["max"] > 0 and result["fds"]["max"] > 0
