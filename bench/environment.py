@@ -109,6 +109,8 @@ class Environment:
         self.server_env.setdefault("INBOX_SECRETS_KEY", Fernet.generate_key().decode())
         # The load comes from a few credentials, far past any per-user budget.
         self.server_env.setdefault("INBOX_RATE_LIMITS", "off")
+        # ... and holds every socket under one token: 5,000 for the memory run.
+        self.server_env.setdefault("INBOX_MAX_SOCKETS_PER_USER", "100000")
         self._redis_url = options.redis_url
         self._postgres_url = options.postgres_url
         self._templates: dict[Backend, tuple[str, Credentials]] = {}
