@@ -86,20 +86,26 @@ class Sockets:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(asyncio.shield(old.done), 5)
         path = f"{PATH}&last_event_id={old.last_id}" if old.last_id else PATH
-        try:
-            new = await connect(self.host, self.port, path, self.headers, self.tally)
-        except (OSError, ConnectionError, TimeoutError):
-            self.failed_reconnects += 1
-            await asyncio.sleep(1)
+
+        def resumed(request: bytes, key: bytes, tally: Tally | None) -> WsClient:
+            # What the old socket saw stays counted, from before the first byte: the
+            # replay can arrive in the same read as `session.ready`.
+            client = WsClient(request, key, tally)
+            client.seen, client.last_id = old.seen, old.last_id
+            return client
+
+        for attempt in range(2):
             try:
-                new = await connect(self.host, self.port, path, self.headers, self.tally)
+                new = await connect(self.host, self.port, path, self.headers, self.tally,
+                                    factory=resumed)
             except (OSError, ConnectionError, TimeoutError):
                 self.failed_reconnects += 1
-                return
-        # What the old socket saw stays counted: the resumed one owes only the rest.
-        new.seen, new.last_id = old.seen, old.last_id
-        self.clients[index] = new
-        self.reconnects += 1
+                if attempt == 0:
+                    await asyncio.sleep(1)
+                continue
+            self.clients[index] = new
+            self.reconnects += 1
+            return
 
     @property
     def connected(self) -> int:
