@@ -1,6 +1,7 @@
 """The pages the service serves itself: the agent console at `/`, its files under
-`/console/`, and the other static files (the API reference, vendored libraries) under
-`/static/`. Files come from the installed package, so a `pip install` serves them."""
+`/console/`, the dashboard at `/dashboard` (its files under `/dashboard/`), and the other
+static files (the API reference, vendored libraries) under `/static/`. Files come from the
+installed package, so a `pip install` serves them."""
 
 from __future__ import annotations
 
@@ -31,12 +32,20 @@ def page_routes(static: Path = STATIC) -> list[BaseRoute]:
     async def console_page(_request: Request) -> Response:
         return FileResponse(console / "index.html", headers={"Cache-Control": "no-cache"})
 
+    async def dashboard_page(_request: Request) -> Response:
+        # One page for both uses: ?kiosk=1 (the wall screen) is read by its script.
+        return FileResponse(
+            static / "dashboard" / "index.html", headers={"Cache-Control": "no-cache"}
+        )
+
     async def docs_page(_request: Request) -> Response:
         return FileResponse(static / "docs" / "index.html", headers={"Cache-Control": "no-cache"})
 
     return [
         Route("/", console_page, methods=["GET", "HEAD"]),
         Route("/docs", docs_page, methods=["GET", "HEAD"]),
+        Route("/dashboard", dashboard_page, methods=["GET", "HEAD"]),
         Mount("/console", app=_StaticFiles(directory=console), name="console"),
+        Mount("/dashboard", app=_StaticFiles(directory=static / "dashboard"), name="dashboard"),
         Mount("/static", app=_StaticFiles(directory=static), name="static"),
     ]

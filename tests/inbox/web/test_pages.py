@@ -25,6 +25,8 @@ def test_the_console_is_served_at_the_root(service):
     [
         ("/console/app.js", "text/javascript"),
         ("/console/console.css", "text/css"),
+        ("/dashboard/dashboard.js", "text/javascript"),
+        ("/dashboard/dashboard.css", "text/css"),
         ("/static/vendor/swagger-ui/swagger-ui-bundle.js", "text/javascript"),
         ("/static/vendor/swagger-ui/swagger-ui.css", "text/css"),
     ],
@@ -56,7 +58,7 @@ def test_nothing_outside_the_static_folders_is_served(service, path):
 
 
 def test_the_pages_load_nothing_from_another_origin_and_run_no_inline_script(service):
-    for page in ("/", "/docs"):
+    for page in ("/", "/docs", "/dashboard"):
         html = httpx.get(f"{service.url}{page}").text
         assert not re.search(r"(src|href)=\"(https?:)?//", html), page
         for script in re.findall(r"<script\b[^>]*>(.*?)</script>", html, re.S):
@@ -68,6 +70,9 @@ def test_the_installed_package_holds_the_pages_and_the_vendored_licence():
         "console/index.html",
         "console/app.js",
         "docs/index.html",
+        "dashboard/index.html",
+        "dashboard/dashboard.js",
+        "dashboard/charts.js",
         "docs/docs.js",
         "vendor/swagger-ui/swagger-ui-bundle.js",
         "vendor/swagger-ui/LICENSE",
@@ -81,3 +86,24 @@ def test_the_console_stays_small():
     console = STATIC / "console"
     size = sum(len(f.read_bytes()) for f in console.iterdir() if f.name.endswith((".js", ".css")))
     assert size < 150 * 1024, size
+
+
+@pytest.mark.parametrize("path", ["/dashboard", "/dashboard?kiosk=1"])
+def test_the_dashboard_is_served_under_the_strict_policy(service, path):
+    r = httpx.get(f"{service.url}{path}")
+    assert r.status_code == 200
+    assert r.headers["content-type"].startswith("text/html")
+    assert r.headers["cache-control"] == "no-cache"
+    csp = r.headers["content-security-policy"]
+    assert "script-src 'self';" in csp and "style-src 'self';" in csp
+    assert "unsafe" not in csp
+    assert r.headers["x-frame-options"] == "DENY"
+    assert r.headers["x-content-type-options"] == "nosniff"
+    assert '<script type="module" src="/dashboard/dashboard.js">' in r.text
+
+
+def test_the_dashboard_stays_small():
+    """JavaScript and CSS of the dashboard, uncompressed: under 60 KB (no charting library)."""
+    folder = STATIC / "dashboard"
+    size = sum(len(f.read_bytes()) for f in folder.iterdir() if f.name.endswith((".js", ".css")))
+    assert size < 60 * 1024, size

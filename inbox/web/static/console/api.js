@@ -14,11 +14,12 @@ export class ApiError extends Error {
 /**
  * api("GET", "/api/conversations", {query: {status: "open"}})
  * api("POST", "/api/conversations/1/messages", {body: {...}, idempotencyKey: "..."})
+ * api("GET", "/api/auth/me", {headers: {Authorization: "Bearer ..."}})
  * Resolves to the answer's JSON (a resource, or {data, pagination} for a list), or null
  * for 204.
  * Rejects with ApiError (status 0 when the network failed).
  */
-export async function api(method, path, { query, body, idempotencyKey, signal } = {}) {
+export async function api(method, path, { query, body, idempotencyKey, signal, headers: extra } = {}) {
   const url = new URL(path, location.origin);
   for (const [k, v] of Object.entries(query || {})) {
     if (v !== undefined && v !== null && v !== "") url.searchParams.set(k, String(v));
@@ -26,6 +27,8 @@ export async function api(method, path, { query, body, idempotencyKey, signal } 
   const headers = { "X-Inbox-Client": "console", Accept: "application/json" };
   if (body !== undefined) headers["Content-Type"] = "application/json";
   if (idempotencyKey) headers["Idempotency-Key"] = idempotencyKey;
+  // A page signed in with a key (the wall-screen dashboard) sends it as Authorization.
+  if (extra) Object.assign(headers, extra);
   let response;
   try {
     response = await fetch(url, {

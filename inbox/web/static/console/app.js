@@ -119,7 +119,7 @@ function start(me) {
       "header",
       { class: "topbar" },
       h("div", { class: "org" }, h("span", { class: "brand", "aria-hidden": "true" }, "✉"), h("h1", {}, me.organization?.name || "Inbox")),
-      h("div", { class: "topbar-right" }, connection, presence.team, attention.button, presence.status, h("span", { class: "me", title: me.user.email }, me.user.name), h("button", { type: "button", class: "ghost", onclick: signOut }, "Sign out")),
+      h("div", { class: "topbar-right" }, connection, h("a", { href: "/dashboard", class: "ghost nav-link" }, "Dashboard"), presence.team, attention.button, presence.status, h("span", { class: "me", title: me.user.email }, me.user.name), h("button", { type: "button", class: "ghost", onclick: signOut }, "Sign out")),
     ),
     h("main", { class: "workspace" }, list.el, paneArea),
   );
