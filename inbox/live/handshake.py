@@ -24,7 +24,7 @@ from ..auth import (
 )
 from ..db import Database
 from ..errors import ApiError, AuthenticationFailed, ServiceUnavailable
-from ..ratelimit.sockets import check_socket_cap
+from ..ratelimit.sockets import SocketSlots
 from ..services import console_sessions, refresh_tokens
 from ..settings import Settings
 from .revocation import subject_of
@@ -57,8 +57,10 @@ class Handshake:
         hub: Hub | None = None,
     ) -> None:
         self.settings = settings
-        # Counts the sockets a credential holds here, against INBOX_MAX_SOCKETS_PER_USER.
+        # The sockets a credential holds here, against INBOX_MAX_SOCKETS_PER_USER (the
+        # socket cap is on when the hub is given).
         self.hub = hub
+        self.slots = SocketSlots() if hub is not None else None
         self.db = db
         self.auth = auth
         self.used_tickets = UsedTickets(db, session_idle=settings.session_idle)
@@ -90,8 +92,10 @@ class Handshake:
         except ApiError as exc:
             # REST's code, words and details; the status stays the documented 403.
             raise HandshakeRefused(exc.code, exc.message, exc.details) from None
-        if self.hub is not None:
-            check_socket_cap(self.hub, principal, self.settings.max_sockets_per_user)
+        if self.slots is not None:
+            # Taken here, with no wait before the count it checks; CloseWhenCapped gives
+            # it back when the socket ends, or when the handshake is refused after this.
+            self.slots.take(conn.scope, principal, self.settings.max_sockets_per_user)
         self._admitted(principal.organization_id)
         user = principal.user
         return Session(

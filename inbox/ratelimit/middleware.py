@@ -5,24 +5,30 @@ API key or the console's session cookie, so a stranger cannot spend someone else
 budget, and no database read is needed to decide); without one, under the client's
 address. Each credential is its own budget: a user's access tokens, keys and console
 session each get one. Sign-ins are also counted per e-mail, by the routes that read it
-(``spend_sign_in``).
+(``spend_sign_in``); credentials refused as invalid per address (see ``credentials``);
+platforms' deliveries per channel, when a cap is set, by the routes that know the
+channel (``spend_webhook``).
 """
 
 from __future__ import annotations
 
 import hashlib
+import math
+import time
+from dataclasses import replace
 
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..errors import ApiError, error_body
 from .addresses import ClientAddress
+from .credentials import Guessers, presented, refused_as_invalid
 from .limiter import Decision, Limiter
 from .rules import Rate
 
 SIGN_IN_PATHS = frozenset({"/api/auth/login", "/api/auth/session"})
 LEADS_PATH = "/webhooks/leads/incoming"
-SESSION_COOKIE = b"inbox_session="
+WEBHOOKS = "/webhooks/"
 _SCOPE_KEY = "inbox.rate_limit"
 _READS = frozenset({"GET", "HEAD"})
 
@@ -83,9 +89,18 @@ async def spend_sign_in(request: Request, email: str) -> None:
         await budget.spend("auth", f"email:{digest}")
 
 
+async def spend_webhook(request: Request, channel_id: int) -> None:
+    """Count a platform's delivery against the channel it is for, when a ``webhook``
+    cap is set. RateLimited (429, with Retry-After: platforms retry) past it."""
+    budget = request.scope.get(_SCOPE_KEY)
+    if isinstance(budget, Budget):
+        await budget.spend("webhook", f"channel:{channel_id}")
+
+
 class RateLimitMiddleware:
-    """Limits ``/api`` per credential (reads and writes apart, sign-ins per address) and
-    the public lead form per address; stamps the budget on every answer it limits."""
+    """Limits ``/api`` per credential (reads and writes apart, sign-ins per address),
+    the public lead form per address, credentials refused as invalid per address, and
+    stamps the budget on every answer it limits."""
 
     def __init__(
         self,
@@ -98,6 +113,8 @@ class RateLimitMiddleware:
         self.limiter = limiter
         self.rates = rates
         self.client_address = client_address
+        self.guessers = Guessers()
+        self.webhook_cap = "webhook" in rates
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or not self.rates:
@@ -105,20 +122,31 @@ class RateLimitMiddleware:
             return
         path: str = scope["path"]
         method: str = scope["method"]
+        credential, sent = presented(scope)
+        category = who = None
+        sign_in = False
         if path.startswith("/api/") and method != "OPTIONS":
             if method == "POST" and path in SIGN_IN_PATHS:
-                category, who = "auth", "addr:" + self.client_address(scope)
+                category, who, sign_in = "auth", "addr:" + self.client_address(scope), True
             else:
                 category = "read" if method in _READS else "write"
-                who = _credential(scope) or "addr:" + self.client_address(scope)
+                who = credential or "addr:" + self.client_address(scope)
         elif path == LEADS_PATH and method == "POST":
             category, who = "leads", "addr:" + self.client_address(scope)
-        else:
+        elif not (sent or (self.webhook_cap and path.startswith(WEBHOOKS))):
             await self.app(scope, receive, send)
             return
         budget = Budget(self.limiter, self.rates)
+        # Sign-ins are counted per address already, by their own category.
+        address = self.client_address(scope) if sent and not sign_in else None
         try:
-            await budget.spend(category, who)
+            if address is not None:
+                stopped = self.guessers.stopped(address)
+                if stopped is not None:
+                    budget.decision = stopped
+                    raise refused(stopped)
+            if category is not None and who is not None:
+                await budget.spend(category, who)
         except RateLimited as exc:
             assert budget.decision is not None
             # The lead form answers any origin: its page must be able to read the refusal.
@@ -126,6 +154,8 @@ class RateLimitMiddleware:
             await _refuse(send, exc, budget.decision, cors)
             return
         scope[_SCOPE_KEY] = budget
+        if address is not None:
+            send = self._charging_invalid(send, budget, address)
 
         async def stamped(message: Message) -> None:
             if message["type"] == "http.response.start" and budget.decision is not None:
@@ -134,25 +164,57 @@ class RateLimitMiddleware:
 
         await self.app(scope, receive, stamped)
 
+    def _charging_invalid(self, send: Send, budget: Budget, address: str) -> Send:
+        """``send``, but a 401 for an invalid credential is counted against ``address``
+        first, and answered 429 once the address is past its budget."""
+        held: Message | None = None
+        body = b""
 
-def _credential(scope: Scope) -> str | None:
-    """The presented credential's hash, by the precedence authentication uses."""
-    authorization = api_key = cookies = None
-    for name, value in scope["headers"]:
-        if name == b"authorization":
-            authorization = value
-        elif name == b"x-api-key":
-            api_key = value
-        elif name == b"cookie":
-            cookies = value
-    credential = authorization or api_key
-    if credential is None and cookies is not None:
-        start = cookies.find(SESSION_COOKIE)
-        if start >= 0:
-            credential = cookies[start + len(SESSION_COOKIE) :].split(b";", 1)[0]
-    if not credential:
-        return None
-    return "cred:" + hashlib.blake2b(credential.strip(), digest_size=16).hexdigest()
+        async def charging(message: Message) -> None:
+            nonlocal held, body
+            if message["type"] == "http.response.start" and message["status"] == 401:
+                held = message
+                return
+            if held is None:
+                await send(message)
+                return
+            body += message.get("body", b"")
+            if message.get("more_body", False):
+                return
+            start, held = held, None
+            if refused_as_invalid(body):
+                try:
+                    await budget.spend("invalid", "addr:" + address)
+                except RateLimited as exc:
+                    assert budget.decision is not None
+                    self.guessers.stop(address, budget.decision)
+                    await _refuse(send, exc, budget.decision, [])
+                    return
+                self._stop_when_spent(address, budget.decision)
+                if budget.decision is not None:
+                    start["headers"] = _restamped(start.get("headers", ()), budget.decision)
+            await send(start)
+            await send({"type": "http.response.body", "body": body})
+
+        return charging
+
+
+    def _stop_when_spent(self, address: str, decision: Decision | None) -> None:
+        """Stop ``address`` from its last allowed guess on, not its first refused one:
+        that one would reach authentication, and a right guess would get through."""
+        rate = self.rates.get("invalid")
+        if decision is None or rate is None or decision.remaining > 0:
+            return
+        # The budget is spent: one more comes back an interval after it was whole.
+        wait = decision.reset - time.time() + rate.interval - rate.period
+        self.guessers.stop(address, replace(decision, retry_after=max(1, math.ceil(wait))))
+
+
+def _restamped(
+    headers: list[tuple[bytes, bytes]], decision: Decision
+) -> list[tuple[bytes, bytes]]:
+    kept = [(k, v) for k, v in headers if not k.startswith(b"x-ratelimit-")]
+    return [*kept, *rate_headers(decision)]
 
 
 async def _refuse(

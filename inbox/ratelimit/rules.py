@@ -7,10 +7,11 @@ from dataclasses import dataclass
 
 PERIODS = {"second": 1.0, "minute": 60.0, "hour": 3600.0, "day": 86400.0}
 # auth: sign-ins, per e-mail and per client address; read: GET; write: the other
-# methods; leads: the public lead form, per client address. Platforms' webhooks are
-# not limited: they retry a 429 later, which delays real messages.
-CATEGORIES = ("auth", "read", "write", "leads")
-DEFAULTS = "auth=10/minute,read=1200/minute,write=300/minute,leads=10/minute"
+# methods; leads: the public lead form, per client address; invalid: credentials
+# refused as nobody's, per client address; webhook: platforms' deliveries, per channel.
+# The last is off unless set: platforms retry a 429 later, which delays real messages.
+CATEGORIES = ("auth", "read", "write", "leads", "invalid", "webhook")
+DEFAULTS = "auth=10/minute,read=1200/minute,write=300/minute,leads=10/minute,invalid=30/minute"
 OFF = "off"
 _RULE = re.compile(r"^(\d+)\s*/\s*(\d*)\s*([a-z]+?)s?$")
 

@@ -16,6 +16,7 @@ from connectors.types import PayloadError
 
 from ..auth import credentials_from_headers
 from ..errors import AuthenticationFailed
+from ..ratelimit.middleware import spend_webhook
 from ..services.channels import generic_channel
 from ..services.ingest import ingest
 from ..services.leads import add_form_lead, form_organization
@@ -56,6 +57,9 @@ async def generic_message(request: Request) -> Response:
     except PayloadError as exc:
         raise payload_error(exc) from None
     channel = await generic_channel(state.db, state.channels, org_id)
+    if replayed_for is None and channel.id is not None:
+        # The channel's webhook cap, when one is set: 429 before anything is stored.
+        await spend_webhook(request, channel.id)
     organization_id.set(org_id)
     channel_id.set(channel.id)
     result = await ingest(state.group_commit, channel, events, archive=delivery)

@@ -86,6 +86,8 @@ _REFUSALS = {
     401: "bad_signature",
     403: "bad_signature",
     404: "unknown_channel",
+    # Past the channel's webhook cap: nothing stored, the platform retries.
+    429: "rate_limited",
     500: "failed",
     503: "failed",
 }

@@ -30,6 +30,7 @@ from connectors.types import (
 )
 
 from ..errors import AuthenticationFailed, error_response
+from ..ratelimit.middleware import RateLimited, spend_webhook
 from ..services.channel_cache import KnownChannel
 from ..services.channels import active_settings
 from ..services.ingest import IngestResult, ingest
@@ -38,6 +39,7 @@ from ..state import AppState
 from ..telemetry.context import channel_id, organization_id
 from ..telemetry.metrics import webhook_stored
 from . import intake
+from .webhook_archive import REPLAY_OF
 from .webhook_common import (
     WEBHOOK_ERRORS,
     acknowledged,
@@ -97,6 +99,7 @@ async def receive(request: Request, kind: str) -> IngestResult:
     # other channel here (one's own), it must not tell a connected key from an unknown one.
     if not all(_vouches(adapter, req, known.settings) for known in route.values()):
         return await _acknowledge_unrouted(state, kind, adapter, req, keys + accounts, known=True)
+    await _within_cap(request, route)
     try:
         events = adapter.parse(req)
     except PayloadError as exc:
@@ -152,6 +155,23 @@ async def receive(request: Request, kind: str) -> IngestResult:
         if one is None and by_channel:
             delivery.found(next(iter(route.values())).channel.organization_id)
     return total
+
+
+async def _within_cap(request: Request, route: dict[str, KnownChannel]) -> None:
+    """RateLimited (429) when a channel named is past its ``webhook`` cap, before
+    anything is stored; counted only once its secret vouched for the delivery, so that
+    forged ones spend nothing. A replay is the operator's, and is not counted."""
+    if REPLAY_OF in request.scope:
+        return
+    for known in {k.channel.id: k for k in route.values()}.values():
+        assert known.channel.id is not None
+        try:
+            await spend_webhook(request, known.channel.id)
+        except RateLimited:
+            delivery = current_delivery()
+            if delivery is not None:
+                delivery.found(known.channel.organization_id, known.channel.id)
+            raise
 
 
 async def _route_by_message(

@@ -58,7 +58,9 @@ class ConsoleServer:
             "INBOX_DELIVERY_MAX_ATTEMPTS": "1",
             "INBOX_LOG_LEVEL": "warning",
             # The browser signs in and reads far more often than a person would.
-            "INBOX_RATE_LIMITS": "auth=10000/minute,read=100000/minute,write=100000/minute",
+            "INBOX_RATE_LIMITS": (
+                "auth=10000/minute,read=100000/minute,write=100000/minute,invalid=10000/minute"
+            ),
             # The fake platform serves media and takes callbacks on loopback.
             "INBOX_MEDIA_ALLOW_PRIVATE": "true",
             "INBOX_WEBHOOK_ALLOW_PRIVATE": "true",

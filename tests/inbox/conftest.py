@@ -28,7 +28,10 @@ from tests.connectors.fake_platform import FakePlatform
 
 SECRET = "test-signing-key-that-is-long-enough"
 SEED_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
-HIGH_RATE_LIMITS = "auth=100000/minute,read=1000000/minute,write=1000000/minute,leads=100000/minute"
+HIGH_RATE_LIMITS = (
+    "auth=100000/minute,read=1000000/minute,write=1000000/minute,leads=100000/minute,"
+    "invalid=100000/minute"
+)
 BACKENDS = ["sqlite", "postgres"]
 _seq = itertools.count(1)
 

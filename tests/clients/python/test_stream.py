@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
+import re
 
 import pytest
 from inbox_client import Backoff, Event, InboxClient, InboxError, ReplayTruncated
@@ -65,6 +67,66 @@ async def test_events_made_while_the_server_restarts_arrive_once_each_in_order(i
         "later on",
     ]
     ids = [e["id"] for e in received]
+    assert ids == sorted(set(ids))
+    assert inbox.last_event_id == ids[-1]
+
+
+# Lead notes of this size make each lead.updated frame about 20 KB: a reader that stops
+# is cut off (about 1 MiB waiting for it, past the kernel's buffers) in far fewer frames.
+NOTES = "n" * 19_000
+AT_MOST = 600
+
+
+def evictions(server) -> float:
+    """Sockets the service has cut off for reading too slowly, from its metrics."""
+    with server.api(server.admin) as api:
+        text = api.get("/metrics").text
+    return sum(float(n) for n in re.findall(r"^realtime_evictions_total\{[^}]*\} (\S+)$",
+                                            text, re.MULTILINE))
+
+
+async def test_a_stream_cut_off_for_reading_too_slowly_resumes_without_gap_or_repeat(
+    inbox_server, caplog
+):
+    caplog.set_level(logging.INFO, logger="inbox_client")
+    received: list[Event] = []
+    reading = asyncio.Event()
+    async with InboxClient(inbox_server.url, api_key=inbox_server.api_key, backoff=QUICK) as inbox:
+        lead = await inbox.create_lead({"name": "Updated a lot"})
+
+        async def consume() -> None:
+            async for event in inbox.events(types=["lead.updated"]):
+                received.append(event)
+                # The caller stops taking events after the first, as a stuck one would.
+                await reading.wait()
+
+        consumer = asyncio.create_task(consume())
+        try:
+            await until(lambda: inbox.last_event_id is not None)
+            before = await asyncio.to_thread(evictions, inbox_server)
+            written = 0
+            while written < AT_MOST:
+                for _ in range(20):
+                    await inbox.update_lead(lead["id"], {"notes": f"{written:05d} {NOTES}"})
+                    written += 1
+                if await asyncio.to_thread(evictions, inbox_server) > before:
+                    break
+            assert await asyncio.to_thread(evictions, inbox_server) > before, (
+                f"not cut off after {written} events")
+            # Closed with 4008; the client resumes from the last event it handed over.
+            reading.set()
+            await inbox.update_lead(lead["id"], {"notes": "done"})
+            await until(lambda: bool(received) and received[-1]["data"]["notes"] == "done",
+                        timeout=60)
+        finally:
+            consumer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await consumer
+
+    assert any("4008" in r.getMessage() for r in caplog.records if r.name == "inbox_client")
+    notes = [event["data"]["notes"].split(" ")[0] for event in received]
+    assert notes == [f"{n:05d}" for n in range(written)] + ["done"]
+    ids = [event["id"] for event in received]
     assert ids == sorted(set(ids))
     assert inbox.last_event_id == ids[-1]
 

@@ -9,35 +9,14 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from support import BackgroundLoop, LiveServer
+from support import BackgroundLoop
 
-from inbox.app import create_app
-from inbox.db import Database
 from inbox.settings import ConfigError, load_settings
-from tests.inbox.conftest import Service, make_settings
+from tests.inbox.conftest import Service
 from tests.inbox.live.wsclient import closed_with, open_ws, ready
+from tests.inbox.ratelimit.budgets import budget, fresh_address, from_address, serve, stop
 
 pytestmark = pytest.mark.backend("sqlite")
-
-# Per hour: no budget refills while a test runs, however slow the machine.
-RATES = "auth=3/hour,read=5/hour,write=4/hour,leads=3/hour"
-_addresses = iter(range(1, 1_000_000))
-
-
-def fresh_address() -> str:
-    """An address no other test has spent a budget from."""
-    n = next(_addresses)
-    return f"198.51.{n // 250}.{n % 250 + 1}"
-
-
-def serve(database_url: str, loop: BackgroundLoop, **overrides: Any) -> tuple[Service, LiveServer]:
-    settings = make_settings(database_url, rate_limits=RATES, **overrides)
-    app = create_app(settings)
-    # Forwarded addresses are left to the service: uvicorn's own reading is off.
-    server = LiveServer(app, loop, proxy_headers=False)
-    server.start()
-    db = Database(database_url)
-    return Service(server.url, server.ws_url, settings, db, loop, db.dialect, app=app), server
 
 
 @pytest.fixture(scope="module")
@@ -47,10 +26,7 @@ def limited(database_url: str, loop: BackgroundLoop) -> Iterator[Service]:
         database_url, loop, trusted_proxies=["127.0.0.1"], max_sockets_per_user=2
     )
     yield service
-    for client in service.clients:
-        client.close()
-    loop.run(service.db.dispose())
-    server.stop()
+    stop(service, server)
 
 
 @pytest.fixture(scope="module")
@@ -58,22 +34,7 @@ def exposed(database_url: str, loop: BackgroundLoop) -> Iterator[Service]:
     """Small budgets, facing clients directly: no proxy is trusted."""
     service, server = serve(database_url, loop, trusted_proxies=[])
     yield service
-    for client in service.clients:
-        client.close()
-    loop.run(service.db.dispose())
-    server.stop()
-
-
-def from_address(service: Service, forwarded: str) -> Any:
-    """A client behind the proxy, which says it forwards for ``forwarded``."""
-    api = service.client()
-    api.headers["X-Forwarded-For"] = forwarded
-    return api
-
-
-def budget(response: Any) -> tuple[int, int, int]:
-    h = response.headers
-    return int(h["x-ratelimit-limit"]), int(h["x-ratelimit-remaining"]), int(h["x-ratelimit-reset"])
+    stop(service, server)
 
 
 def test_every_api_answer_shows_the_budget(limited):
@@ -233,10 +194,7 @@ def test_the_api_answers_while_redis_is_down(database_url, loop, own_redis):
         statuses = [tenant.api.get("/api/contacts").status_code for _ in range(6)]
         assert statuses == [200] * 6
     finally:
-        for client in service.clients:
-            client.close()
-        loop.run(service.db.dispose())
-        server.stop()
+        stop(service, server)
 
 
 def test_a_wrong_setting_stops_start_up_naming_the_variable(monkeypatch):
