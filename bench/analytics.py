@@ -7,182 +7,58 @@ ingest with and without the rollups.
 One organization holds 100,000 conversations and 1,000,000 messages over 30 days
 (four channels, ten agents, replies, private notes, closings, 100,000 contacts and
 20,000 leads); another holds a tenth of that beside it. The rollups are rebuilt from
-the messages (the figure is the rebuild's time), then each report is asked
---requests times through the whole ASGI app (a 30-day range; trends per day and per
-hour), and --webhooks signed WhatsApp deliveries are posted one after another with
-the rollups written, then without, alternately. A benchmark, not a test: it prints
-p50/p95 per call and messages a second, and asserts nothing.
+the messages (the figure is the rebuild's time). Two `inbox serve` processes then run
+on that database, one plain and one without the rollups (bench/analytics_ingest.py).
+Each report is asked --requests times of the plain one over HTTP, the reports taking
+turns so that a burst of other load falls on all of them (a 30-day range in
+Europe/Berlin; trends per day and per hour). Then ingest is compared in interleaved
+pairs of runs, one delivery at a time and many in flight. A benchmark, not a test: it
+prints p50/p95 per call and the ingest ratio, and asserts nothing.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import random
-import statistics
+import os
+import secrets
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from urllib.parse import urlencode
 
 import asyncpg
 import orjson
-from sqlalchemy import insert
-from starlette.testclient import TestClient
+from cryptography.fernet import Fernet
+from sqlalchemy import func, select
+from sqlmodel import col
 
-from connectors.signatures import meta_signature
 from inbox import migrate
-from inbox.app import create_app
 from inbox.db import Database
-from inbox.models import Channel, Contact, Conversation, Lead, Message, table_of
+from inbox.models import Channel, MessageRollup, table_of
 from inbox.security import issue_token
-from inbox.services import accounts, rollups
-from inbox.settings import Settings, async_database_url
+from inbox.services import rollups
+from inbox.settings import async_database_url
 
-KEY = "bench-analytics-signing-key-long-enough"
-DAYS = 30
-CHUNK = 5_000
+from .analytics_data import DAYS, make_org, populate
+from .analytics_ingest import APP_SECRET, ROLLUPS_OFF, SENDERS, Server, compare, warm
+from .httpclient import HttpPool
+from .servers import HOST, start_service
 
-
-async def _org(db: Database, name: str, agents: int) -> tuple[int, list[int]]:
-    org = await accounts.create_organization(db, name)
-    assert org.id is not None
-    users = []
-    for n in range(agents + 1):
-        user = await accounts.create_user(
-            db,
-            org.id,
-            email=f"{'owner' if n == 0 else 'agent'}{n}@{name.lower()}.example",
-            password="bench-password",
-            role="owner" if n == 0 else "agent",
-            name=f"Agent {n}",
-        )
-        users.append(user.id)
-    return org.id, users
-
-
-async def populate(
-    db: Database, org_id: int, users: list[int], conversations: int, start: datetime
-) -> None:
-    """``conversations`` conversations of ten messages each, spread over DAYS days."""
-    rng = random.Random(org_id)
-    agents = users[1:]
-    async with db.session() as session:
-        channels = [
-            Channel(organization_id=org_id, kind=kind, name=f"{kind} {n}")
-            for n, kind in enumerate(("whatsapp", "sms", "instagram", "generic"))
-        ]
-        session.add_all(channels)
-        await session.commit()
-        channel_ids = [c.id for c in channels]
-    span = DAYS * 86400 - 3600
-    for first in range(0, conversations, CHUNK // 10):
-        count = min(CHUNK // 10, conversations - first)
-        opened = [start + timedelta(seconds=rng.randrange(span)) for _ in range(count)]
-        async with db.engine.begin() as conn:
-            contact_rows = [
-                {
-                    "organization_id": org_id,
-                    "name": f"c{first + i}",
-                    "tags": [],
-                    "custom_fields": {},
-                    "status": "lead",
-                    "created_at": at,
-                    "updated_at": at,
-                }
-                for i, at in enumerate(opened)
-            ]
-            contact_ids = (
-                (
-                    await conn.execute(
-                        insert(table_of(Contact)).returning(table_of(Contact).c.id), contact_rows
-                    )
-                )
-                .scalars()
-                .all()
-            )
-            conv_rows, plans = [], []
-            for contact_id, at in zip(contact_ids, opened, strict=True):
-                agent = rng.choice(agents)
-                wait = rng.randrange(30, 7200)
-                closed = (
-                    at + timedelta(seconds=rng.randrange(3600, 86400))
-                    if rng.random() < 0.6
-                    else None
-                )
-                conv_rows.append(
-                    {
-                        "organization_id": org_id,
-                        "contact_id": contact_id,
-                        "channel_id": rng.choice(channel_ids),
-                        "status": "closed" if closed else "open",
-                        "assignee_id": agent,
-                        "labels": [],
-                        "unread_count": 0,
-                        "first_response_at": at + timedelta(seconds=wait),
-                        "first_response_seconds": float(wait),
-                        "first_responder_id": agent,
-                        "closed_at": closed,
-                        "resolution_seconds": (closed - at).total_seconds() if closed else None,
-                        "created_at": at,
-                        "updated_at": closed or at,
-                    }
-                )
-                plans.append((at, wait, agent))
-            conv_ids = (
-                await conn.execute(
-                    insert(table_of(Conversation)).returning(
-                        table_of(Conversation).c.id, table_of(Conversation).c.channel_id
-                    ),
-                    conv_rows,
-                )
-            ).all()
-            messages = []
-            for (conv_id, channel_id), contact_id, (at, wait, agent) in zip(
-                conv_ids, contact_ids, plans, strict=True
-            ):
-                for i in range(10):
-                    inbound = i in (0, 1, 3, 5, 7, 8)
-                    when = at + timedelta(seconds=wait if i == 2 else i * 600)
-                    messages.append(
-                        {
-                            "organization_id": org_id,
-                            "conversation_id": conv_id,
-                            "channel_id": channel_id,
-                            "direction": "inbound" if inbound else "outbound",
-                            "sender_contact_id": contact_id if inbound else None,
-                            "sender_user_id": None if inbound else agent,
-                            "private": i == 9,
-                            "content": "hello there",
-                            "content_type": "text",
-                            "attachments": [],
-                            "platform_data": {},
-                            "status": "received" if inbound else "sent",
-                            "attempts": 0,
-                            "ordered_at": when,
-                            "created_at": when,
-                            "updated_at": when,
-                        }
-                    )
-            await conn.execute(insert(table_of(Message)), messages)
-            leads = [
-                {
-                    "organization_id": org_id,
-                    "contact_id": cid,
-                    "name": "lead",
-                    "status": "converted" if n % 2 else "new",
-                    "created_at": at,
-                    "updated_at": at,
-                    "converted_at": at + timedelta(hours=2) if n % 2 else None,
-                }
-                for n, (cid, at) in enumerate(zip(contact_ids, opened, strict=True))
-                if n % 5 == 0
-            ]
-            await conn.execute(insert(table_of(Lead)), leads)
+CALLS = {
+    "overview": ("/api/analytics/overview", {}),
+    "trends day": ("/api/analytics/trends", {"metric": "messages_received"}),
+    "trends hour": ("/api/analytics/trends", {"metric": "messages_sent", "interval": "hour"}),
+    "trends first response": ("/api/analytics/trends", {"metric": "first_response_seconds"}),
+    "trends first resp. hour": (
+        "/api/analytics/trends",
+        {"metric": "first_response_seconds", "interval": "hour"},
+    ),
+    "agents": ("/api/analytics/agents", {}),
+}
 
 
 def _quantile(samples: list[float], q: float) -> float:
@@ -190,162 +66,145 @@ def _quantile(samples: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def _webhook(phone_number_id: str, n: int) -> bytes:
-    sender = f"1650555{n % 5000:04d}"
-    return orjson.dumps(
-        {
-            "object": "whatsapp_business_account",
-            "entry": [
-                {
-                    "id": "1",
-                    "changes": [
-                        {
-                            "field": "messages",
-                            "value": {
-                                "messaging_product": "whatsapp",
-                                "metadata": {
-                                    "display_phone_number": "15550000000",
-                                    "phone_number_id": phone_number_id,
-                                },
-                                "contacts": [{"profile": {"name": f"Sender {n}"}, "wa_id": sender}],
-                                "messages": [
-                                    {
-                                        "from": sender,
-                                        "id": f"wamid.bench.{uuid.uuid4().hex}",
-                                        "timestamp": str(int(time.time())),
-                                        "type": "text",
-                                        "text": {"body": "Does it come in another color?"},
-                                    }
-                                ],
-                            },
-                        }
-                    ],
-                }
-            ],
-        }
+async def build(url: str, conversations: int, start: datetime) -> tuple[int, int]:
+    """The dataset and its rollups; the busy organization's id and its owner's."""
+    db = Database(async_database_url(url))
+    org_id, users = await make_org(db, "Busy", 10)
+    other_id, other_users = await make_org(db, "Beside", 3)
+    began = time.perf_counter()
+    await populate(db, org_id, users, conversations, start)
+    await populate(db, other_id, other_users, conversations // 10, start)
+    print(
+        f"dataset: {conversations * 11 // 10:,} conversations, {conversations * 11:,} messages "
+        f"in {time.perf_counter() - began:.0f} s"
     )
+    began = time.perf_counter()
+    await rollups.rebuild_all(db)
+    print(f"rollups rebuilt from the messages in {time.perf_counter() - began:.1f} s")
+    if db.dialect == "postgresql":
+        # Steady state: autovacuum has marked the loaded pages all-visible, so that
+        # index-only scans read no heap.
+        async with db.engine.connect() as conn:
+            await (await conn.execution_options(isolation_level="AUTOCOMMIT")).exec_driver_sql(
+                "VACUUM ANALYZE"
+            )
+    await db.dispose()
+    return org_id, users[0]
 
 
-@contextmanager
-def _without_rollups(off: bool) -> Iterator[None]:
-    original = rollups.count_messages
-
-    async def nothing(*_: Any, **__: Any) -> None:
-        return None
-
-    if off:
-        rollups.count_messages = nothing  # type: ignore[assignment]
+async def time_reports(
+    port: int, token: str, window: dict[str, str], requests: int
+) -> dict[str, list[float]]:
+    """Milliseconds of each call, the calls taking turns."""
+    pool = HttpPool(HOST, port, 1)
+    headers = {"Authorization": f"Bearer {token}"}
+    took: dict[str, list[float]] = {name: [] for name in CALLS}
     try:
-        yield
+        for round_ in range(requests + 1):
+            for name, (path, params) in CALLS.items():
+                target = f"{path}?{urlencode({**window, **params})}"
+                began = time.perf_counter()
+                status, body = await pool.post(target, b"", headers, timeout=60, method="GET")
+                elapsed = (time.perf_counter() - began) * 1000
+                if status != 200:
+                    raise RuntimeError(f"{name} answered {status}: {body[:300]!r}")
+                if round_:  # the first round warms the caches
+                    took[name].append(elapsed)
     finally:
-        rollups.count_messages = original  # type: ignore[assignment]
+        pool.close()
+    return took
 
 
-def measure(url: str, conversations: int, requests: int, webhooks: int) -> None:
-    db = Database(url)
+async def make_channel(port: int, token: str) -> str:
+    phone = f"777{secrets.randbelow(10**8):08d}"
+    settings = {
+        "phone_number_id": phone,
+        "access_token": "t",
+        "app_secret": APP_SECRET,
+        "verify_token": "v",
+    }
+    pool = HttpPool(HOST, port, 1)
+    try:
+        status, body = await pool.post(
+            "/api/channels",
+            orjson.dumps({"kind": "whatsapp", "name": "bench", "settings": settings}),
+            {"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+        )
+    finally:
+        pool.close()
+    if status != 201 and status != 200:
+        raise RuntimeError(f"making the channel answered {status}: {body[:300]!r}")
+    return phone
+
+
+def measure(url: str, args: argparse.Namespace) -> None:
     end = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
     start = end - timedelta(days=DAYS)
-
-    async def build() -> tuple[int, int]:
-        org_id, users = await _org(db, "Busy", 10)
-        other_id, other_users = await _org(db, "Beside", 3)
-        began = time.perf_counter()
-        await populate(db, org_id, users, conversations, start)
-        await populate(db, other_id, other_users, conversations // 10, start)
-        print(
-            f"dataset: {conversations * 11 // 10:,} conversations, {conversations * 11:,} messages "
-            f"in {time.perf_counter() - began:.0f} s"
-        )
-        began = time.perf_counter()
-        await rollups.rebuild_all(db)
-        print(f"rollups rebuilt from the messages in {time.perf_counter() - began:.1f} s")
-        if db.dialect == "postgresql":
-            # Steady state: autovacuum has marked the loaded pages all-visible, so that
-            # index-only scans read no heap.
-            async with db.engine.connect() as conn:
-                await (await conn.execution_options(isolation_level="AUTOCOMMIT")).exec_driver_sql(
-                    "VACUUM ANALYZE"
-                )
-        await db.dispose()
-        return org_id, users[0]
-
-    org_id, owner_id = asyncio.run(build())
-    settings = Settings(
-        env="test", database_url=url, secret_key=KEY, redis_url=None, allowed_origins=[]
-    )
-    token = issue_token(
-        user_id=owner_id, organization_id=org_id, role="owner", key=KEY, ttl_seconds=3600
-    )
-    window = {"from": start.isoformat(), "to": end.isoformat(), "timezone": "Europe/Berlin"}
-    calls = {
-        "overview": ("/api/analytics/overview", window),
-        "trends day": ("/api/analytics/trends", {**window, "metric": "messages_received"}),
-        "trends hour": (
-            "/api/analytics/trends",
-            {**window, "metric": "messages_sent", "interval": "hour"},
-        ),
-        "trends first response": (
-            "/api/analytics/trends",
-            {**window, "metric": "first_response_seconds"},
-        ),
-        "agents": ("/api/analytics/agents", window),
+    org_id, owner_id = asyncio.run(build(url, args.conversations, start))
+    key = secrets.token_urlsafe(48)
+    env = {
+        "INBOX_SECRETS_KEY": Fernet.generate_key().decode(),
+        "INBOX_RATE_LIMITS": "off",
+        "INBOX_LOG_LEVEL": "warning",
     }
-    with TestClient(create_app(settings), headers={"Authorization": f"Bearer {token}"}) as client:
-        print(f"\n{'call (30 days)':<24}{'p50 ms':>9}{'p95 ms':>9}")
-        for name, (path, params) in calls.items():
-            client.get(path, params=params).raise_for_status()  # warm
-            took = []
-            for _ in range(requests):
-                began = time.perf_counter()
-                client.get(path, params=params).raise_for_status()
-                took.append((time.perf_counter() - began) * 1000)
-            print(f"{name:<24}{_quantile(took, 0.5):>9.1f}{_quantile(took, 0.95):>9.1f}")
-        phone = f"777{random.randrange(10**8):08d}"
-        r = client.post(
-            "/api/channels",
-            json={
-                "kind": "whatsapp",
-                "name": "bench",
-                "settings": {
-                    "phone_number_id": phone,
-                    "access_token": "t",
-                    "app_secret": "bench-secret",
-                    "verify_token": "v",
-                },
-            },
+    logs = Path(tempfile.mkdtemp(prefix="bench-analytics-"))
+    with ExitStack() as stack:
+        plain, plain_port = start_service(
+            "plain", logs, database_url=url, redis_url=None, secret_key=key, cpus=None,
+            extra_env=env,
         )
-        r.raise_for_status()
-        rates: dict[bool, list[float]] = {True: [], False: []}
-        for n in range(20):  # warm the channel, its contacts' lookups and the writer
-            body = _webhook(phone, 10**6 + n)
-            client.post(
-                "/webhooks/whatsapp",
-                content=body,
-                headers={
-                    "X-Hub-Signature-256": meta_signature("bench-secret", body),
-                    "Content-Type": "application/json",
-                },
-            ).raise_for_status()
-        for round_ in range(6):
-            off = round_ % 2 == 1
-            bodies = [_webhook(phone, round_ * webhooks + n) for n in range(webhooks)]
-            with _without_rollups(off):
-                began = time.perf_counter()
-                for body in bodies:
-                    client.post(
-                        "/webhooks/whatsapp",
-                        content=body,
-                        headers={
-                            "X-Hub-Signature-256": meta_signature("bench-secret", body),
-                            "Content-Type": "application/json",
-                        },
-                    ).raise_for_status()
-                rates[not off].append(webhooks / (time.perf_counter() - began))
-        with_, without = statistics.median(rates[True]), statistics.median(rates[False])
+        stack.callback(plain.stop)
+        off, off_port = start_service(
+            "rollups-off", logs, database_url=url, redis_url=None, secret_key=key, cpus=None,
+            extra_env={**env, "PYTHONPATH": ROLLUPS_OFF},
+        )
+        stack.callback(off.stop)
+        token = issue_token(
+            user_id=owner_id, organization_id=org_id, role="owner", key=key, ttl_seconds=86400
+        )
+        window = {"from": start.isoformat(), "to": end.isoformat(), "timezone": "Europe/Berlin"}
+        load = os.getloadavg()[0]
+        took = asyncio.run(time_reports(plain_port, token, window, args.requests))
+        print(f"\nload average {load:.1f} before the calls, {os.getloadavg()[0]:.1f} after")
+        print(f"{'call (30 days, over HTTP)':<28}{'p50 ms':>9}{'p95 ms':>9}")
+        for name, samples in took.items():
+            print(f"{name:<28}{_quantile(samples, 0.5):>9.1f}{_quantile(samples, 0.95):>9.1f}")
+        phone = asyncio.run(make_channel(plain_port, token))
+        servers = Server(plain_port, plain.pid), Server(off_port, off.pid)
+        warm(list(servers), phone)
         print(
-            f"\ningest, one delivery at a time: {with_:.0f} msg/s with rollups, "
-            f"{without:.0f} without ({(with_ / without - 1) * 100:+.1f} %)"
+            f"\ningest: {args.pairs} interleaved pairs of runs (AB BA ...), "
+            f"{args.webhooks} webhooks a run; load average {os.getloadavg()[0]:.1f}"
         )
+        print(f"{'in flight':>9}  {'figure':<11}{'with':>9}{'without':>10}{'ratio':>12}")
+        for in_flight in args.in_flight:
+            result = compare(*servers, phone, args.webhooks, in_flight, args.pairs)
+            print("\n".join(result.lines()), flush=True)
+        print(f"load average after: {os.getloadavg()[0]:.1f}")
+        # The plain server's webhooks alone are counted: the other one really skipped.
+        plain_share = SENDERS + args.webhooks * args.pairs * len(args.in_flight)
+        counted = asyncio.run(_received(url, org_id))
+        print(f"rollups count {counted:,} of the bench channel's messages; the plain server "
+              f"stored {plain_share:,}: {'as expected' if counted == plain_share else 'WRONG'}")
+
+
+async def _received(url: str, org_id: int) -> int:
+    """Messages the rollups counted on the channel the ingest runs made."""
+    rolled = table_of(MessageRollup).c
+    db = Database(async_database_url(url))
+    try:
+        async with db.engine.connect() as conn:
+            channel = (
+                select(func.max(col(Channel.id))).where(col(Channel.organization_id) == org_id)
+            ).scalar_subquery()
+            total = await conn.scalar(
+                select(func.coalesce(func.sum(rolled.received), 0)).where(
+                    rolled.organization_id == org_id, rolled.channel_id == channel
+                )
+            )
+    finally:
+        await db.dispose()
+    return int(total or 0)
 
 
 async def _admin(server_url: str, sql: str) -> None:
@@ -360,21 +219,28 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--postgres-url", help="a PostgreSQL server to make a database on")
     parser.add_argument("--conversations", type=int, default=100_000)
-    parser.add_argument("--requests", type=int, default=30)
-    parser.add_argument("--webhooks", type=int, default=300)
+    parser.add_argument("--requests", type=int, default=40, help="timed calls of each report")
+    parser.add_argument("--webhooks", type=int, default=1000, help="webhooks in each ingest run")
+    parser.add_argument("--pairs", type=int, default=6, help="pairs of ingest runs per level")
+    parser.add_argument(
+        "--in-flight",
+        type=lambda s: [int(n) for n in s.split(",")],
+        default=[1, 32],
+        help="webhooks in flight, one comparison each (comma-separated)",
+    )
     args = parser.parse_args()
     if args.postgres_url is None:
-        url = async_database_url(f"sqlite:///{Path(tempfile.mkdtemp()) / 'analytics.db'}")
-        migrate.upgrade(url)
-        measure(url, args.conversations, args.requests, args.webhooks)
+        url = f"sqlite:///{Path(tempfile.mkdtemp()) / 'analytics.db'}"
+        migrate.upgrade(async_database_url(url))
+        measure(url, args)
         return
     server = args.postgres_url.rstrip("/")
     name = f"inbox_bench_analytics_{uuid.uuid4().hex[:8]}"
     asyncio.run(_admin(server, f'CREATE DATABASE "{name}"'))
     try:
-        url = async_database_url(f"{server.rsplit('/', 1)[0]}/{name}")
-        migrate.upgrade(url)
-        measure(url, args.conversations, args.requests, args.webhooks)
+        url = f"{server.rsplit('/', 1)[0]}/{name}"
+        migrate.upgrade(async_database_url(url))
+        measure(url, args)
     finally:
         asyncio.run(_admin(server, f'DROP DATABASE "{name}" WITH (FORCE)'))
 

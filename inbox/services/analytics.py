@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
-from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy import ARRAY, ColumnElement, Float, func, literal, select
+from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel import col
 
@@ -18,11 +16,11 @@ from .analytics_counts import (
     USER,
     by_slot,
     counts_by,
-    median_of,
     message_counts,
     quantiles,
     slot_start,
 )
+from .analytics_medians import bucket_medians
 from .analytics_ranges import Interval, Range, bucket_index, buckets, local_iso
 
 Metric = Literal[
@@ -139,42 +137,6 @@ async def overview(connection: AsyncConnection, org_id: int, span: Range) -> dic
     }
 
 
-async def _medians(
-    connection: AsyncConnection,
-    org_id: int,
-    span: Range,
-    bounds: list[datetime],
-    channel_id: int | None,
-) -> list[float | None]:
-    """The median first response of each bucket of ``bounds``."""
-    c = _CONV
-    where = [
-        c.organization_id == org_id,
-        *_in(c.first_response_at, span),
-        c.first_response_seconds.is_not(None),
-    ]
-    if channel_id is not None:
-        where.append(c.channel_id == channel_id)
-    if connection.dialect.name == "postgresql":
-        # The bucket found in the database (width_bucket over the bounds' instants), so
-        # only one median per bucket comes back.
-        edges = literal([b.timestamp() for b in bounds], ARRAY(Float))
-        bucket = func.width_bucket(func.extract("epoch", c.first_response_at), edges)
-        stmt = select(bucket, func.percentile_cont(0.5).within_group(c.first_response_seconds))
-        found = {
-            int(b) - 1: float(v)
-            for b, v in await connection.execute(stmt.where(*where).group_by(bucket))
-        }
-        return [_round(found.get(i)) for i in range(len(bounds) - 1)]
-    samples: dict[int, list[float]] = defaultdict(list)
-    rows = await connection.execute(
-        select(c.first_response_at, c.first_response_seconds).where(*where)
-    )
-    for at, seconds in rows:
-        samples[bucket_index(bounds, at)].append(float(seconds))
-    return [_round(median_of(samples.get(i, []))) for i in range(len(bounds) - 1)]
-
-
 def _range(span: Range) -> dict[str, Any]:
     return {
         "from": local_iso(span.start, span.zone),
@@ -201,7 +163,8 @@ async def trends(
         for (slot,), pair in counts.items():
             values[bucket_index(bounds, slot_start(slot))] += pair[which]
     elif metric == "first_response_seconds":
-        values = await _medians(connection, org_id, span, bounds, channel_id)
+        medians = await bucket_medians(connection, org_id, span, bounds, channel_id)
+        values = [_round(m) for m in medians]
     else:
         table, at = {
             "conversations_opened": (_CONV, _CONV.created_at),

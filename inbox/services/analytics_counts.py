@@ -201,10 +201,3 @@ async def quantiles(
 def _float(value: Any) -> float | None:
     return None if value is None else float(value)
 
-
-def median_of(values: list[float]) -> float | None:
-    if not values:
-        return None
-    ordered = sorted(values)
-    n = len(ordered)
-    return (ordered[(n + 1) // 2 - 1] + ordered[n // 2]) / 2

@@ -17,6 +17,11 @@ from ..errors import field_error
 
 Interval = Literal["hour", "day", "week"]
 MAX_BUCKETS = 1000
+# The instants a range may span: a year inside datetime's own bounds, so that a zone's
+# offset, a week's flooring and a day's end never step outside them.
+EARLIEST = datetime(2, 1, 1, tzinfo=UTC)
+LATEST = datetime(9999, 1, 1, tzinfo=UTC)
+_OUT_OF_RANGE = "must lie between 0002-01-01 and 9999-01-01 (UTC)"
 
 
 def zone_named(name: str, field: str = "timezone") -> ZoneInfo:
@@ -62,7 +67,13 @@ def parse_instant(value: str, zone: ZoneInfo, field: str) -> datetime:
         ) from None
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=zone)
-    return parsed.astimezone(UTC)
+    try:
+        instant = parsed.astimezone(UTC)
+    except OverflowError:
+        raise field_error(field, _OUT_OF_RANGE) from None
+    if not EARLIEST <= instant <= LATEST:
+        raise field_error(field, _OUT_OF_RANGE)
+    return instant
 
 
 @dataclass(frozen=True)

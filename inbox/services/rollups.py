@@ -13,7 +13,19 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Integer, Table, case, cast, delete, func, insert, select, text
+from sqlalchemy import (
+    ColumnElement,
+    Executable,
+    Integer,
+    Table,
+    case,
+    cast,
+    delete,
+    func,
+    insert,
+    select,
+    text,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel import col
@@ -24,6 +36,7 @@ from ..models.analytics import SLOT_SECONDS
 
 _CHANNELS = table_of(MessageRollup)
 _AGENTS = table_of(AgentRollup)
+_UPSERTS: dict[tuple[str, str], Executable] = {}
 
 
 def slot_of(at: datetime) -> int:
@@ -69,18 +82,25 @@ def _counts(
     )
 
 
+def _upsert(dialect: str, table: Table) -> Executable:
+    """The statement adding counts to a rollup's rows, made once per dialect and table:
+    building it costs more than running it, on the ingest hot path."""
+    made = _UPSERTS.get((dialect, table.name))
+    if made is None:
+        insert_ = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        stmt = insert_(table)
+        counts = [name for name in ("received", "sent") if name in table.c]
+        made = stmt.on_conflict_do_update(
+            index_elements=[c.name for c in table.primary_key.columns],
+            set_={name: table.c[name] + stmt.excluded[name] for name in counts},
+        )
+        _UPSERTS[(dialect, table.name)] = made
+    return made
+
+
 async def _add(connection: AsyncConnection, table: Table, values: list[dict[str, Any]]) -> None:
-    if not values:
-        return
-    insert_ = postgresql.insert if connection.dialect.name == "postgresql" else sqlite.insert
-    stmt = insert_(table)
-    counts = [name for name in ("received", "sent") if name in table.c]
-    keys = [c.name for c in table.primary_key.columns]
-    upsert = stmt.on_conflict_do_update(
-        index_elements=keys,
-        set_={name: table.c[name] + stmt.excluded[name] for name in counts},
-    )
-    await connection.execute(upsert, values)
+    if values:
+        await connection.execute(_upsert(connection.dialect.name, table), values)
 
 
 async def count_messages(connection: AsyncConnection, rows: Iterable[Mapping[str, Any]]) -> None:

@@ -187,6 +187,22 @@ def test_weeks_begin_on_monday_and_one_channel_alone(history):
     assert [v for _, v in wa] == [1, 1, 1]
 
 
+def test_median_first_responses_of_one_channel_per_week_and_a_part_of_a_day(history):
+    tenant, h = history
+    metric = {"metric": "first_response_seconds"}
+    wa = points(tenant.api, **metric, channel_id=h.wa, **THREE_DAYS)
+    assert [v for _, v in wa] == [1200.0, 600.0, 2700.0]
+    sms = points(tenant.api, **metric, channel_id=h.sms, **THREE_DAYS)
+    assert [v for _, v in sms] == [None, 3600.0, None]
+    # c1 1200, c2 3600 and c3 600 in the first week; c5 2700 in the second.
+    weeks = points(tenant.api, **metric, interval="week", **THREE_DAYS)
+    assert weeks == [("2026-10-19T00:00:00+02:00", 1200.0), ("2026-10-26T00:00:00+01:00", 2700.0)]
+    # From 01:25 UTC on Sunday: c3's reply at 01:20 falls before the range, c2's at 01:30
+    # in it; the bucket still begins at midnight.
+    later = points(tenant.api, **metric, **{"from": "2026-10-25T01:25Z", "to": "2026-10-26"})
+    assert later == [("2026-10-25T00:00:00+02:00", 3600.0)]
+
+
 def test_the_agents(history):
     tenant, h = history
     owner = tenant.owner
