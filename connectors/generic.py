@@ -9,7 +9,9 @@ when it has one, signed as Standard Webhooks specify.
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -26,8 +28,14 @@ from .sending import retry_after, transport_errors
 from .settings import ChannelSettings, GenericSettings, expect
 from .types import InboundEvent, InboundMessage, OutboundMessage, SendResult, WebhookRequest
 
+log = logging.getLogger("connectors.generic")
+
 # What is kept of a callback's answer: enough for an id, never a whole download.
 _ANSWER_BYTES = 4096
+# A message's external id is at most this long (the column's size).
+MAX_EXTERNAL_ID = 255
+# The whole exchange, when the client has no timeout of its own: as outgoing webhooks.
+DEFAULT_DEADLINE = 10.0
 # Platforms whose sender ids are phone numbers.
 _PHONE_PLATFORMS = frozenset({"whatsapp", "sms"})
 
@@ -124,6 +132,9 @@ def parse_message(body: bytes) -> InboundMessage:
 async def send_callback(
     client: httpx.AsyncClient, url: str, secret: str, message: OutboundMessage
 ) -> SendResult:
+    """POST the reply to ``url``. Connecting, sending and reading the answer share one
+    deadline, the client's own timeout: a receiver that drips its answer is as late as
+    one that never answers."""
     body = json.dumps(
         {
             "type": "message.reply",
@@ -140,22 +151,25 @@ async def send_callback(
     msg_id = f"msg_reply_{message.message_id}"
     headers = standard_webhooks.headers([secret], msg_id, body)
     headers["content-type"] = "application/json"
+    deadline = total_deadline(client)
     try:
         with transport_errors(url, SendError):
-            async with client.stream("POST", url, content=body, headers=headers) as response:
+            async with (
+                asyncio.timeout(deadline),
+                client.stream("POST", url, content=body, headers=headers) as response,
+            ):
                 answer = await read_capped(response, _ANSWER_BYTES)
+    except TimeoutError:
+        raise SendError(
+            f"the callback did not answer within {deadline:g} s", retryable=True, code="timeout"
+        ) from None
     except Unresolvable as exc:
         raise SendError(str(exc), retryable=True, code="connect_error") from None
     except UnsafeUrl as exc:
         raise SendError(str(exc), retryable=False, code="unsafe_url") from None
     status = response.status_code
     if 200 <= status < 300:
-        try:
-            given = json.loads(answer)
-        except ValueError:
-            given = None
-        found = given.get("id") if isinstance(given, dict) else None
-        return SendResult(external_id=str(found) if found else msg_id)
+        return SendResult(external_id=answered_id(answer, url) or msg_id)
     raise SendError(
         f"the callback answered HTTP {status}",
         # Gone: the receiver says it will never take one again.
@@ -164,3 +178,37 @@ async def send_callback(
         retry_after=retry_after(response.headers.get("retry-after")),
         status_code=status,
     )
+
+
+def total_deadline(client: httpx.AsyncClient) -> float:
+    """The longest of the client's timeouts, for the whole exchange."""
+    timeout = client.timeout
+    given = [t for t in (timeout.connect, timeout.read, timeout.write, timeout.pool) if t]
+    return max(given, default=DEFAULT_DEADLINE)
+
+
+def answered_id(answer: bytes, url: str) -> str | None:
+    """The ``id`` a callback's JSON answer gave the reply, if it is one the message can
+    keep (a string of 1 to 255 characters); None, with a warning, for any other."""
+    try:
+        given = json.loads(answer)
+    except ValueError:
+        return None
+    found = given.get("id") if isinstance(given, dict) else None
+    if found is None:
+        return None
+    if isinstance(found, str) and 1 <= len(found) <= MAX_EXTERNAL_ID:
+        return found
+    log.warning(
+        "the callback %s answered an id that is not a string of 1 to %d characters (%s); "
+        "the reply keeps its own id instead",
+        redacted(url),
+        MAX_EXTERNAL_ID,
+        type(found).__name__ if not isinstance(found, str) else f"{len(found)} characters",
+    )
+    return None
+
+
+def redacted(url: str) -> str:
+    """``url`` without its query: a customer's URL may carry a token there."""
+    return url.split("?", 1)[0]

@@ -43,6 +43,7 @@ from .services.sandbox import SandboxReports
 from .services.snooze import SnoozeWaker
 from .services.template_resync import TemplateResync
 from .services.webhook_archive import ArchiveWriter
+from .services.webhooks.client import DeliveryClient
 from .services.webhooks.keys import WebhookSecrets
 from .services.webhooks.sender import WebhookSender
 from .settings import Settings, load_settings, with_development_key
@@ -170,10 +171,13 @@ def create_app(
             state.delivery.media_links = media.links
             state.delivery.callback_http = guarded
             state.delivery.callback_schedule = settings.webhook_retry_schedule
+            # Outgoing webhooks post through a client of their own: see its module.
+            webhook_http = DeliveryClient(allow_private=settings.webhook_allow_private)
+            stack.push_async_callback(webhook_http.aclose)
             state.webhooks = WebhookSender(
                 state.db,
                 state.events,
-                guarded,
+                webhook_http,
                 WebhookSecrets(settings.channel_secrets_keys),
                 schedule=settings.webhook_retry_schedule,
                 timeout=settings.webhook_timeout,

@@ -62,8 +62,9 @@ class Live:
             settings.redis_url, self._presence_changed, prefix=CHANNEL_PREFIX
         )
         self.sender = Sender(self.broker)
-        # Told of each commit's events once published (the outgoing webhooks' sender).
-        self.committed: list[Callable[[], None]] = []
+        # Told of each commit's events once published, by the organizations they are
+        # of (the outgoing webhooks' sender).
+        self.committed: list[Callable[[frozenset[int]], None]] = []
         self.metrics = LiveMetrics(db, self._publish_metrics, self._agents_online)
         credentials = CredentialCheck(db, access_token_ttl=settings.access_token_ttl)
         self.revoker = Revoker(self.hub, auth, credentials, self.sender.instruct)
@@ -168,8 +169,10 @@ class Live:
                 log.exception("event %d (%s) cannot be published", event.id, event.type)
         await self.sender.send(*envelopes)
         EVENTS_PUBLISHED.inc(len(envelopes))
-        for listener in self.committed:
-            listener()
+        if self.committed:
+            organizations = frozenset(e.organization_id for e in events)
+            for listener in self.committed:
+                listener(organizations)
         for org_id in {e.organization_id for e in events if e.type in METRIC_EVENTS}:
             self.metrics.touch(org_id)
 

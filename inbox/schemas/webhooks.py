@@ -126,6 +126,9 @@ class DeliveryPage(Output):
 
 
 class WebhookDisabled(Output):
+    """Sent to every agent's socket: no URL, which is the admins' to see (it may carry a
+    token in its query)."""
+
     id: int
-    url: str
+    description: str
     reason: str

@@ -14,6 +14,11 @@ sandbox's delivery reports are then played back by ``SandboxReports``.
 
 Recording ``sent`` is also what makes a reply its conversation's first response:
 a reply that fails never counts.
+
+Replies are sent one channel at a time per lane, channels side by side
+(``delivery_lanes``): a slow receiver holds up only its own channel. A platform id
+that another message of the channel holds already is not kept (a warning says so):
+the reply is still ``sent``.
 """
 
 from __future__ import annotations
@@ -23,13 +28,12 @@ import contextlib
 import logging
 import random
 import time
-from collections.abc import Coroutine
 from datetime import timedelta
 from typing import Any
 
 import httpx
-from sqlalchemy import or_, update
-from sqlalchemy.exc import OperationalError
+from sqlalchemy import update
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlmodel import col, select
 
 from connectors import sandbox
@@ -42,6 +46,7 @@ from ..media.links import MediaLinks, outbound_attachments
 from ..models import Channel, Contact, ContactIdentity, Conversation, Message, utcnow
 from ..telemetry.metrics import sending
 from .channel_secrets import ChannelSecrets, SecretsKeyError
+from .delivery_lanes import Lanes
 from .message_status import apply_pending, late_statuses, move_status
 from .outbound import record_first_response
 from .outbox import EventSink, unit_of_work
@@ -50,7 +55,6 @@ from .webhooks.schedule import retry_delay
 
 log = logging.getLogger("inbox.delivery")
 
-BATCH = 50
 IDLE_POLL_SECONDS = 1.0
 # How often statuses that came before their send was recorded are looked for.
 LATE_STATUS_SWEEP_SECONDS = 5.0
@@ -95,6 +99,7 @@ class DeliveryWorker:
         # An attempt older than this without an outcome belongs to a process that died.
         self.stale_after = timedelta(seconds=request_timeout * 2 + 30)
         self._wake = asyncio.Event()
+        self.lanes = Lanes(db, self._attempt, self.wake)
         # Signs the links a platform fetches an agent's attachments from.
         self.media_links: MediaLinks | None = None
         # Generic channels post to their owner's callback_url: a customer's URL, reached
@@ -107,21 +112,24 @@ class DeliveryWorker:
 
     async def run(self) -> None:
         swept = 0.0
-        while True:
-            try:
-                await self.fail_interrupted()
-                while await self.deliver_due():
-                    pass
-                if time.monotonic() - swept >= LATE_STATUS_SWEEP_SECONDS:
-                    swept = time.monotonic()
-                    await self.apply_late_statuses()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("delivery pass failed; retrying")
-            self._wake.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), IDLE_POLL_SECONDS)
+        try:
+            while True:
+                # Cleared before the pass: a wake during it brings the next one.
+                self._wake.clear()
+                try:
+                    await self.fail_interrupted()
+                    await self.lanes.start_due()
+                    if time.monotonic() - swept >= LATE_STATUS_SWEEP_SECONDS:
+                        swept = time.monotonic()
+                        await self.apply_late_statuses()
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    log.exception("delivery pass failed; retrying")
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), IDLE_POLL_SECONDS)
+        finally:
+            await self.lanes.close()
 
     async def apply_late_statuses(self) -> int:
         """Apply statuses kept for a platform id that a send has recorded since; answer
@@ -146,6 +154,8 @@ class DeliveryWorker:
                 )
             )
         for message in stale:
+            if message.id is None or self.lanes.under_way(message.id):
+                continue  # slow, not dead: this process is sending it
             await self._finish(
                 message,
                 {
@@ -155,34 +165,6 @@ class DeliveryWorker:
                     "reached the recipient, so it is not sent again.",
                 },
             )
-
-    async def deliver_due(self) -> int:
-        """Send what is due now; answer how many were attempted."""
-        now = utcnow()
-        async with self.db.session() as session:
-            due = list(
-                await session.exec(
-                    select(Message.id)
-                    .where(
-                        col(Message.status) == "queued",
-                        col(Message.attempt_started_at).is_(None),
-                        or_(
-                            col(Message.next_attempt_at).is_(None),
-                            col(Message.next_attempt_at) <= now,
-                        ),
-                    )
-                    .order_by(col(Message.id))
-                    .limit(BATCH)
-                )
-            )
-        attempted = 0
-        for message_id in due:
-            assert message_id is not None
-            # A stop (deploy, restart) waits for the attempt under way, so its outcome is
-            # recorded: cut short, the message could only be marked "interrupted".
-            if await _finish_even_if_cancelled(self._attempt(message_id)):
-                attempted += 1
-        return attempted
 
     async def _attempt(self, message_id: int) -> bool:
         claimed = await self._claim(message_id)
@@ -360,6 +342,16 @@ class DeliveryWorker:
         while True:
             try:
                 return await self._record(message, changes)
+            except IntegrityError:
+                if not changes.get("external_id"):
+                    raise
+                log.warning(
+                    "message %s: another message of channel %s holds the platform id the "
+                    "send answered; the reply keeps none",
+                    message.id,
+                    message.channel_id,
+                )
+                changes = {**changes, "external_id": None}
             except OperationalError as exc:
                 if time.monotonic() + delay > deadline:
                     raise
@@ -381,17 +373,6 @@ class DeliveryWorker:
             if moved and changes["status"] == "sent":
                 await record_first_response(tx, message, now)
                 # Its statuses may have come before the platform's answer did.
-                await apply_pending(tx, message_id, message.channel_id, changes["external_id"])
+                if changes["external_id"]:
+                    await apply_pending(tx, message_id, message.channel_id, changes["external_id"])
         return moved
-
-
-async def _finish_even_if_cancelled(work: Coroutine[Any, Any, bool]) -> bool:
-    """Run ``work`` to its end; a cancellation meanwhile is re-raised once it is done."""
-    task = asyncio.ensure_future(work)
-    try:
-        return await asyncio.shield(task)
-    except asyncio.CancelledError:
-        await asyncio.wait([task])
-        if not task.cancelled() and task.exception() is not None:
-            log.error("delivery attempt failed while stopping", exc_info=task.exception())
-        raise

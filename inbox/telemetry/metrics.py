@@ -62,6 +62,12 @@ EVENTS_PUBLISHED = Counter(
 OUTBOUND = Counter(
     "inbox_outbound_sends", "Attempts to send a reply through a platform", ["kind", "outcome"]
 )
+OUTGOING_WEBHOOKS = Counter(
+    "inbox_outgoing_webhook_deliveries",
+    "Attempts to deliver an event to an outgoing webhook endpoint, by outcome: "
+    "succeeded (2xx), retry (to be attempted again), failed (for good)",
+    ["outcome"],
+)
 OUTBOUND_DURATION = Histogram(
     "inbox_outbound_send_duration_seconds",
     "Time a platform took to answer a send",
@@ -92,6 +98,7 @@ WEBHOOK_OUTCOMES = (
 )
 WEBHOOK_KINDS = ("whatsapp", "instagram", "sms", "generic", "lead_form")
 OUTBOUND_OUTCOMES = ("sent", "retry", "failed")
+OUTGOING_WEBHOOK_OUTCOMES = ("succeeded", "retry", "failed")
 OUTBOUND_KINDS = ("whatsapp", "instagram", "sms", "generic")
 
 
@@ -108,6 +115,7 @@ def _children(metric: M, *label_sets: tuple[str, ...]) -> dict[tuple[str, ...], 
 _webhooks = _children(WEBHOOKS, WEBHOOK_KINDS, WEBHOOK_OUTCOMES)
 _outbound = _children(OUTBOUND, OUTBOUND_KINDS, OUTBOUND_OUTCOMES)
 _outbound_duration = _children(OUTBOUND_DURATION, OUTBOUND_KINDS)
+_outgoing_webhooks = _children(OUTGOING_WEBHOOKS, OUTGOING_WEBHOOK_OUTCOMES)
 
 
 def webhook_received(kind: str, outcome: str) -> None:
@@ -154,6 +162,10 @@ def outbound_sent(kind: str, outcome: str, seconds: float) -> None:
     if duration is None:
         duration = _outbound_duration[(kind,)] = OUTBOUND_DURATION.labels(kind)
     duration.observe(seconds)
+
+
+def outgoing_webhook_delivered(outcome: str, count: int = 1) -> None:
+    _outgoing_webhooks[(outcome,)].inc(count)
 
 
 def count_connections_in_use(engine: AsyncEngine) -> None:

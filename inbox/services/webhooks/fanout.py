@@ -59,20 +59,32 @@ async def behind(db: Database) -> list[tuple[int, int, int, list[str], int]]:
         return [(r[0], r[1], r[2], list(r[3]), r[4]) for r in rows]
 
 
-async def fan_out(db: Database) -> int:
-    """Make delivery rows for every endpoint that is behind; answer how many."""
-    made = 0
+async def fan_out(db: Database) -> dict[int, int]:
+    """Make delivery rows for every endpoint that is behind; answer how many, by
+    endpoint (only those it made some for)."""
+    made: dict[int, int] = {}
+    # An event wanted by several endpoints is made into its envelope once.
+    envelopes: dict[int, str | None] = {}
     for endpoint_id, org_id, cursor, types, last_id in await behind(db):
-        made += await take(db, endpoint_id, org_id, cursor, types, last_id)
+        count = await take(db, endpoint_id, org_id, cursor, types, last_id, envelopes)
+        if count:
+            made[endpoint_id] = count
     return made
 
 
 async def take(
-    db: Database, endpoint_id: int, org_id: int, cursor: int, types: list[str], last_id: int
+    db: Database,
+    endpoint_id: int,
+    org_id: int,
+    cursor: int,
+    types: list[str],
+    last_id: int,
+    envelopes: dict[int, str | None] | None = None,
 ) -> int:
     """One batch of events after ``cursor`` for one endpoint; 0 when another process
     moved the cursor first (its rows stand, these are not made)."""
     now = utcnow()
+    envelopes = {} if envelopes is None else envelopes
     async with db.session(write=True) as session:
         events = list(
             await (await session.connection()).execute(
@@ -105,7 +117,7 @@ async def take(
             }
             for event_id, event_type, created, text in events
             if wanted(types, event_type)
-            and (payload := _stored_envelope(org_id, event_id, event_type, created, text))
+            and (payload := _envelope(envelopes, org_id, event_id, event_type, created, text))
         ]
         moved = await (await session.connection()).execute(
             update(_ENDPOINTS)
@@ -119,6 +131,21 @@ async def take(
             await (await session.connection()).execute(insert(_DELIVERIES), rows)
         await session.commit()
     return len(rows)
+
+
+def _envelope(
+    made: dict[int, str | None],
+    org_id: int,
+    event_id: int,
+    event_type: str,
+    created: datetime,
+    text: str,
+) -> str | None:
+    if event_id not in made:
+        if len(made) > 10 * BATCH:  # one pass over many endpoints: bounded all the same
+            made.clear()
+        made[event_id] = _stored_envelope(org_id, event_id, event_type, created, text)
+    return made[event_id]
 
 
 def _stored_envelope(

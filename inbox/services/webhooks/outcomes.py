@@ -72,19 +72,25 @@ async def record(
             ],
         )
         done = [o.delivery_id for o in outcomes if o.succeeded]
-        if done:
+        # One statement per status code answered (nearly always one: 200 or 204).
+        by_status: dict[int | None, list[int]] = {}
+        for o in outcomes:
+            if o.succeeded:
+                by_status.setdefault(o.status_code, []).append(o.delivery_id)
+        for status_code, ids in by_status.items():
             await (await session.connection()).execute(
                 update(_DELIVERIES)
-                .where(_DELIVERIES.c.id.in_(done))
+                .where(_DELIVERIES.c.id.in_(ids))
                 .values(
                     status="succeeded",
                     lease_until=None,
-                    last_status_code=200,
+                    last_status_code=status_code,
                     last_error=None,
                     finished_at=now,
                     updated_at=now,
                 )
             )
+        if done:
             await (await session.connection()).execute(
                 update(_ENDPOINTS).where(_ENDPOINTS.c.id == endpoint_id).values(last_success_at=now)
             )
@@ -142,7 +148,8 @@ async def disable_endpoint(
         tx.session.add(endpoint)
         tx.emit(
             EventType.WEBHOOK_DISABLED,
-            {"id": endpoint_id, "url": endpoint.url, "reason": reason},
+            # No URL: the event reaches every agent, and the URL is the admins' to see.
+            {"id": endpoint_id, "description": endpoint.description, "reason": reason},
         )
     log.warning("webhook endpoint %d disabled: %s", endpoint_id, reason)
 

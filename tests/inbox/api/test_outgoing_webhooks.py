@@ -3,7 +3,10 @@ signed, retried, and what the delivery log shows."""
 
 from __future__ import annotations
 
+import gzip
+import threading
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -99,6 +102,9 @@ def test_410_gone_disables_the_endpoint_and_says_so(tenant: Any, receiver: Recei
     assert event.verifies_with(watching["secret"])
     assert event.json()["type"] == "webhook.disabled"
     assert event.json()["data"]["id"] == hook["id"]
+    # Every agent's socket gets the event: the URL, the admins' to see, is not in it.
+    assert event.json()["data"]["description"] == ""
+    assert "url" not in event.json()["data"] and receiver.url not in event.body.decode()
     shown = tenant.api.get(f"/api/webhooks/{hook['id']}").json()
     assert shown["active"] is False and "410" in shown["disabled_reason"]
     assert len(receiver.requests) == 1
@@ -232,3 +238,45 @@ def test_a_receiver_too_slow_to_answer_is_tried_again_with_the_same_id(
     [done] = eventually(lambda: deliveries(tenant, hook["id"], status="succeeded"))
     assert "no answer within" in done["attempt_log"][0]["error"]
     assert done["attempt_log"][0]["status_code"] is None
+
+
+class _Compressing(BaseHTTPRequestHandler):
+    """Answers 202 with a text body, gzipped when the request accepts gzip (as web
+    servers do); records the Accept-Encoding each request asked for."""
+
+    asked: list[str | None] = []
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("content-length", 0)))
+        accepted = self.headers.get("accept-encoding")
+        type(self).asked.append(accepted)
+        body = b"queued for processing " * 100
+        self.send_response(202)
+        if accepted and "gzip" in accepted:
+            body = gzip.compress(body)
+            self.send_header("content-encoding", "gzip")
+        self.send_header("content-length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+def test_the_delivery_log_keeps_the_status_answered_and_the_answer_as_text(tenant: Any) -> None:
+    handler = type("Compressing", (_Compressing,), {"asked": []})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        hook = register(tenant, f"http://127.0.0.1:{server.server_address[1]}/hook")
+        tenant.api.post(f"/api/webhooks/{hook['id']}/test")
+        [done] = eventually(lambda: deliveries(tenant, hook["id"], status="succeeded"))
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert done["last_status_code"] == 202
+    [attempt] = done["attempt_log"]
+    assert attempt["status_code"] == 202
+    assert attempt["response_body"] == ("queued for processing " * 100)[:1024]
+    assert all(asked in (None, "identity") for asked in handler.asked)

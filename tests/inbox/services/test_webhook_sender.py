@@ -3,16 +3,20 @@ receiver that answered."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
 import pytest
+from sqlalchemy import event
 from support import LiveServer
 
 from inbox.app import create_app
 from inbox.db import Database
+from inbox.services.webhooks.active import TTL_SECONDS
 from inbox.services.webhooks.outcomes import prune
+from inbox.state import AppState
 from tests.inbox.conftest import Service, make_settings
 from tests.inbox.receiver import Receiver, eventually
 
@@ -25,12 +29,14 @@ class Servers:
         self.loop = loop
         self.db = Database(database_url)
         self.running: list[LiveServer] = []
+        self.states: list[AppState] = []
         self.services: list[Service] = []
 
-    def start(self) -> Service:
+    def start(self, **overrides: Any) -> Service:
         # Retries for long enough that a receiver down for a moment is back in time.
-        settings = make_settings(self.database_url, webhook_retry_schedule=[0.25] * 40)
-        server = LiveServer(create_app(settings), self.loop)
+        overrides.setdefault("webhook_retry_schedule", [0.25] * 40)
+        settings = make_settings(self.database_url, **overrides)
+        server = LiveServer(create_app(settings, started=self.states.append), self.loop)
         server.start()
         self.running.append(server)
         service = Service(server.url, server.ws_url, settings, self.db, self.loop, self.db.dialect)
@@ -140,3 +146,63 @@ def test_finished_deliveries_past_the_retention_are_pruned(
     assert service.run(prune(service.db, timedelta(days=1))) == 0
     assert service.run(prune(service.db, timedelta(0))) >= 1
     assert tenant.api.get(path).json()["data"] == []
+
+
+def test_ingest_without_an_active_endpoint_reads_nothing_of_the_webhooks_per_commit(
+    servers: Servers,
+) -> None:
+    service = servers.start()
+    tenant = service.new_tenant()
+    turned_off = tenant.api.post(
+        "/api/webhooks", json={"url": "http://127.0.0.1:9/hook", "events": ["*"], "active": False}
+    )
+    assert turned_off.status_code == 201
+    statements: list[str] = []
+
+    def note(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        statements.append(statement)
+
+    engine = servers.states[0].db.engine.sync_engine
+    event.listen(engine, "before_cursor_execute", note)
+    started = time.monotonic()
+    try:
+        contacts(tenant, 40)
+    finally:
+        event.remove(engine, "before_cursor_execute", note)
+    elapsed = time.monotonic() - started
+
+    assert not [s for s in statements if "webhook_deliveries" in s]
+    # Only the set of organizations with an active endpoint is read, on its own clock.
+    endpoint_reads = [s for s in statements if "webhook_endpoints" in s]
+    assert len(endpoint_reads) <= 2 + elapsed / TTL_SECONDS
+
+
+def test_with_one_request_in_flight_deliveries_arrive_in_event_order(
+    servers: Servers, receiver: Receiver
+) -> None:
+    service = servers.start(webhook_concurrency=1)
+    tenant = service.new_tenant()
+    tenant.api.post("/api/webhooks", json={"url": receiver.url, "events": ["contact.created"]})
+
+    made = contacts(tenant, 30)
+    seen = receiver.received(30)
+
+    assert [r.json()["data"]["id"] for r in seen] == made
+    ids = [r.json()["id"] for r in seen]
+    assert ids == sorted(ids)
+
+
+def test_an_endpoint_made_through_another_process_gets_what_this_one_commits(
+    servers: Servers, receiver: Receiver
+) -> None:
+    one, two = servers.start(), servers.start()
+    tenant = one.new_tenant()
+    on_two = two.client(two.token_for(tenant.owner))
+    # Process two has seen commits, and that no organization had an endpoint.
+    assert on_two.post("/api/contacts", json={"name": "Before"}).status_code == 201
+
+    tenant.api.post("/api/webhooks", json={"url": receiver.url, "events": ["contact.created"]})
+    made = [on_two.post("/api/contacts", json={"name": f"C{i}"}).json()["id"] for i in range(5)]
+
+    seen = receiver.received(5)
+    assert sorted(r.json()["data"]["id"] for r in seen) == sorted(made)
