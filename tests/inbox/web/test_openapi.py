@@ -26,7 +26,7 @@ from inbox.app import create_app
 from inbox.settings import Settings
 
 # Documents, not operations.
-UNDOCUMENTED = {"/", "/docs", "/openapi.json", "/asyncapi.json"}
+UNDOCUMENTED = {"/", "/dashboard", "/docs", "/openapi.json", "/asyncapi.json"}
 
 
 def openapi_path(path: str) -> str:
