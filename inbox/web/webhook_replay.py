@@ -3,8 +3,13 @@
 The request goes to the route it first reached, with the body and headers it came
 with: a signature is checked again against today's secrets, the platform's message
 ids make a delivery already stored a duplicate, and the replay is recorded like any
-request, naming the record it replays. The generic webhook's API key is not kept:
-its replay runs for the organization whose key the recorded request passed.
+request, naming the record it replays. The generic webhook's API key and the lead
+form's key are not kept: their replay runs for the organization the recorded request's
+key named.
+
+A lead, or a generic message without an `external_id`, carries nothing that would
+make a second store of it a duplicate: once it (or a replay of it) was stored, it is
+not replayed again.
 """
 
 from __future__ import annotations
@@ -40,6 +45,37 @@ class Replayed:
     record_id: int | None
 
 
+# Routes whose key the archive does not keep; the record's organization stands for it.
+_KEYED = frozenset({"generic", "lead_form"})
+
+
+def _carries_its_id(record: WebhookRecord) -> bool:
+    """Whether storing the request twice makes the second a duplicate: the platforms'
+    message ids do, a generic message's `external_id` does, a lead has none."""
+    if record.kind == "lead_form":
+        return False
+    if record.kind != "generic":
+        return True
+    try:
+        body = orjson.loads(record.body)
+    except orjson.JSONDecodeError:
+        return True  # malformed: a replay stores nothing either way
+    return not isinstance(body, dict) or bool(body.get("external_id"))
+
+
+async def _stored_before(state: AppState, record_id: int) -> bool:
+    async with state.db.session() as session:
+        found = await session.exec(
+            select(col(WebhookRecord.id))
+            .where(
+                (col(WebhookRecord.id) == record_id) | (col(WebhookRecord.replay_of) == record_id),
+                col(WebhookRecord.outcome) == "stored",
+            )
+            .limit(1)
+        )
+        return found.first() is not None
+
+
 def _route(path: str) -> Any:
     from .webhooks import routes
 
@@ -58,8 +94,13 @@ async def replay(app: ASGIApp, state: AppState, record: WebhookRecord) -> Replay
     route = _route(url.path)
     if route is None or record.method != "POST":
         raise ReplayRefused(f"No webhook route takes {record.method} {url.path} any more")
-    if record.kind == "generic" and record.organization_id is None:
+    if record.kind in _KEYED and record.organization_id is None:
         raise ReplayRefused("The recorded request's key was not accepted")
+    if not _carries_its_id(record) and await _stored_before(state, record.id):
+        raise ReplayRefused(
+            "Already stored, and it carries no id that would make a second copy a duplicate",
+            {"outcome": "stored"},
+        )
     scope: dict[str, Any] = {
         "type": "http",
         "asgi": {"version": "3.0"},
@@ -77,7 +118,7 @@ async def replay(app: ASGIApp, state: AppState, record: WebhookRecord) -> Replay
         "state": {},
         REPLAY_OF: record.id,
     }
-    if record.kind == "generic":
+    if record.kind in _KEYED:
         scope[REPLAY_FOR] = record.organization_id
     sent = False
 

@@ -6,7 +6,8 @@
   (HTTP basic);
 - Instagram: a CDN URL answers the bytes to anyone.
 
-A file may be set to fail ``failures`` times (HTTP 500) before it is served.
+A file may be set to fail ``failures`` times (HTTP 500) before it is served, or to be
+held back until a test releases it (``held``), to see what happens while it is fetched.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ class _File:
     failures: int
     # What the metadata step says of the file, for WhatsApp's media ids.
     metadata: dict[str, Any] | None = None
+    held: threading.Event | None = None
 
 
 class FakeMedia:
@@ -41,9 +43,16 @@ class FakeMedia:
         self._ids = itertools.count(1)
 
     def whatsapp(
-        self, media_id: str, data: bytes, content_type: str, token: str, failures: int = 0
+        self,
+        media_id: str,
+        data: bytes,
+        content_type: str,
+        token: str,
+        failures: int = 0,
+        held: threading.Event | None = None,
     ) -> None:
-        """Serve WhatsApp media ``media_id`` to requests bearing ``token``."""
+        """Serve WhatsApp media ``media_id`` to requests bearing ``token``; with ``held``,
+        the bytes only once that event is set."""
         bearer = f"Bearer {token}"
         metadata = {
             "messaging_product": "whatsapp",
@@ -56,7 +65,7 @@ class FakeMedia:
         with self._lock:
             self._files[f"/{media_id}"] = _File(b"", "", bearer, 0, metadata)
             self._files[f"/whatsapp-media/{media_id}"] = _File(
-                data, content_type, bearer, failures
+                data, content_type, bearer, failures, held=held
             )
 
     def twilio(
@@ -105,4 +114,6 @@ class FakeMedia:
                 return Reply(status=500, body={"error": {"message": "try later", "code": 2}})
         if served.metadata is not None:
             return Reply(body=served.metadata)
+        if served.held is not None:
+            served.held.wait(10)
         return Reply(body=served.data, headers={"Content-Type": served.content_type})

@@ -83,14 +83,19 @@ async def test_a_writer_waits_for_another_processs_lock_and_the_loop_runs_on(
 
     ticker = asyncio.create_task(tick())
     writing = asyncio.create_task(insert_organization(db, "waited"))
-    await asyncio.sleep(0.3)
-    assert not writing.done()
-    # The loop kept turning while the writer waited: nothing blocked in SQLite.
-    assert ticks >= 10
-    holder.execute("COMMIT")
-    await asyncio.wait_for(writing, 5)
-    ticker.cancel()
-    holder.close()
+    try:
+        # The loop turns ten times while the writer is still waiting: nothing blocks in
+        # SQLite. Counted rather than timed, so a loaded machine only makes it slower.
+        async with asyncio.timeout(3):
+            while ticks < 10:
+                await asyncio.sleep(0.01)
+        assert not writing.done()
+        holder.execute("COMMIT")
+        await asyncio.wait_for(writing, 5)
+    finally:
+        ticker.cancel()
+        writing.cancel()
+        holder.close()
     assert await organization_names(db) == ["waited"]
 
 

@@ -14,7 +14,7 @@ from ..arrival import IngestResult
 # Credentials, never kept. Signature headers are: they prove nothing without the body
 # they sign, and a replay checks them again.
 _SECRET_HEADERS = frozenset(
-    {"authorization", "proxy-authorization", "x-api-key", "cookie", "set-cookie"}
+    {"authorization", "proxy-authorization", "x-api-key", "x-form-key", "cookie", "set-cookie"}
 )
 
 

@@ -4,6 +4,7 @@ kept, and served to its organization only."""
 from __future__ import annotations
 
 import json
+import threading
 from typing import Any
 
 import pytest
@@ -51,12 +52,16 @@ def test_a_whatsapp_image_is_fetched_after_the_answer_and_served_to_its_organiza
 ):
     channel = whatsapp_channel(media_tenant)
     media_id = new_media_id()
-    platform.media.whatsapp(media_id, PNG, "image/png", token=channel.settings["access_token"])
+    released = threading.Event()
+    platform.media.whatsapp(
+        media_id, PNG, "image/png", token=channel.settings["access_token"], held=released
+    )
 
     r = post_meta(media_service, "whatsapp", whatsapp_image(channel, media_id), channel.secret)
 
     assert r.status_code == 200, r.text
     assert first_attachment(media_tenant)["media"]["status"] == "pending"
+    released.set()
     attachment = settled(media_tenant)
     assert attachment["media_id"] == media_id  # the platform's id stays as it came
     media = attachment["media"]
