@@ -16,13 +16,14 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from ..db import must_run_again, timed_out
-from ..errors import error_response
+from ..errors import error_response, unhandled_error_handler
 
 log = logging.getLogger("inbox.errors")
 
 # What the exception handler is registered for; TimeoutError: the client's own bound
 # on a PostgreSQL server that does not answer at all; ConnectionError: asyncpg's
-# connect to a server that is down (refused, reset) reaches us unwrapped.
+# connect to a server that is down (refused, reset) reaches us unwrapped. Those two
+# are the database's only when raised inside its driver (`from_database`).
 DATABASE_UNAVAILABLE = (
     OperationalError,
     InterfaceError,
@@ -31,6 +32,26 @@ DATABASE_UNAVAILABLE = (
     ConnectionError,
 )
 RETRY_AFTER_SECONDS = 1
+_DATABASE_MODULES = ("asyncpg", "sqlalchemy", "aiosqlite", "inbox.db", "inbox.sqlite_inline")
+
+
+def from_database(exc: BaseException) -> bool:
+    """Whether ``exc`` is the database's: SQLAlchemy's own errors are; a bare timeout or
+    connection error is when it (or what it was raised from) passed through the driver.
+    Any other (a platform's API, a bug) is a 500 that must be seen, not a retry."""
+    if isinstance(exc, (OperationalError, InterfaceError, PoolTimeout)):
+        return True
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        frame = current.__traceback__
+        while frame is not None:
+            if str(frame.tb_frame.f_globals.get("__name__", "")).startswith(_DATABASE_MODULES):
+                return True
+            frame = frame.tb_next
+        current = current.__cause__ or current.__context__
+    return False
 
 
 def reason(exc: BaseException) -> str:
@@ -42,6 +63,8 @@ def reason(exc: BaseException) -> str:
 
 
 async def database_unavailable(request: Request, exc: Exception) -> Response:
+    if not from_database(exc):
+        return await unhandled_error_handler(request, exc)
     message = reason(exc)
     log.warning("%s %s: %s (%s)", request.method, request.url.path, message, _first_line(exc))
     response = error_response(503, "SERVICE_UNAVAILABLE", message)

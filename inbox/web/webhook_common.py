@@ -20,6 +20,7 @@ from ..errors import ApiError, MalformedRequest, ServiceUnavailable
 from ..services.ingest import IngestResult
 from ..state import AppState
 from ..telemetry.metrics import webhook_received
+from .unavailable import from_database
 from .webhook_archive import answered, arrived
 
 log = logging.getLogger("inbox.webhooks")
@@ -77,7 +78,8 @@ def acknowledged(result: IngestResult) -> Response:
     )
 
 
-# The database is down, unreachable or out of connections: the platform must retry.
+# The database is down, unreachable or out of connections, or another part the delivery
+# needs did not answer: nothing is stored, and the platform must retry.
 _UNAVAILABLE = (OSError, OperationalError, InterfaceError, PoolTimeout)
 
 
@@ -117,9 +119,10 @@ def stored_or_503(
             answered(state, delivery, "failed", 503, str(exc))
             _refused(request, kind, "failed")
             log.warning(
-                "%s %s: database unavailable (%s)",
+                "%s %s: %s (%r)",
                 request.method,
                 request.url.path,
+                "database unavailable" if from_database(exc) else "not stored",
                 exc,
                 extra={"kind": kind},
             )
