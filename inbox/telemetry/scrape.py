@@ -2,7 +2,9 @@
 
 With INBOX_METRICS_TOKEN set, a scrape must send ``Authorization: Bearer <token>``;
 unset, only a client on the loopback interface may scrape (a Prometheus on the same
-host, or one reaching it through a tunnel). Under ``inbox serve --workers N`` the
+host, or one reaching it through a tunnel), and not through a proxy: a reverse proxy on
+the same host connects from loopback on behalf of anyone, and says so in its
+forwarding headers. Under ``inbox serve --workers N`` the
 answer sums every worker's figures (`workers`).
 """
 
@@ -33,6 +35,13 @@ def _registry() -> CollectorRegistry:
     return REGISTRY
 
 
+_FORWARDING = ("forwarded", "x-forwarded-for", "x-real-ip", "x-forwarded-host")
+
+
+def _forwarded(request: Request) -> bool:
+    return any(name in request.headers for name in _FORWARDING)
+
+
 def _loopback(host: str | None) -> bool:
     try:
         return host is not None and ipaddress.ip_address(host).is_loopback
@@ -52,12 +61,12 @@ async def metrics(request: Request) -> Response:
             return error_response(
                 401, "AUTHENTICATION_FAILED", "GET /metrics needs Authorization: Bearer <token>"
             )
-    elif not _loopback(request.client.host if request.client else None):
+    elif _forwarded(request) or not _loopback(request.client.host if request.client else None):
         return error_response(
             403,
             "AUTHORIZATION_FAILED",
-            "Metrics are served to loopback clients only; set INBOX_METRICS_TOKEN to scrape "
-            "from elsewhere",
+            "Metrics are served to loopback clients only, not through a proxy; set "
+            "INBOX_METRICS_TOKEN to scrape from elsewhere",
         )
     return Response(generate_latest(_registry()), media_type=CONTENT_TYPE_LATEST)
 
@@ -75,7 +84,10 @@ OPENAPI_PATHS: dict[str, Any] = {
             "responses": {
                 "200": {"description": "The metrics", "content": {"text/plain": {}}},
                 "401": {"description": "Missing or wrong metrics token"},
-                "403": {"description": "No token configured and the client is not loopback"},
+                "403": {
+                    "description": "No token configured and the client is not loopback, "
+                    "or came through a proxy"
+                },
             },
         }
     }

@@ -13,11 +13,14 @@ from tests.inbox.platforms import post_meta, whatsapp_channel, whatsapp_text
 from tests.inbox.telemetry.scraping import samples, scrape, value
 
 
-async def scrape_as(service, client: str, token: str | None, header: str | None) -> httpx.Response:
+async def scrape_as(
+    service, client: str, token: str | None, header: str | None, **extra: str
+) -> httpx.Response:
     update = {"metrics_token": SecretStr(token) if token is not None else None}
     app = create_app(service.settings.model_copy(update=update))
     transport = httpx.ASGITransport(app=app, client=(client, 40000))
     headers = {"Authorization": header} if header is not None else {}
+    headers.update(extra)
     async with httpx.AsyncClient(transport=transport, base_url="http://inbox") as http:
         return await http.get("/metrics", headers=headers)
 
@@ -38,6 +41,19 @@ async def test_without_a_token_any_other_client_is_refused(service, client):
     assert response.status_code == 403
     assert response.json()["error"]["code"] == "AUTHORIZATION_FAILED"
     assert "INBOX_METRICS_TOKEN" in response.json()["error"]["message"]
+
+
+@pytest.mark.parametrize("forwarding", [
+    {"X-Forwarded-For": "203.0.113.9"}, {"Forwarded": "for=203.0.113.9"},
+    {"X-Real-IP": "203.0.113.9"}])
+async def test_without_a_token_a_request_through_a_proxy_on_loopback_is_refused(
+    service, forwarding
+):
+    """nginx on the same host connects from 127.0.0.1 for whoever asked it."""
+    response = await scrape_as(service, "127.0.0.1", None, None, **forwarding)
+
+    assert response.status_code == 403
+    assert "proxy" in response.json()["error"]["message"]
 
 
 @pytest.mark.parametrize(
