@@ -230,11 +230,14 @@ def create_sqlite_writer(url: str, *, echo: bool = False) -> AsyncEngine:
 def _sqlite_pragmas(busy_timeout_ms: int, *, autocheckpoint: bool = True) -> Any:
     def on_connect(dbapi_connection: Any, _record: Any) -> None:
         # WAL lets readers run beside the one writer; the busy timeout makes a second
-        # writer wait instead of failing with "database is locked".
+        # writer wait instead of failing with "database is locked". FULL syncs the WAL
+        # at each commit, before a webhook is answered 200: NORMAL would lose the last
+        # commits to a power cut or a disk turned read-only, after the platform stopped
+        # retrying them (the group commit shares one sync among a batch).
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute(f"PRAGMA busy_timeout={busy_timeout_ms}")
-        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA synchronous=FULL")
         cursor.execute("PRAGMA foreign_keys=ON")
         if not autocheckpoint:
             cursor.execute("PRAGMA wal_autocheckpoint=0")

@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 import shutil
 from pathlib import Path
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from ..disk import unwritable
 from ..state import AppState
 
 CHECK_SECONDS = 2
@@ -30,7 +32,7 @@ async def readyz(request: Request) -> JSONResponse:
     except Exception as exc:
         checks["database"] = f"unavailable: {type(exc).__name__}"
     database_file = state.db.sqlite_file
-    if database_file is not None and state.settings.min_free_disk_bytes:
+    if database_file is not None:
         checks["disk"] = await _disk(database_file, state.settings.min_free_disk_bytes)
     for name, check in state.readiness_checks.items():
         try:
@@ -46,21 +48,25 @@ async def readyz(request: Request) -> JSONResponse:
 
 
 async def _disk(database_file: Path, min_free: int) -> str:
-    """Whether the SQLite database's file system has room to write: SQLite refuses
-    every write once it is full ("database or disk is full"), while reads, and so the
-    database check, still pass."""
+    """Whether the SQLite database's file system takes writes: SQLite refuses every write
+    once it is full ("database or disk is full") or turned read-only, while reads, and
+    so the database check, still pass."""
     try:
-        usage = await asyncio.wait_for(
-            asyncio.to_thread(shutil.disk_usage, database_file.parent), timeout=CHECK_SECONDS
+        usage, refusal = await asyncio.wait_for(
+            asyncio.to_thread(_usage, database_file), timeout=CHECK_SECONDS
         )
     except Exception as exc:
         return f"unavailable: {type(exc).__name__}"
-    if usage.free >= min_free:
-        return "ok"
-    return (
-        f"full: {_mib(usage.free)} free for {database_file.name}, "
-        f"below {_mib(min_free)} (INBOX_MIN_FREE_DISK_BYTES)"
-    )
+    if min_free and usage.free < min_free:
+        return (
+            f"full: {_mib(usage.free)} free for {database_file.name}, "
+            f"below {_mib(min_free)} (INBOX_MIN_FREE_DISK_BYTES)"
+        )
+    return f"unwritable: {refusal}" if refusal else "ok"
+
+
+def _usage(database_file: Path) -> tuple[Any, str | None]:
+    return shutil.disk_usage(database_file.parent), unwritable(database_file)
 
 
 def _mib(size: int) -> str:

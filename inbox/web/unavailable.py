@@ -16,6 +16,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from ..db import must_run_again, timed_out
+from ..disk import why_unwritable
 from ..errors import error_response, unhandled_error_handler
 
 log = logging.getLogger("inbox.errors")
@@ -66,7 +67,14 @@ async def database_unavailable(request: Request, exc: Exception) -> Response:
     if not from_database(exc):
         return await unhandled_error_handler(request, exc)
     message = reason(exc)
-    log.warning("%s %s: %s (%s)", request.method, request.url.path, message, _first_line(exc))
+    disk = await why_unwritable(request.app.state.inbox.db.sqlite_file)
+    log.warning(
+        "%s %s: %s (%s)",
+        request.method,
+        request.url.path,
+        f"{message}: {disk}" if disk else message,
+        _first_line(exc),
+    )
     response = error_response(503, "SERVICE_UNAVAILABLE", message)
     response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
     return response

@@ -16,6 +16,7 @@ from starlette.responses import Response
 
 from connectors.types import Headers, PayloadError, WebhookRequest
 
+from ..disk import why_unwritable
 from ..errors import ApiError, MalformedRequest, ServiceUnavailable
 from ..services.ingest import IngestResult
 from ..state import AppState
@@ -101,6 +102,13 @@ def _refused(request: Request, kind: str, outcome: str) -> None:
         webhook_received(kind, outcome)
 
 
+async def _why_not_stored(state: AppState, exc: BaseException) -> str:
+    if not from_database(exc):
+        return "not stored"
+    disk = await why_unwritable(state.db.sqlite_file)
+    return f"database unavailable: {disk}" if disk else "database unavailable"
+
+
 def stored_or_503(
     handler: Callable[[Request], Awaitable[Response]], kind: str
 ) -> Callable[[Request], Awaitable[Response]]:
@@ -122,7 +130,7 @@ def stored_or_503(
                 "%s %s: %s (%r)",
                 request.method,
                 request.url.path,
-                "database unavailable" if from_database(exc) else "not stored",
+                await _why_not_stored(state, exc),
                 exc,
                 extra={"kind": kind},
             )
@@ -149,6 +157,9 @@ WEBHOOK_ERRORS = {
     403: "Verification token does not match",
     404: "No active channel for the routing key",
     413: "Body over 1 MiB",
+    429: "Past a rate limit: the channel's webhook cap (`webhook=N/minute` in "
+    "INBOX_RATE_LIMITS, off by default) or, for the lead form, the per-address `leads` "
+    "limit; nothing stored, Retry-After says when to send it again",
     503: "Database unavailable; the platform should retry",
 }
 
