@@ -1,7 +1,8 @@
 """The install lock: every package `make run` and `make test` install, pinned with hashes.
 
-    python3 tools/lock.py check     # does requirements.lock still match pyproject.toml?
-    python3 tools/lock.py refresh   # resolve anew (newest versions within the ranges)
+    python3 tools/lock.py check              # does requirements.lock match pyproject.toml?
+    python3 tools/lock.py refresh            # resolve again, keeping today's pins that fit
+    python3 tools/lock.py refresh --upgrade  # resolve anew: newest versions in the ranges
 
 `pyproject.toml` keeps the ranges the project works with; `requirements.lock` pins one
 tested set of them. The lock records a digest of what it was resolved from, so a
@@ -68,7 +69,7 @@ def check() -> int:
     return 0
 
 
-def refresh() -> int:
+def refresh(upgrade: bool = False) -> int:
     requirements = inputs()
     with tempfile.TemporaryDirectory() as tmp:
         tool = Path(tmp) / "venv"
@@ -79,6 +80,10 @@ def refresh() -> int:
         spec = Path(tmp) / "requirements.in"
         spec.write_text("\n".join(requirements) + "\n")
         resolved = Path(tmp) / "requirements.lock"
+        if LOCK.exists() and not upgrade:
+            # uv prefers the versions already in its output file: a new dependency
+            # comes in without moving every other pin.
+            resolved.write_text(LOCK.read_text())
         subprocess.run(
             [
                 tool / "bin" / "uv", "pip", "compile", spec,
@@ -100,11 +105,12 @@ def refresh() -> int:
 
 
 def main(argv: list[str]) -> int:
-    commands = {"check": check, "refresh": refresh}
-    if len(argv) != 1 or argv[0] not in commands:
-        print(f"usage: {Path(__file__).name} check|refresh", file=sys.stderr)
-        return 2
-    return commands[argv[0]]()
+    if argv == ["check"]:
+        return check()
+    if argv in (["refresh"], ["refresh", "--upgrade"]):
+        return refresh(upgrade=len(argv) == 2)
+    print(f"usage: {Path(__file__).name} check | refresh [--upgrade]", file=sys.stderr)
+    return 2
 
 
 if __name__ == "__main__":
