@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.browser.server import ConsoleServer, User
+from tests.browser.server import PASSWORD, ConsoleServer, User
 
 TILES = (
     "Open conversations",
@@ -39,4 +39,21 @@ def viewer_key(server: ConsoleServer, admin: User, role: str = "viewer") -> str:
 def open_kiosk(page: Any, server: ConsoleServer, key: str) -> None:
     page.goto(server.url + "/dashboard?kiosk=1")
     page.get_by_label("Viewer API key").fill(key)
-    page.get_by_role("button", name="Sign in").click()
+    page.get_by_role("button", name="Sign in", exact=True).click()
+
+
+def viewer_user(server: ConsoleServer, admin: User, email: str) -> User:
+    """A user with the viewer role, as an admin makes one for a wall screen."""
+    with server.api(admin) as client:
+        r = client.post("/api/users", json={
+            "email": email, "name": "Wall Screen", "password": PASSWORD, "role": "viewer"})
+        assert r.status_code == 201, r.text
+        return User(int(r.json()["id"]), email, "Wall Screen", "viewer")
+
+
+def sign_in_kiosk(page: Any, server: ConsoleServer, user: User) -> None:
+    page.goto(server.url + "/dashboard?kiosk=1")
+    page.get_by_role("button", name="Sign in with a viewer account instead").click()
+    page.get_by_label("Email").fill(user.email)
+    page.get_by_label("Password").fill(user.password)
+    page.get_by_role("button", name="Sign in", exact=True).click()

@@ -9,7 +9,16 @@ from typing import Any
 from playwright.sync_api import expect
 
 from tests.browser.conftest import problems
-from tests.browser.dashboard import TILES, chart, figure, open_kiosk, tile, viewer_key
+from tests.browser.dashboard import (
+    TILES,
+    chart,
+    figure,
+    open_kiosk,
+    sign_in_kiosk,
+    tile,
+    viewer_key,
+    viewer_user,
+)
 from tests.browser.server import ConsoleServer
 
 
@@ -18,7 +27,8 @@ def test_a_key_that_can_write_is_refused_for_a_wall_screen(
 ) -> None:
     page = new_page()
     open_kiosk(page, console_server, viewer_key(console_server, console_server.admin, "agent"))
-    expect(page.get_by_role("alert")).to_contain_text("a wall screen takes a viewer key only")
+    expect(page.get_by_role("alert")).to_contain_text("it takes a viewer only")
+    expect(page.get_by_role("alert")).to_contain_text("role “agent”")
     open_kiosk(page, console_server, "not-a-key")
     expect(page.get_by_role("alert")).to_contain_text("not valid")
 
@@ -54,3 +64,37 @@ def test_the_wall_screen_shows_no_controls_and_survives_a_server_restart(
     expect(tile(page, "Messages today").locator("p").first).to_have_text(str(before + 1))
     expect(page.get_by_role("button")).to_have_count(0)
     assert problems(page).errors == []
+
+
+def test_a_viewer_account_keeps_the_wall_screen_signed_in_across_a_reload(
+    console_server: ConsoleServer, new_page: Any
+) -> None:
+    viewer = viewer_user(console_server, console_server.admin, "wall@acme.example")
+    page = new_page()
+    sign_in_kiosk(page, console_server, viewer)
+    expect(page.get_by_role("status", name="Connection")).to_have_text("Live")
+
+    page.reload()
+    expect(page.get_by_role("status", name="Connection")).to_have_text("Live")
+    expect(tile(page, "Messages today")).to_be_visible()
+    expect(page.get_by_label("Password")).to_have_count(0)
+    # The session is the HttpOnly cookie: nothing the page's scripts can read or store.
+    assert page.evaluate("document.cookie") == ""
+    assert page.evaluate("localStorage.length + sessionStorage.length") == 0
+    before = int(figure(page, "Messages today").replace(",", ""))
+    console_server.send_whatsapp_text("+15550016003", "After the reload", name="Rita Reload")
+    expect(tile(page, "Messages today").locator("p").first).to_have_text(str(before + 1))
+    assert problems(page).errors == []
+
+
+def test_an_account_that_can_write_is_refused_and_not_left_signed_in(
+    console_server: ConsoleServer, new_page: Any, screenshot: Any
+) -> None:
+    page = new_page()
+    sign_in_kiosk(page, console_server, console_server.agent)
+    expect(page.get_by_role("alert")).to_contain_text("role “agent”")
+    screenshot(page, "dashboard-kiosk-signin")
+
+    page.reload()
+    expect(page.get_by_label("Viewer API key")).to_be_visible()
+    expect(page.get_by_role("group", name="Messages today")).to_have_count(0)

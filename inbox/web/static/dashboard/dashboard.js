@@ -1,8 +1,9 @@
 // The manager's dashboard at /dashboard, and the wall screen at /dashboard?kiosk=1.
-// Signed in like the console (the HttpOnly session cookie), or, on a wall screen, with a
-// viewer API key typed once and kept in this page's memory only: never in storage, so
-// closing the tab forgets it. Figures move with metrics.update over the console's socket
-// client; nothing polls.
+// Signed in like the console (the HttpOnly session cookie). A wall screen takes viewers
+// only: a viewer user's session (the cookie, so the screen survives a reload or a power
+// cut), or a viewer API key typed once and kept in this page's memory only: never in
+// storage, so closing the tab forgets it. Figures move with metrics.update over the
+// console's socket client; nothing polls.
 
 import { api as rawApi } from "/console/api.js";
 import { h } from "/console/dom.js";
@@ -16,18 +17,23 @@ const KIOSK = new URLSearchParams(location.search).get("kiosk") === "1";
 const CONNECTION_TEXT = { connecting: "Connecting…", live: "Live", reconnecting: "Reconnecting…", stopped: "Offline" };
 // Today's overview and charts are read again at most this often while figures move.
 const REFRESH_MS = 5000;
+// A wall screen on a viewer's session asks something this often, so that a quiet night
+// does not let the session reach its idle limit.
+const KEEP_ALIVE_MS = 30 * 60 * 1000;
+const VIEWERS_ONLY = "A wall screen can be used by anyone passing: it takes a viewer only";
 let current = null;
 
 document.body.classList.toggle("kiosk", KIOSK);
 
 async function boot() {
   stop();
-  if (KIOSK) return askForKey();
   root.replaceChildren(h("p", { class: "booting" }, "Loading…"));
   try {
-    start(await rawApi("GET", "/api/auth/me"), rawApi);
+    const me = await rawApi("GET", "/api/auth/me");
+    if (KIOSK && me.role !== "viewer") return askForKey();
+    start(me, rawApi);
   } catch (err) {
-    if (err.status === 401 || err.status === 403) return signInForm();
+    if (err.status === 401 || err.status === 403) return KIOSK ? askForKey() : signInForm();
     root.replaceChildren(h("div", { class: "signin" }, h("p", { role: "alert" }, `The dashboard cannot be reached: ${err.message}`), h("button", { type: "button", class: "primary", onclick: boot }, "Try again")));
   }
 }
@@ -56,8 +62,10 @@ function card(title, fields, onSubmit, notice) {
 function signInForm(notice = "") {
   const email = h("input", { id: "signin-email", type: "email", autocomplete: "username", required: true });
   const password = h("input", { id: "signin-password", type: "password", autocomplete: "current-password", required: true });
-  document.title = "Sign in · Dashboard";
-  card("Sign in to the dashboard", [h("label", { for: email.id }, "Email"), email, h("label", { for: password.id }, "Password"), password], async () => {
+  document.title = KIOSK ? "Wall screen · Dashboard" : "Sign in · Dashboard";
+  const fields = [h("label", { for: email.id }, "Email"), email, h("label", { for: password.id }, "Password"), password];
+  if (KIOSK) fields.push(h("p", { class: "muted hint" }, "A viewer account: the screen stays signed in across reloads. ", h("button", { type: "button", class: "link", onclick: () => askForKey() }, "Use a viewer API key instead")));
+  card(KIOSK ? "Wall screen" : "Sign in to the dashboard", fields, async () => {
     if (!email.value.trim() || !password.value) throw new Error("Enter your email and password");
     try {
       await rawApi("POST", "/api/auth/session", { body: { email: email.value.trim(), password: password.value } });
@@ -65,14 +73,21 @@ function signInForm(notice = "") {
       throw new Error(err.status === 401 ? "Wrong email or password" : err.message);
     }
     password.value = "";
-    start(await rawApi("GET", "/api/auth/me"), rawApi);
+    const me = await rawApi("GET", "/api/auth/me");
+    if (KIOSK && me.role !== "viewer") {
+      // Not left signed in on a screen anyone can walk up to.
+      await rawApi("DELETE", "/api/auth/session").catch(() => {});
+      throw new Error(`${VIEWERS_ONLY}; this account has the role “${me.role}”`);
+    }
+    start(me, rawApi);
   }, notice);
 }
 
 function askForKey(notice = "") {
   const key = h("input", { id: "kiosk-key", type: "password", autocomplete: "off", spellcheck: "false", required: true });
   document.title = "Wall screen · Dashboard";
-  card("Wall screen", [h("label", { for: key.id }, "Viewer API key"), key, h("p", { class: "muted hint" }, "Asked once: the key stays in this page's memory only.")], async () => {
+  const hint = h("p", { class: "muted hint" }, "Asked once: the key stays in this page's memory only, so a reload asks again. ", h("button", { type: "button", class: "link", onclick: () => signInForm() }, "Sign in with a viewer account instead"));
+  card("Wall screen", [h("label", { for: key.id }, "Viewer API key"), key, hint], async () => {
     const secret = key.value.trim();
     if (!secret) throw new Error("Enter a viewer API key");
     const keyApi = (method, path, options = {}) => rawApi(method, path, { ...options, headers: { Authorization: `Bearer ${secret}` } });
@@ -83,7 +98,7 @@ function askForKey(notice = "") {
       throw new Error(err.status === 401 ? "This key is not valid (deleted or expired?)" : err.message);
     }
     // A screen on a wall can be read and used by anyone passing: it gets no key that can write.
-    if (me.role !== "viewer") throw new Error(`This key has the role “${me.role}”: a wall screen takes a viewer key only`);
+    if (me.role !== "viewer") throw new Error(`${VIEWERS_ONLY}; this key has the role “${me.role}”`);
     key.value = "";
     start(me, keyApi);
   }, notice);
@@ -95,7 +110,8 @@ function start(me, baseApi) {
   stop();
   const session = { closed: false, cleanups: [], refreshTimer: null, lastRefresh: 0 };
   current = session;
-  const ended = () => (KIOSK ? askForKey("The key stopped working. Enter a viewer API key again.") : signInForm("Your session has ended. Sign in again."));
+  const onKey = baseApi !== rawApi;
+  const ended = () => (onKey ? askForKey("The key stopped working. Enter a viewer API key again.") : signInForm("Your session has ended. Sign in again."));
   const api = async (method, path, options) => {
     try {
       return await baseApi(method, path, options);
@@ -182,6 +198,10 @@ function start(me, baseApi) {
       ended();
     }),
   );
+  if (KIOSK && !onKey) {
+    const keepAlive = setInterval(() => api("GET", "/api/auth/me").catch(() => {}), KEEP_ALIVE_MS);
+    session.cleanups.push(() => clearInterval(keepAlive));
+  }
   live.start();
   seed();
   refreshToday();
