@@ -169,8 +169,9 @@ def create_app(
                 secrets=secrets,
             )
             state.delivery.media_links = media.links
-            state.delivery.callback_http = guarded
-            state.delivery.callback_schedule = settings.webhook_retry_schedule
+            state.delivery.callbacks_through(
+                guarded, settings.webhook_retry_schedule, settings.webhook_timeout
+            )
             # Outgoing webhooks post through a client of their own: see its module.
             webhook_http = DeliveryClient(allow_private=settings.webhook_allow_private)
             stack.push_async_callback(webhook_http.aclose)

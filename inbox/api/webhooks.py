@@ -102,6 +102,9 @@ async def create_webhook(ctx: Context[None, WebhookCreate]) -> WebhookWithSecret
         )
         tx.session.add(row)
         await tx.session.flush()
+    # The sender's set of organizations with an endpoint is read again at once: an
+    # event committed in the next second is not left for the idle poll.
+    _wake(ctx.state)
     return WebhookWithSecret(**_public(row).model_dump(), secret=secret)
 
 

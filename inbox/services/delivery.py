@@ -97,6 +97,8 @@ class DeliveryWorker:
         # Without it, sandbox sends are still accepted but never reported delivered.
         self.sandbox_reports = sandbox_reports
         # An attempt older than this without an outcome belongs to a process that died.
+        # Callbacks are bounded by the webhook timeout instead: see `callbacks_through`.
+        self.request_timeout = request_timeout
         self.stale_after = timedelta(seconds=request_timeout * 2 + 30)
         self._wake = asyncio.Event()
         self.lanes = Lanes(db, self._attempt, self.wake)
@@ -106,6 +108,17 @@ class DeliveryWorker:
         # through a guarded client and retried on the outgoing webhooks' schedule.
         self.callback_http: httpx.AsyncClient | None = None
         self.callback_schedule: list[float] | None = None
+
+    def callbacks_through(
+        self, client: httpx.AsyncClient, schedule: list[float], timeout: float
+    ) -> None:
+        """Generic channels post to their owner's callback_url: a customer's URL, reached
+        through a guarded client bounded by ``timeout`` and retried on ``schedule``. An
+        attempt still running is not taken for a dead process's while it may be alive."""
+        self.callback_http = client
+        self.callback_schedule = schedule
+        longest = max(self.request_timeout, timeout)
+        self.stale_after = timedelta(seconds=longest * 2 + 30)
 
     def wake(self) -> None:
         self._wake.set()

@@ -94,6 +94,7 @@ WEBHOOK_OUTCOMES = (
     "bad_signature",
     "unknown_channel",
     "malformed",
+    "rate_limited",
     "failed",
 )
 WEBHOOK_KINDS = ("whatsapp", "instagram", "sms", "generic", "lead_form")

@@ -129,7 +129,7 @@ _GENERIC_MESSAGE = webhook_doc(
     'posted with an API key made for ingest ("scopes": ["ingest"])',
     body="application/json",
     ok="Stored",
-    errors=(400, 401, 404, 413, 503),
+    errors=(400, 401, 404, 413, 429, 503),
     security=[{"bearerAuth": []}, {"apiKeyHeader": []}],
 )
 _GENERIC_MESSAGE["responses"]["403"] = {
@@ -144,7 +144,7 @@ _LEAD_FORM = webhook_doc(
 )
 _LEAD_FORM["responses"] = {
     "201": {"description": "Lead created"},
-    **errors_doc((400, 401, 413, 503)),
+    **errors_doc((400, 401, 413, 429, 503)),
 }
 
 OPENAPI_PATHS: dict[str, Any] = {

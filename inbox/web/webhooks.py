@@ -318,7 +318,7 @@ async def twilio(request: Request) -> Response:
 
 
 # Platform deliveries: signed ones are acknowledged even for an unknown channel.
-_SIGNED = (400, 401, 413, 503)
+_SIGNED = (400, 401, 413, 429, 503)
 
 
 def _meta_challenge(operation_id: str) -> dict[str, Any]:

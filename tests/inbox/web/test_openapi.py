@@ -79,6 +79,9 @@ def test_the_documented_operations_have_ids_and_error_responses(service):
             assert op["responses"], (method, path)
             if op.get("security") and path.startswith("/api/"):
                 assert "401" in op["responses"], (method, path)
+            if path.startswith("/webhooks/") and method == "post":
+                # A channel's webhook cap, or the lead form's per-address limit.
+                assert "429" in op["responses"], (method, path)
     assert len(ids) == len(set(ids))
 
 
