@@ -216,7 +216,9 @@ class Live:
         await self.sender.send(Envelope.build(EventType.METRICS_UPDATE, org_id, snapshot))
 
     async def _agents_online(self, org_id: int) -> int:
-        return len(await self.presence.online(org_id))
+        # As the agents table and the team list say it: connected, and not away.
+        online = await self.presence.online(org_id)
+        return sum(1 for user_id in online if (org_id, user_id) not in self._away)
 
     async def set_status(self, org_id: int, user_id: int, status: str) -> None:
         """A user's own choice, "online" or "away", told to every console."""
@@ -227,6 +229,7 @@ class Live:
         await self.sender.send(
             Envelope.build(EventType.AGENT_STATUS, org_id, {"user_id": user_id, "status": status})
         )
+        self.metrics.touch(org_id)
 
     async def statuses(self, org_id: int) -> dict[int, str]:
         """"online" or "away" for each user of the organization with an open socket."""

@@ -32,7 +32,7 @@ async def readyz(request: Request) -> JSONResponse:
     except Exception as exc:
         checks["database"] = f"unavailable: {type(exc).__name__}"
     database_file = state.db.sqlite_file
-    if database_file is not None:
+    if database_file is not None and state.settings.min_free_disk_bytes:
         checks["disk"] = await _disk(database_file, state.settings.min_free_disk_bytes)
     for name, check in state.readiness_checks.items():
         try:
@@ -57,7 +57,7 @@ async def _disk(database_file: Path, min_free: int) -> str:
         )
     except Exception as exc:
         return f"unavailable: {type(exc).__name__}"
-    if min_free and usage.free < min_free:
+    if usage.free < min_free:
         return (
             f"full: {_mib(usage.free)} free for {database_file.name}, "
             f"below {_mib(min_free)} (INBOX_MIN_FREE_DISK_BYTES)"

@@ -67,7 +67,8 @@ async def database_unavailable(request: Request, exc: Exception) -> Response:
     if not from_database(exc):
         return await unhandled_error_handler(request, exc)
     message = reason(exc)
-    disk = await why_unwritable(request.app.state.inbox.db.sqlite_file)
+    state = getattr(request.app.state, "inbox", None)
+    disk = await why_unwritable(state.db.sqlite_file if state is not None else None)
     log.warning(
         "%s %s: %s (%s)",
         request.method,

@@ -86,6 +86,11 @@ async def test_online_away_and_offline_as_the_team_and_every_console_see_it(serv
         frames = await frames_until(observer, lambda f: bool(about_agent([f])))
         assert about_agent(frames) == ["away"]
         assert await presence_of(owner_api) == "away"
+        # "Agents online" counts as the team list does: the owner, not the agent away.
+        live = await owner_api.get("/api/analytics/live")
+        assert live.json()["agents_online"] == 1
+        await frames_until(observer, lambda f: f["type"] == "metrics.update"
+                           and f["data"]["agents_online"] == 1)
 
         r = await agent_api.post("/api/presence", json={"status": "online"})
         assert r.status_code == 204, r.text
