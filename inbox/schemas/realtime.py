@@ -23,6 +23,9 @@ class MetricsSnapshot(Output):
     leads_today: int
     agents_online: int
     avg_first_response_seconds_today: float | None
+    # Open or pending, with no one assigned.
+    unassigned_conversations: int
+    median_first_response_seconds_today: float | None
 
 
 class AgentStatus(Output):

@@ -1,8 +1,9 @@
 """The live figures of an organization, computed once per change burst for every viewer.
 
-A snapshot is a handful of indexed aggregate queries in one statement. Writes
-only mark their organization dirty; a snapshot is computed at most once per
-interval per organization and published to every subscriber at once.
+A snapshot is a handful of indexed aggregate queries in one statement, and the median
+of today's first replies read in index order. Writes only mark their organization
+dirty; a snapshot is computed at most once per interval per organization and
+published to every subscriber at once.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -20,11 +21,13 @@ from sqlmodel import col
 
 from ..db import Database
 from ..events import EventType
-from ..models import Conversation, Lead, Message, Organization
-from .analytics_ranges import start_of_local_day
+from ..models import Conversation, Lead, Message, Organization, table_of
+from .analytics_counts import quantiles
+from .analytics_ranges import Range, start_of_local_day
 from .timers import Timers
 
 log = logging.getLogger("inbox.metrics")
+_CONVERSATIONS = table_of(Conversation).c
 
 # Events after which some figure may have changed.
 METRIC_EVENTS = frozenset(
@@ -55,7 +58,8 @@ async def snapshot(db: Database, org_id: int, agents_online: int) -> dict[str, A
         zone = await session.scalar(
             select(col(Organization.timezone)).where(col(Organization.id) == org_id)
         )
-    today = start_of_day(datetime.now(UTC), zone or "UTC")
+    now = datetime.now(UTC)
+    today = start_of_day(now, zone or "UTC")
 
     def conversations(status: str) -> Any:
         return (
@@ -91,13 +95,32 @@ async def snapshot(db: Database, org_id: int, agents_online: int) -> dict[str, A
             col(Conversation.first_response_at) >= today,
         )
         .scalar_subquery(),
+        select(func.count())
+        .where(
+            col(Conversation.organization_id) == org_id,
+            col(Conversation.status).in_(("open", "pending")),
+            col(Conversation.assignee_id).is_(None),
+        )
+        .scalar_subquery(),
     )
+    c = _CONVERSATIONS
+    # Today's first replies only, read in the order of an index: bounded by the day.
+    today_so_far = Range(today, now + timedelta(seconds=1), ZoneInfo("UTC"))
     async with db.session() as session:
         # Run by Core on the session's connection: sqlmodel's `exec` types no select
-        # of seven columns.
+        # of eight columns.
         connection = await session.connection()
         row = (await connection.execute(query)).one()
+        first = await quantiles(
+            connection,
+            c.first_response_seconds,
+            c.first_response_at,
+            c.organization_id,
+            org_id,
+            today_so_far,
+        )
     avg = row[6]
+    median = first.get(None, (None, None, 0))[0]
     return {
         "open_conversations": int(row[0]),
         "pending_conversations": int(row[1]),
@@ -107,6 +130,8 @@ async def snapshot(db: Database, org_id: int, agents_online: int) -> dict[str, A
         "leads_today": int(row[5]),
         "agents_online": agents_online,
         "avg_first_response_seconds_today": round(float(avg), 1) if avg is not None else None,
+        "unassigned_conversations": int(row[7]),
+        "median_first_response_seconds_today": round(median, 1) if median is not None else None,
     }
 
 

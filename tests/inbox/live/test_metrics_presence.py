@@ -37,6 +37,8 @@ async def test_live_figures_match_the_data(service, tenant):
         for conv, status in ((pending, "pending"), (closed, "closed")):
             r = await api.patch(f"/api/conversations/{conv.id}", json={"status": status})
             assert r.status_code == 200, r.text
+        r = await api.patch(f"/api/conversations/{pending.id}", json={"assignee_id": busy.id})
+        assert r.status_code == 200, r.text
         for body in ({"content": "On it"}, {"content": "internal", "private": True}):
             r = await api.post(f"/api/conversations/{first.id}/messages", json=body)
             assert r.status_code == 201, r.text
@@ -53,6 +55,7 @@ async def test_live_figures_match_the_data(service, tenant):
                 await drain(ws)
             figures = await _live_figures(api)
             avg = figures.pop("avg_first_response_seconds_today")
+            median = figures.pop("median_first_response_seconds_today")
             assert figures == {
                 "open_conversations": 1,
                 "pending_conversations": 1,
@@ -63,16 +66,22 @@ async def test_live_figures_match_the_data(service, tenant):
                 "messages_today_outbound": 1,
                 "leads_today": 2,
                 "agents_online": 2,
+                # The open one; the pending one has an agent.
+                "unassigned_conversations": 1,
             }
             # The reply went out on the generic channel, which has nowhere to send it: a
             # reply that failed is no first response.
-            assert avg is None
+            assert avg is None and median is None
             # The figures pushed last say the same.
             pushed = await frames_until(
                 watcher,
                 lambda f: f["type"] == "metrics.update" and f["data"]["agents_online"] == 2,
             )
-            assert pushed[-1]["data"] == {**figures, "avg_first_response_seconds_today": avg}
+            assert pushed[-1]["data"] == {
+                **figures,
+                "avg_first_response_seconds_today": avg,
+                "median_first_response_seconds_today": median,
+            }
 
 
 async def test_a_burst_of_writes_is_coalesced_into_a_few_updates(service, tenant):

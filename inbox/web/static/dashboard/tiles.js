@@ -51,6 +51,14 @@ export class Tiles {
     this.show("messages", count(received + sent), `${count(received)} received · ${count(sent)} sent`);
     this.show("agents", count(figures.agents_online));
     this.show("leads", count(figures.leads_today));
+    if (figures.unassigned_conversations !== undefined) {
+      this.show("unassigned", count(figures.unassigned_conversations), `of ${count(figures.open_conversations + figures.pending_conversations)} not closed`);
+    }
+    if (figures.median_first_response_seconds_today !== undefined) {
+      // The overview's answer adds how many replies and the p90; the figure is the same.
+      const part = this.parts.get("first_response");
+      this.show("first_response", duration(figures.median_first_response_seconds_today), part?.note.textContent || "");
+    }
   }
 
   /** Today's GET /api/analytics/overview. */
