@@ -12,17 +12,16 @@ from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import insert
-
 from connectors.types import InboundEvent, InboundMessage
 
-from ..models import Channel, WebhookRecord, table_of
+from ..models import Channel
 from .arrival import ArrivalRun, IngestResult
 from .group_commit import GroupCommit, Work
 from .inbound_batch import InboundBatch
 from .outbox import UnitOfWork
 from .text import storable_events
 from .webhook_archive.record import Delivery, delivery_row, outcome_of
+from .webhook_archive.rows import insert_rows
 
 __all__ = ["Arrival", "IngestResult", "ingest", "store_arrivals", "writes_under"]
 
@@ -85,7 +84,7 @@ async def store_arrivals(units: Sequence[tuple[UnitOfWork, Work[Any]]]) -> list[
         if isinstance(work, Arrival) and work.archive is not None
     ]
     if archived:
-        await connection.execute(insert(table_of(WebhookRecord)), archived)
+        await insert_rows(connection, archived)
     return results
 
 
