@@ -10,6 +10,7 @@ committed, so neither the database nor the receiver waits for the other.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
 import time
@@ -42,6 +43,9 @@ QUEUED_PER_WORKER = 4
 # The endpoint (URL, secrets, whether it is on) is read again after this long, and at
 # once after a failure, which may have turned it off.
 ENDPOINT_TTL_SECONDS = 1.0
+# How long answers gather before they are recorded while sends are in flight (unless a
+# quarter of the drain's capacity has been answered first).
+RECORD_LINGER_SECONDS = 0.02
 # A claim's lease covers its deliveries' turns in the queue and this much more: past
 # it, the process is taken for dead and another one tries.
 LEASE_MARGIN = timedelta(seconds=30)
@@ -102,6 +106,8 @@ class Drain:
         self._more = True
         self._progress = asyncio.Event()
         self._to_record = asyncio.Event()
+        self._batch_full = asyncio.Event()
+        self._record_batch = max(1, self.capacity // 4)
 
     @property
     def poked(self) -> bool:
@@ -187,11 +193,20 @@ class Drain:
             # Not before the await: the recorder replaces the list meanwhile.
             self._outcomes.append(outcome)
             self._to_record.set()
+            if len(self._outcomes) >= self._record_batch:
+                self._batch_full.set()
 
     async def _recorder(self) -> None:
         while True:
             await self._to_record.wait()
+            if self._tasks and len(self._outcomes) < self._record_batch:
+                # A moment for the other sends in flight to be answered: one transaction
+                # records them together (a transaction costs more than a send). A
+                # backlog fills the batch at once and does not wait.
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._batch_full.wait(), RECORD_LINGER_SECONDS)
             self._to_record.clear()
+            self._batch_full.clear()
             batch, self._outcomes = self._outcomes, []
             await self._record(batch)
 
