@@ -122,6 +122,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         ws_ping_interval=20,
         ws_ping_timeout=20,
         timeout_graceful_shutdown=10,
+        timeout_keep_alive=settings.keep_alive_timeout,
         # uvicorn's httptools parser takes headers without limit: the head is counted,
         # and refused with 431, before the parser sees it; slow requests are closed and
         # connections past INBOX_MAX_CONNECTIONS refused (see web/connection_bounds).

@@ -116,6 +116,10 @@ class Settings(BaseSettings):
     # connection), and its body from the end of the head: slow clients are closed.
     header_timeout: float = Field(default=10.0, gt=0, le=3600)
     body_timeout: float = Field(default=60.0, gt=0, le=3600)
+    # Seconds an idle connection stays open between two requests. Behind a load balancer
+    # it must outlast the balancer's own idle timeout (AWS's: 60 s), or the balancer may
+    # send a request down a connection just as the service closes it, and answer 502.
+    keep_alive_timeout: int = Field(default=5, ge=1, le=3600)
     # Open HTTP and WebSocket connections per server process; past it new ones are
     # answered 503 (a WebSocket: closed with 1013). Keep it below `ulimit -n`.
     max_connections: int = Field(default=10_000, ge=1)
