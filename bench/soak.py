@@ -85,7 +85,11 @@ class Sockets:
         old.close()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(asyncio.shield(old.done), 5)
-        path = f"{PATH}&last_event_id={old.last_id}" if old.last_id else PATH
+        # A client that has seen no event yet resumes from where its session began (as
+        # session.ready said, 0 on a new database), not from "now": events in flight to
+        # it are owed too.
+        resume_from = old.last_id or _session_start(old)
+        path = f"{PATH}&last_event_id={resume_from}" if resume_from is not None else PATH
 
         def resumed(request: bytes, key: bytes, tally: Tally | None) -> WsClient:
             # What the old socket saw stays counted, from before the first byte: the
@@ -110,6 +114,14 @@ class Sockets:
     @property
     def connected(self) -> int:
         return sum(1 for c in self.clients if not c.lost)
+
+
+def _session_start(client: WsClient) -> int | None:
+    """The last event id before the client's session began, from its session.ready;
+    None when it never got one."""
+    if not client.ready.done() or client.ready.cancelled() or client.ready.exception():
+        return None
+    return int(client.ready.result().get("last_event_id") or 0)
 
 
 async def churn(sockets: Sockets, per_s: float, until: float) -> None:
