@@ -150,6 +150,10 @@ class AccessLogMiddleware:
         # (route, method, status) -> the counter's child; (route, method) -> the histogram's.
         self._counted: dict[tuple[str, str, int], Any] = {}
         self._timed: dict[tuple[str, str], Any] = {}
+        # Route (by identity: routes compare by value and do not hash) -> its template.
+        # Kept here, not in the module: this app holds its routes, so their ids stay
+        # theirs; a dropped app's route may leave its id to another app's.
+        self._templates: dict[int, str] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -189,7 +193,7 @@ class AccessLogMiddleware:
             raise
         finally:
             elapsed = time.perf_counter() - started
-            route = route_template(scope)
+            route = self._route_template(scope)
             method = scope.get("method", "WS")
             if kind == "http":
                 self._count(route, method, status, elapsed)
@@ -208,6 +212,15 @@ class AccessLogMiddleware:
                     extra={"route": route, "status": status or None, "duration_ms": duration_ms},
                 )
 
+    def _route_template(self, scope: Scope) -> str:
+        route = scope.get("route")
+        if route is None:
+            return UNMATCHED
+        template = self._templates.get(id(route))
+        if template is None:
+            template = self._templates[id(route)] = route_template(route)
+        return template
+
     def _count(self, route: str, method: str, status: int, elapsed: float) -> None:
         counted = self._counted.get((route, method, status))
         if counted is None:
@@ -221,28 +234,19 @@ class AccessLogMiddleware:
         timed.observe(elapsed)
 
 
-# Route (by identity: routes compare by value and do not hash) -> its template.
-_templates: dict[int, str] = {}
 _CONVERTOR = re.compile(r":[a-z]+}")
 
 
-def route_template(scope: Scope) -> str:
-    """The template of the route that took the request, without convertors
+def route_template(route: Any) -> str:
+    """The template of the route that took a request, without convertors
     (``/api/conversations/{conversation_id}``): not its path, whose ids would make a
     label of unbounded values. Paths of no route share one label."""
-    route = scope.get("route")
-    if route is None:
+    path = getattr(route, "path", None)
+    if not isinstance(path, str):
         return UNMATCHED
-    template = _templates.get(id(route))
-    if template is None:
-        path = getattr(route, "path", None)
-        if not isinstance(path, str):
-            return UNMATCHED
-        template = _CONVERTOR.sub("}", path) or "/"
-        if isinstance(route, Mount):
-            template = f"{path}/{{path}}"
-        _templates[id(route)] = template
-    return template
+    if isinstance(route, Mount):
+        return f"{path}/{{path}}"
+    return _CONVERTOR.sub("}", path) or "/"
 
 
 class ApiCORSMiddleware(CORSMiddleware):
