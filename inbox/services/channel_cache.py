@@ -14,12 +14,13 @@ is seen within ``TTL_SECONDS``.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import SecretStr
+from pydantic import SecretStr, ValidationError
 from sqlmodel import col, select
 
 from connectors.settings import ChannelSettings
@@ -29,6 +30,8 @@ from ..models import Channel, Message
 from .channel_secrets import ChannelSecrets
 
 TTL_SECONDS = 5.0
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -53,6 +56,8 @@ class ChannelCache:
         self._known: dict[tuple[str, str], KnownChannel] = {}
         self._generic: dict[int, KnownChannel] = {}
         self._active: dict[str, tuple[float, list[KnownChannel]]] = {}
+        # Channels left out of `active` for settings that do not validate, told once.
+        self._invalid_told: set[int | None] = set()
         # Bumped by every invalidation: a lookup that started before one must not
         # store what it read, which may be the old row.
         self._generation = 0
@@ -115,7 +120,24 @@ class ChannelCache:
                 .where(col(Channel.kind) == kind, col(Channel.is_active))
                 .order_by(col(Channel.id))
             )
-            found = [KnownChannel(c, self.settings_of(c), now + self.ttl) for c in rows]
+            found = []
+            for channel in rows:
+                try:
+                    settings = self.settings_of(channel)
+                except ValidationError as exc:
+                    # One organization's broken row must not stop every other
+                    # organization's deliveries that are matched against the list.
+                    if channel.id in self._invalid_told:
+                        continue
+                    self._invalid_told.add(channel.id)
+                    log.warning(
+                        "channel %s (%s) left out of webhook routing: its stored settings "
+                        "are not valid (%s); set them again with PATCH /api/channels/%s",
+                        channel.id, kind, _fields(exc), channel.id,
+                        extra={"channel_id": channel.id, "kind": kind},
+                    )
+                    continue
+                found.append(KnownChannel(channel, settings, now + self.ttl))
         if generation == self._generation:
             self._active[kind] = (now + self.ttl, found)
         return found
@@ -183,6 +205,7 @@ class ChannelCache:
         self._known.clear()
         self._generic.clear()
         self._active.clear()
+        self._invalid_told.clear()
 
     def settings_of(self, channel: Channel) -> ChannelSettings:
         """A channel row's settings, its secrets decrypted once while they stay as
@@ -206,3 +229,9 @@ class ChannelCache:
                 for c in rows
                 if c.routing_key is not None
             }
+
+
+def _fields(exc: ValidationError) -> str:
+    """The names of the fields at fault, never their values (which may be secrets)."""
+    names = {".".join(str(part) for part in error["loc"]) for error in exc.errors()}
+    return ", ".join(sorted(name or "settings" for name in names))

@@ -173,3 +173,29 @@ async def decrypted_once(db: Database) -> None:
         [known] = (await cache.lookup("whatsapp", [channel.routing_key])).values()
         assert known.settings.access_token.get_secret_value() == "new"
     assert secrets.opened == [channel.id]
+
+
+async def test_a_channel_whose_stored_settings_do_not_validate_is_left_out_of_the_active_list(
+    db: Database, caplog: pytest.LogCaptureFixture
+):
+    """One organization's broken row (an old shape, a hand-made insert) must not stop the
+    deliveries of every other organization matched against the list."""
+    good = await new_channel(db)
+    org = await accounts.create_organization(db, "Broken row")
+    broken = Channel(
+        organization_id=org.id, kind="whatsapp", name="broken", settings={"access_token": "t0ken"}
+    )
+    async with db.session() as session:
+        session.add(broken)
+        await session.commit()
+    cache = ChannelCache(db, SECRETS, ttl=0)
+
+    for _ in range(2):
+        ids = [known.channel.id for known in await cache.active("whatsapp")]
+        assert good.id in ids and broken.id not in ids
+
+    told = [r for r in caplog.records if "left out of webhook routing" in r.getMessage()]
+    assert len(told) == 1, "told once, not at every reload"
+    assert f"channel {broken.id} " in told[0].getMessage()
+    assert "phone_number_id" in told[0].getMessage()
+    assert "t0ken" not in caplog.text
