@@ -1,15 +1,16 @@
 """`python -m bench.ratelimits`: what the rate limits cost a REST request.
 
-Starts `inbox serve` on a fresh SQLite database, with Redis (the limiter's shared
-budgets, one script call per request) or without (budgets in memory), and walks the
-REST API from one credential: list channels, list contacts, read one contact,
-`/api/auth/me`, make a contact. Each round runs the walk `--requests` times against a
-server with `INBOX_RATE_LIMITS=off` and one with budgets far above the load, in
-alternation (`--rounds`), and reports the server's CPU per request (user + system,
-from /proc) of each, and the difference.
+Starts two `inbox serve` processes on one fresh SQLite database, one with
+`INBOX_RATE_LIMITS=off` and one with budgets far above the load, both with Redis (the
+limiter's shared budgets, one script call per request) or both without (budgets in
+memory). One client walks the REST API from one credential (list channels, list
+contacts, read one contact, `/api/auth/me`, make a contact), sending each request to
+one server and then to the other, so that both meet the same minutes of the machine.
+Each round is `--requests` requests to each; the figures are each server's CPU per
+request (user + system, from /proc) and the median of the rounds' ratios.
 
-    .venv/bin/python -m bench.ratelimits                 # both, 3 rounds of 2000 requests
-    .venv/bin/python -m bench.ratelimits --backend redis --rounds 5
+    .venv/bin/python -m bench.ratelimits                 # both backends, 5 rounds of 1000
+    .venv/bin/python -m bench.ratelimits --backend redis --rounds 9
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -33,9 +35,10 @@ HIGH = "auth=1000000/minute,read=100000000/minute,write=100000000/minute,leads=1
 SECRET_KEY = "bench-ratelimits-signing-key-0123456789"
 
 
-def walk(base: str, token: str, requests: int) -> None:
-    headers = {"Authorization": f"Bearer {token}"}
-    with httpx.Client(base_url=base, headers=headers, timeout=30) as client:
+def walker(base: str, token: str) -> Iterator[Callable[[], None]]:
+    """An endless walk of one credential over the REST API: each item, one request."""
+    client = httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=30)
+    with client:
         contact = client.post("/api/contacts", json={"name": "Walker"}).json()["id"]
         steps = [
             ("GET", "/api/channels", None),
@@ -44,39 +47,74 @@ def walk(base: str, token: str, requests: int) -> None:
             ("GET", "/api/auth/me", None),
             ("POST", "/api/contacts", {"name": "Walked"}),
         ]
-        for n in range(requests):
-            method, path, body = steps[n % len(steps)]
-            r = client.request(method, path, json=body)
-            if r.status_code >= 400:
-                raise SystemExit(f"{method} {path}: {r.status_code} {r.text[:200]}")
+
+        def step(method: str, path: str, body: object) -> Callable[[], None]:
+            def request() -> None:
+                r = client.request(method, path, json=body)
+                if r.status_code >= 400:
+                    raise SystemExit(f"{method} {path}: {r.status_code} {r.text[:200]}")
+            return request
+
+        while True:
+            yield from (step(*s) for s in steps)
 
 
-def measure(work: Path, env: dict[str, str], redis_url: str | None, limits: str,
-            token: str, requests: int) -> float:
-    """Server CPU seconds per request of one walk (after a warm-up walk)."""
-    server, port = start_service(
-        "inbox-ratelimits", work, database_url=env["INBOX_DATABASE_URL"], redis_url=redis_url,
-        secret_key=SECRET_KEY, cpus=None,
-        extra_env={"INBOX_SECRETS_KEY": env["INBOX_SECRETS_KEY"], "INBOX_LOG_LEVEL": "warning",
-                   "INBOX_RATE_LIMITS": limits},
-    )
+def compare(work: Path, env: dict[str, str], redis_url: str | None, token: str,
+            requests: int, rounds: int, server_cpus: list[int] | None) -> dict[str, object]:
+    """Both servers' CPU seconds per request, round by round, walked in alternation."""
+    servers = {}
+    walks: dict[str, Iterator[Callable[[], None]]] = {}
     try:
-        base = f"http://{HOST}:{port}"
-        walk(base, token, 200)
-        before = process_cpu_seconds(server.pid)
-        walk(base, token, requests)
-        return (process_cpu_seconds(server.pid) - before) / requests
+        for name, limits in (("off", "off"), ("on", HIGH)):
+            servers[name] = start_service(
+                f"inbox-ratelimits-{name}", work, database_url=env["INBOX_DATABASE_URL"],
+                redis_url=redis_url, secret_key=SECRET_KEY, cpus=server_cpus,
+                extra_env={"INBOX_SECRETS_KEY": env["INBOX_SECRETS_KEY"],
+                           "INBOX_LOG_LEVEL": "warning", "INBOX_RATE_LIMITS": limits},
+            )
+        walks = {name: walker(f"http://{HOST}:{port}", token)
+                 for name, (_, port) in servers.items()}
+        runs: dict[str, list[float]] = {"off": [], "on": []}
+        for n in range(rounds + 1):
+            before = {name: process_cpu_seconds(p.pid) for name, (p, _) in servers.items()}
+            # The first round warms both up and is not counted.
+            for _ in range(requests if n else 200):
+                next(walks["off"])()
+                next(walks["on"])()
+            if n:
+                for name, (p, _) in servers.items():
+                    runs[name].append((process_cpu_seconds(p.pid) - before[name]) / requests)
+        ratios = [on / off for off, on in zip(runs["off"], runs["on"], strict=True)]
+        off_ms = statistics.median(runs["off"]) * 1000
+        on_ms = statistics.median(runs["on"]) * 1000
+        return {
+            "cpu_ms_per_request_off": round(off_ms, 3),
+            "cpu_ms_per_request_on": round(on_ms, 3),
+            "difference_percent": round((statistics.median(ratios) - 1) * 100, 1),
+            "ratios": [round(r, 3) for r in ratios],
+            "runs_off_ms": [round(v * 1000, 3) for v in runs["off"]],
+            "runs_on_ms": [round(v * 1000, 3) for v in runs["on"]],
+        }
     finally:
-        server.stop()
+        for walk in walks.values():
+            walk.close()  # type: ignore[attr-defined]
+        for process, _ in servers.values():
+            process.stop()
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m bench.ratelimits", description=__doc__)
-    p.add_argument("--requests", type=int, default=2000)
-    p.add_argument("--rounds", type=int, default=3)
+    p = argparse.ArgumentParser(prog="python -m bench.ratelimits", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--requests", type=int, default=1000, help="requests to each server per round")
+    p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--backend", choices=("memory", "redis", "both"), default="both")
     args = p.parse_args(argv)
 
+    # Servers on CPU 0, this client on CPU 1: the client's work does not land on the
+    # servers' figures' CPU.
+    server_cpus = [0] if (os.cpu_count() or 1) >= 2 else None
+    if server_cpus:
+        os.sched_setaffinity(0, {1})
     work = Path(tempfile.mkdtemp(prefix="inbox-bench-ratelimits-"))
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("INBOX_")},
@@ -97,18 +135,8 @@ def main(argv: list[str] | None = None) -> int:
             redis, redis_url = start_redis(work)
         for backend in backends:
             url = redis_url if backend == "redis" else None
-            off, on = [], []
-            for _ in range(args.rounds):
-                off.append(measure(work, env, url, "off", token, args.requests))
-                on.append(measure(work, env, url, HIGH, token, args.requests))
-            off_ms, on_ms = statistics.median(off) * 1000, statistics.median(on) * 1000
-            results[backend] = {
-                "cpu_ms_per_request_off": round(off_ms, 3),
-                "cpu_ms_per_request_on": round(on_ms, 3),
-                "difference_percent": round((on_ms - off_ms) / off_ms * 100, 1),
-                "runs_off_ms": [round(v * 1000, 3) for v in off],
-                "runs_on_ms": [round(v * 1000, 3) for v in on],
-            }
+            results[backend] = compare(work, env, url, token, args.requests, args.rounds,
+                                       server_cpus)
     finally:
         if redis is not None:
             redis.stop()
