@@ -8,6 +8,7 @@ from typing import Any
 
 from inbox.live.asyncapi import frame_schemas
 from tests.inbox.live.wsclient import (
+    answer,
     consecutive,
     drain,
     events_until,
@@ -16,7 +17,6 @@ from tests.inbox.live.wsclient import (
     of_type,
     open_ws,
     ready,
-    receive,
     rest,
     send,
     stored,
@@ -178,7 +178,7 @@ async def test_subscribe_and_unsubscribe_frames(service, tenant):
         await ready(ws)
         await send(ws, {"type": "subscribe", "events": ["message.sent"],
                         "conversation_ids": [first.id]})
-        assert await receive(ws) == {"type": "subscription", "events": ["message.sent"],
+        assert await answer(ws) == {"type": "subscription", "events": ["message.sent"],
                                      "conversation_ids": [first.id]}
         tenant.api.post("/api/leads", json={"name": "Filtered out"})
         note(second, "other conversation")
@@ -188,17 +188,17 @@ async def test_subscribe_and_unsubscribe_frames(service, tenant):
         assert await drain(ws) == []
 
         await ws.send('{"type": "dance"}')
-        error = await receive(ws)
+        error = await answer(ws)
         assert (error["type"], error["code"]) == ("error", "UNKNOWN_TYPE")
 
         await send(ws, {"type": "unsubscribe", "conversation_ids": [first.id]})
-        assert (await receive(ws))["conversation_ids"] is None
+        assert (await answer(ws))["conversation_ids"] is None
         second_note = note(second, "now wanted")
         [got] = await frames_until(ws, lambda f: "id" in f)
         assert got["data"] == second_note
 
         await ws.send('{"type": "unsubscribe"}')
-        assert await receive(ws) == {"type": "subscription", "events": None,
+        assert await answer(ws) == {"type": "subscription", "events": None,
                                      "conversation_ids": None}
         lead = tenant.api.post("/api/leads", json={"name": "Everything again"}).json()
         [got] = stored(await frames_until(ws, lambda f: f["type"] == "lead.created"))
@@ -234,7 +234,7 @@ async def test_typing_reaches_colleagues_but_not_the_sender_nor_another_org(
         assert of_type(await drain(sender), "typing") == []
         assert of_type(await drain(outsider), "typing") == []
         await sender.send('{"type": "typing", "conversation_id": 0}')
-        assert (await receive(sender))["type"] == "error"
+        assert (await answer(sender))["type"] == "error"
 
 
 async def test_another_organization_never_sees_a_thing(service, tenant, other_tenant):
@@ -296,7 +296,7 @@ async def test_unknown_names_in_the_events_parameter_are_reported(service, tenan
     token = tenant.api_key()
     async with await open_ws(service.url, token, "events=bogus,lead.created") as ws:
         await ready(ws)
-        _unknown_event_type(await receive(ws), "bogus")
+        _unknown_event_type(await answer(ws), "bogus")
         # The connection stays, narrowed to the type that exists.
         tenant.api.post("/api/contacts", json={"name": "Not wanted"})
         lead = tenant.api.post("/api/leads", json={"name": "Wanted"}).json()
@@ -309,9 +309,9 @@ async def test_unknown_event_types_in_subscribe_and_unsubscribe_are_refused(serv
     async with await open_ws(service.url, tenant.api_key()) as ws:
         await ready(ws)
         await send(ws, {"type": "subscribe", "events": ["bogus.event"]})
-        _unknown_event_type(await receive(ws), "bogus.event")
+        _unknown_event_type(await answer(ws), "bogus.event")
         await send(ws, {"type": "unsubscribe", "events": ["lead.created", "lead.craeted"]})
-        _unknown_event_type(await receive(ws), "lead.craeted")
+        _unknown_event_type(await answer(ws), "lead.craeted")
         # Neither frame changed the subscription: everything still comes.
         lead = tenant.api.post("/api/leads", json={"name": "Still wanted"}).json()
         [got] = stored(await frames_until(ws, lambda f: "id" in f))
@@ -325,7 +325,7 @@ async def test_unknown_event_types_in_subscribe_and_unsubscribe_are_refused(serv
 
 async def _refused_typing(ws: Any, conversation_id: int) -> None:
     await send(ws, {"type": "typing", "conversation_id": conversation_id})
-    assert await receive(ws) == {"type": "error", "code": "RESOURCE_NOT_FOUND",
+    assert await answer(ws) == {"type": "error", "code": "RESOURCE_NOT_FOUND",
                                  "message": f"Conversation {conversation_id} not found"}
 
 

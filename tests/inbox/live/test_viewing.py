@@ -4,7 +4,7 @@ the organization does not have."""
 
 from __future__ import annotations
 
-from tests.inbox.live.wsclient import drain, frames_until, of_type, open_ws, ready, receive, send
+from tests.inbox.live.wsclient import answer, drain, frames_until, of_type, open_ws, ready, send
 
 
 async def test_viewing_reaches_colleagues_but_not_another_organization(
@@ -36,11 +36,11 @@ async def test_viewing_reaches_colleagues_but_not_another_organization(
         assert of_type(await drain(viewer), "viewing") == []
 
         await send(viewer, {"type": "viewing", "conversation_id": theirs.id})
-        assert await receive(viewer) == {
+        assert await answer(viewer) == {
             "type": "error", "code": "RESOURCE_NOT_FOUND",
             "message": f"Conversation {theirs.id} not found",
         }
         await send(viewer, {"type": "viewing", "conversation_id": "1"})
-        refused = await receive(viewer)
+        refused = await answer(viewer)
         assert (refused["type"], refused["code"]) == ("error", "INVALID_FRAME")
         assert of_type(await drain(other), "viewing") == []

@@ -106,6 +106,16 @@ async def receive(ws: ClientConnection, timeout: float = 10.0) -> dict[str, Any]
     return check_frame(raw)
 
 
+async def answer(ws: ClientConnection, timeout: float = 10.0) -> dict[str, Any]:
+    """The next frame that is not a ``metrics.update``: the live figures go out when they
+    change, a moment after the change, so one may come between a client's frame and the
+    answer to it."""
+    while True:
+        frame = await receive(ws, timeout)
+        if frame["type"] != "metrics.update":
+            return frame
+
+
 async def ready(ws: ClientConnection) -> dict[str, Any]:
     """The first frame of every accepted connection."""
     frame = await receive(ws)
