@@ -22,7 +22,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator
 from pathlib import Path
 
 import httpx
@@ -35,7 +35,7 @@ HIGH = "auth=1000000/minute,read=100000000/minute,write=100000000/minute,leads=1
 SECRET_KEY = "bench-ratelimits-signing-key-0123456789"
 
 
-def walker(base: str, token: str) -> Iterator[Callable[[], None]]:
+def walker(base: str, token: str) -> Generator[Callable[[], None], None, None]:
     """An endless walk of one credential over the REST API: each item, one request."""
     client = httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=30)
     with client:
@@ -63,7 +63,7 @@ def compare(work: Path, env: dict[str, str], redis_url: str | None, token: str,
             requests: int, rounds: int, server_cpus: list[int] | None) -> dict[str, object]:
     """Both servers' CPU seconds per request, round by round, walked in alternation."""
     servers = {}
-    walks: dict[str, Iterator[Callable[[], None]]] = {}
+    walks: dict[str, Generator[Callable[[], None], None, None]] = {}
     try:
         for name, limits in (("off", "off"), ("on", HIGH)):
             servers[name] = start_service(
@@ -97,7 +97,7 @@ def compare(work: Path, env: dict[str, str], redis_url: str | None, token: str,
         }
     finally:
         for walk in walks.values():
-            walk.close()  # type: ignore[attr-defined]
+            walk.close()
         for process, _ in servers.values():
             process.stop()
 
